@@ -1,0 +1,155 @@
+//! The `lockstep` command line: clap subcommands over the library.
+
+mod demo;
+mod table;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+
+use crate::runtime::{LoadError, Runtime, RuntimeConfig, SMOKE_CHUNKS};
+use crate::toolchain::{self, BuildOptions};
+
+#[derive(Parser)]
+#[command(
+    name = "lockstep",
+    version,
+    about = "One WebAssembly transform for training and serving features"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the end-to-end demo on generated data (no servers needed).
+    Demo {
+        /// The first-party transforms workspace to build.
+        #[arg(long, default_value = demo::DEFAULT_TRANSFORMS_DIR)]
+        transforms: PathBuf,
+        /// Rows of generated events for the batch path.
+        #[arg(long, default_value_t = 200_000)]
+        rows: u32,
+    },
+    /// Build a guest crate (or every cdylib crate of a workspace) into transform components.
+    Build {
+        /// Directory holding the crate's or workspace's Cargo.toml.
+        path: PathBuf,
+        /// Cargo target directory (default: the guest workspace's own).
+        #[arg(long)]
+        target_dir: Option<PathBuf>,
+    },
+    /// Inspect transform components.
+    Transform {
+        #[command(subcommand)]
+        command: TransformCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum TransformCommand {
+    /// Load a component as the server would: print its digest and signature, and smoke-run it
+    /// on generated sample rows (whole and in chunks, which must agree bit for bit).
+    Check {
+        /// The component file (`.wasm`).
+        file: PathBuf,
+    },
+}
+
+/// Runs the command line; errors are printed with their cause chain and exit code 1.
+pub fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("LOCKSTEP_LOG")
+                .unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Demo { transforms, rows } => demo::run(&transforms, rows),
+        Command::Build { path, target_dir } => build(path, target_dir),
+        Command::Transform {
+            command: TransformCommand::Check { file },
+        } => check(&file),
+    }
+}
+
+fn build(path: PathBuf, target_dir: Option<PathBuf>) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let options = BuildOptions {
+        target_dir,
+        quiet: false,
+    };
+    let built = toolchain::build(&path, &options)?;
+    for component in &built {
+        println!(
+            "{:<28} {}  {:>7.1} KiB  {}",
+            component.package,
+            component.digest,
+            component.bytes.len() as f64 / 1024.0,
+            component.path.display()
+        );
+    }
+    eprintln!(
+        "built {} component(s) in {:.1}s",
+        built.len(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+fn check(file: &PathBuf) -> anyhow::Result<()> {
+    let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let runtime = Runtime::new(RuntimeConfig::default())?;
+    let started = Instant::now();
+    let info = runtime.load(&bytes).map_err(coded)?;
+    let loaded_in = started.elapsed();
+    println!(
+        "component  {} ({:.1} KiB)",
+        file.display(),
+        bytes.len() as f64 / 1024.0
+    );
+    println!("digest     {}", info.digest);
+    println!(
+        "signature  {} {}",
+        info.signature.name, info.signature.version
+    );
+    println!("  inputs   {}", table::fields_line(&info.signature.inputs));
+    println!("  outputs  {}", table::fields_line(&info.signature.outputs));
+    println!("compiled   in {:.1} ms", loaded_in.as_secs_f64() * 1e3);
+    let report = runtime.smoke_test(&info.digest).map_err(coded)?;
+    let chunks: Vec<String> = SMOKE_CHUNKS.iter().map(ToString::to_string).collect();
+    println!(
+        "smoke run  {} sample rows, whole and in chunks of {}: identical (row-wise, stateless)",
+        report.input.num_rows,
+        chunks.join(" and ")
+    );
+    if let Some(first) = &report.first_rejection {
+        println!(
+            "           {} sample rows rejected by the transform (first: {first})",
+            report.rejected_rows
+        );
+    }
+    println!("sample input\n{}", table::batch_table(&report.input, 5));
+    println!("sample output\n{}", table::batch_table(&report.output, 5));
+    Ok(())
+}
+
+/// Prefixes a load error with its stable code, as the HTTP API reports it.
+fn coded(error: LoadError) -> anyhow::Error {
+    anyhow::anyhow!("[{}] {error}", error.code())
+}

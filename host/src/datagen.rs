@@ -1,0 +1,89 @@
+//! Deterministic generated data for the demo, tests and benchmarks: same seed, same rows.
+
+use crate::runtime::batch::{bitmap, utf8};
+use crate::runtime::{Batch, Column, DataType, Field, Values};
+
+/// Generates plausible rows for the demo domains, by field name, from a fixed seed.
+pub fn generate(fields: &[Field], rows: usize, seed: u64) -> Batch {
+    let mut rng = SplitMix64(seed);
+    const GENRES: [&str; 5] = ["action", "comedy", "drama", "horror", "romance"];
+    const CURRENCIES: [&str; 4] = ["USD", "EUR", "GBP", "JPY"];
+    const COUNTRIES: [&str; 8] = ["US", "US", "US", "DE", "FR", "GB", "JP", "BR"];
+    const DAY_MICROS: u64 = 86_400_000_000;
+    const START_MICROS: i64 = 1_767_225_600_000_000; // 2026-01-01T00:00:00Z
+    let columns = fields
+        .iter()
+        .map(|field| {
+            let mut uniform = |n: u64| rng.next() % n;
+            let values = match (field.name.as_str(), field.data_type) {
+                ("watch_seconds", DataType::Int64) => {
+                    Values::Int64((0..rows).map(|_| uniform(3 * 3600) as i64).collect())
+                }
+                ("runtime", DataType::Int64) => {
+                    Values::Int64((0..rows).map(|_| 80 + uniform(100) as i64).collect())
+                }
+                (_, DataType::Int64) => {
+                    Values::Int64((0..rows).map(|_| uniform(1_000) as i64).collect())
+                }
+                ("rating" | "avg_rating", DataType::Float64) => {
+                    Values::Float64((0..rows).map(|_| 1.0 + uniform(9) as f64 / 2.0).collect())
+                }
+                ("vote_average", DataType::Float64) => {
+                    Values::Float64((0..rows).map(|_| uniform(101) as f64 / 10.0).collect())
+                }
+                ("amount", DataType::Float64) => Values::Float64(
+                    (0..rows)
+                        .map(|_| (uniform(1_000_000) as f64 / 1e5).exp().round() / 100.0 * 5.0)
+                        .collect(),
+                ),
+                (_, DataType::Float64) => {
+                    Values::Float64((0..rows).map(|_| uniform(100_000) as f64 / 100.0).collect())
+                }
+                ("currency", DataType::Utf8) => {
+                    Values::Utf8(utf8((0..rows).map(|_| CURRENCIES[uniform(4) as usize])))
+                }
+                ("country", DataType::Utf8) => {
+                    Values::Utf8(utf8((0..rows).map(|_| COUNTRIES[uniform(8) as usize])))
+                }
+                (_, DataType::Utf8) => {
+                    Values::Utf8(utf8((0..rows).map(|_| GENRES[uniform(5) as usize])))
+                }
+                (_, DataType::Boolean) => {
+                    Values::Boolean((0..rows).map(|_| uniform(2) == 0).collect())
+                }
+                (_, DataType::Timestamp) => Values::Timestamp(
+                    (0..rows)
+                        .map(|_| START_MICROS + uniform(30 * DAY_MICROS) as i64)
+                        .collect(),
+                ),
+            };
+            let validity = if field.nullable {
+                bitmap((0..rows).map(|_| uniform(10) >= 3))
+            } else {
+                None
+            };
+            Column {
+                name: field.name.clone(),
+                values,
+                validity,
+            }
+        })
+        .collect();
+    Batch {
+        num_rows: rows as u32,
+        columns,
+    }
+}
+
+/// A tiny deterministic generator (SplitMix64): same seed, same data, on every machine.
+pub struct SplitMix64(pub u64);
+
+impl SplitMix64 {
+    pub fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+}

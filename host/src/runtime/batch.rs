@@ -1,0 +1,287 @@
+//! Operations on columnar batches: building, slicing, concatenating, comparing bit for bit.
+
+use std::ops::Range;
+
+use super::bindings::{Batch, Column, Utf8Values, Values};
+
+/// Is row `row` valid (not null) under an optional Arrow-style bitmap?
+pub fn is_valid(validity: Option<&[u8]>, row: usize) -> bool {
+    validity.is_none_or(|bits| bits[row / 8] & (1 << (row % 8)) != 0)
+}
+
+/// Builds a bitmap from per-row validity; `None` when every row is valid.
+pub fn bitmap(valid: impl ExactSizeIterator<Item = bool>) -> Option<Vec<u8>> {
+    let rows = valid.len();
+    let mut bits = vec![0u8; rows.div_ceil(8)];
+    let mut all_valid = true;
+    for (i, ok) in valid.enumerate() {
+        if ok {
+            bits[i / 8] |= 1 << (i % 8);
+        } else {
+            all_valid = false;
+        }
+    }
+    (!all_valid).then_some(bits)
+}
+
+/// Packs strings into the offsets + bytes layout.
+pub fn utf8<S: AsRef<str>>(strings: impl IntoIterator<Item = S>) -> Utf8Values {
+    let mut offsets = vec![0u32];
+    let mut data = Vec::new();
+    for s in strings {
+        data.extend_from_slice(s.as_ref().as_bytes());
+        offsets.push(u32::try_from(data.len()).expect("utf8 column over 4 GiB"));
+    }
+    Utf8Values { offsets, data }
+}
+
+/// Value `row` of a packed string column.
+pub fn utf8_value(values: &Utf8Values, row: usize) -> &str {
+    let range = values.offsets[row] as usize..values.offsets[row + 1] as usize;
+    std::str::from_utf8(&values.data[range]).expect("validated utf8")
+}
+
+/// Rows `range` of `batch`.
+pub fn slice(batch: &Batch, range: Range<usize>) -> Batch {
+    take(batch, &range.collect::<Vec<_>>())
+}
+
+/// The rows at `rows` of `batch`, in that order.
+pub fn take(batch: &Batch, rows: &[usize]) -> Batch {
+    let columns = batch
+        .columns
+        .iter()
+        .map(|column| Column {
+            name: column.name.clone(),
+            values: take_values(&column.values, rows),
+            validity: column
+                .validity
+                .as_deref()
+                .and_then(|bits| bitmap(rows.iter().map(|&i| is_valid(Some(bits), i)))),
+        })
+        .collect();
+    Batch {
+        num_rows: u32::try_from(rows.len()).expect("rows of a u32-sized batch"),
+        columns,
+    }
+}
+
+fn take_values(values: &Values, rows: &[usize]) -> Values {
+    match values {
+        Values::Int64(v) => Values::Int64(rows.iter().map(|&i| v[i]).collect()),
+        Values::Timestamp(v) => Values::Timestamp(rows.iter().map(|&i| v[i]).collect()),
+        Values::Float64(v) => Values::Float64(rows.iter().map(|&i| v[i]).collect()),
+        Values::Boolean(v) => Values::Boolean(rows.iter().map(|&i| v[i]).collect()),
+        Values::Utf8(v) => Values::Utf8(utf8(rows.iter().map(|&i| utf8_value(v, i)))),
+    }
+}
+
+/// Appends the rows of `parts`, which must share one schema, into one batch.
+pub fn concat(parts: &[Batch]) -> Batch {
+    let Some(first) = parts.first() else {
+        return Batch {
+            num_rows: 0,
+            columns: Vec::new(),
+        };
+    };
+    let num_rows = parts.iter().map(|p| p.num_rows).sum();
+    let columns = (0..first.columns.len())
+        .map(|c| {
+            let pieces: Vec<(&Column, usize)> = parts
+                .iter()
+                .map(|p| (&p.columns[c], p.num_rows as usize))
+                .collect();
+            Column {
+                name: first.columns[c].name.clone(),
+                values: concat_values(pieces.iter().map(|(col, _)| &col.values)),
+                validity: if pieces.iter().all(|(col, _)| col.validity.is_none()) {
+                    None
+                } else {
+                    bitmap(
+                        pieces
+                            .iter()
+                            .flat_map(|(col, rows)| {
+                                (0..*rows).map(|i| is_valid(col.validity.as_deref(), i))
+                            })
+                            .collect::<Vec<_>>()
+                            .into_iter(),
+                    )
+                },
+            }
+        })
+        .collect();
+    Batch { num_rows, columns }
+}
+
+fn concat_values<'a>(mut parts: impl Iterator<Item = &'a Values>) -> Values {
+    let first = parts.next().expect("at least one part").clone();
+    parts.fold(first, |mut acc, next| {
+        match (&mut acc, next) {
+            (Values::Int64(a), Values::Int64(b)) | (Values::Timestamp(a), Values::Timestamp(b)) => {
+                a.extend_from_slice(b)
+            }
+            (Values::Float64(a), Values::Float64(b)) => a.extend_from_slice(b),
+            (Values::Boolean(a), Values::Boolean(b)) => a.extend_from_slice(b),
+            (Values::Utf8(a), Values::Utf8(b)) => {
+                let base = *a.offsets.last().expect("offsets never empty");
+                let start = b.offsets[0];
+                a.offsets
+                    .extend(b.offsets[1..].iter().map(|o| base + (o - start)));
+                a.data.extend_from_slice(
+                    &b.data[start as usize..*b.offsets.last().unwrap() as usize],
+                );
+            }
+            _ => panic!("concat of batches with different column types"),
+        }
+        acc
+    })
+}
+
+/// Compares two batches value by value, bit for bit (floats by their bits, so NaN equals
+/// itself and -0.0 differs from 0.0). Returns the first difference, described.
+pub fn first_difference(left: &Batch, right: &Batch) -> Option<String> {
+    if left.num_rows != right.num_rows {
+        return Some(format!("{} rows vs {} rows", left.num_rows, right.num_rows));
+    }
+    if left.columns.len() != right.columns.len() {
+        return Some(format!(
+            "{} columns vs {} columns",
+            left.columns.len(),
+            right.columns.len()
+        ));
+    }
+    for (a, b) in left.columns.iter().zip(&right.columns) {
+        if a.name != b.name {
+            return Some(format!("column `{}` vs `{}`", a.name, b.name));
+        }
+        for row in 0..left.num_rows as usize {
+            let (va, vb) = (
+                is_valid(a.validity.as_deref(), row),
+                is_valid(b.validity.as_deref(), row),
+            );
+            let same = match (va, vb) {
+                (false, false) => true,
+                (true, true) => same_value(&a.values, &b.values, row),
+                _ => false,
+            };
+            if !same {
+                return Some(format!(
+                    "row {row}, column `{}`: {} vs {}",
+                    a.name,
+                    render(&a.values, va, row),
+                    render(&b.values, vb, row)
+                ));
+            }
+        }
+    }
+    None
+}
+
+fn same_value(a: &Values, b: &Values, row: usize) -> bool {
+    match (a, b) {
+        (Values::Int64(a), Values::Int64(b)) | (Values::Timestamp(a), Values::Timestamp(b)) => {
+            a[row] == b[row]
+        }
+        (Values::Float64(a), Values::Float64(b)) => a[row].to_bits() == b[row].to_bits(),
+        (Values::Boolean(a), Values::Boolean(b)) => a[row] == b[row],
+        (Values::Utf8(a), Values::Utf8(b)) => utf8_value(a, row) == utf8_value(b, row),
+        _ => false,
+    }
+}
+
+/// One value as text, for tables and error messages.
+pub fn render(values: &Values, valid: bool, row: usize) -> String {
+    if !valid {
+        return "null".to_owned();
+    }
+    match values {
+        Values::Int64(v) => v[row].to_string(),
+        Values::Timestamp(v) => format!("{}µs", v[row]),
+        Values::Float64(v) => format!("{:?}", v[row]),
+        Values::Boolean(v) => v[row].to_string(),
+        Values::Utf8(v) => format!("{:?}", utf8_value(v, row)),
+    }
+}
+
+/// Approximate bytes the batch occupies once copied into guest memory.
+pub fn size_in_guest(batch: &Batch) -> usize {
+    batch
+        .columns
+        .iter()
+        .map(|column| {
+            let values = match &column.values {
+                Values::Int64(v) | Values::Timestamp(v) => v.len() * 8,
+                Values::Float64(v) => v.len() * 8,
+                Values::Boolean(v) => v.len(),
+                Values::Utf8(v) => v.offsets.len() * 4 + v.data.len(),
+            };
+            column.name.len() + values + column.validity.as_ref().map_or(0, Vec::len)
+        })
+        .sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Batch {
+        Batch {
+            num_rows: 10,
+            columns: vec![
+                Column {
+                    name: "n".into(),
+                    values: Values::Int64((0..10).collect()),
+                    validity: bitmap((0..10).map(|i| i % 3 != 0)),
+                },
+                Column {
+                    name: "s".into(),
+                    values: Values::Utf8(utf8((0..10).map(|i| "é".repeat(i)))),
+                    validity: None,
+                },
+                Column {
+                    name: "f".into(),
+                    values: Values::Float64((0..10).map(|i| i as f64 / 3.0).collect()),
+                    validity: None,
+                },
+            ],
+        }
+    }
+
+    #[test]
+    fn slices_concatenate_back_to_the_whole() {
+        let whole = sample();
+        for cut in [0, 1, 7, 8, 9, 10] {
+            let parts = [slice(&whole, 0..cut), slice(&whole, cut..10)];
+            assert_eq!(
+                first_difference(&concat(&parts), &whole),
+                None,
+                "cut at {cut}"
+            );
+        }
+    }
+
+    #[test]
+    fn differences_are_found_and_described() {
+        let whole = sample();
+        let mut other = whole.clone();
+        if let Values::Float64(v) = &mut other.columns[2].values {
+            v[4] = -v[4];
+        }
+        let diff = first_difference(&whole, &other).unwrap();
+        assert!(diff.starts_with("row 4, column `f`"), "{diff}");
+
+        let mut nulled = whole.clone();
+        nulled.columns[1].validity = bitmap((0..10).map(|i| i != 2));
+        assert_eq!(
+            first_difference(&whole, &nulled).unwrap(),
+            "row 2, column `s`: \"éé\" vs null"
+        );
+    }
+
+    #[test]
+    fn bitmap_is_none_when_all_valid() {
+        assert_eq!(bitmap([true; 9].into_iter()), None);
+        assert_eq!(bitmap([true, false, true].into_iter()), Some(vec![0b101]));
+        assert_eq!(bitmap(std::iter::empty()), None);
+    }
+}

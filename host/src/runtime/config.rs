@@ -1,0 +1,149 @@
+//! Sandbox limits and the hardened wasmtime engine built from them, in one commented place.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+/// Every limit the runtime puts on a guest. Defaults suit a serving host; all come from config.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RuntimeConfig {
+    /// Largest component accepted by `load` (and by uploads), in bytes.
+    pub max_component_bytes: usize,
+    /// Largest linear memory one instance may grow to, in bytes.
+    pub max_memory_bytes: usize,
+    /// Largest table one instance may grow to, in elements.
+    pub max_table_elements: usize,
+    /// Wasm call-stack budget; deep recursion traps with `stack_overflow` past it.
+    pub max_wasm_stack_bytes: usize,
+    /// Fuel (roughly: wasm instructions) every call gets before its rows are counted.
+    pub fuel_per_call: u64,
+    /// Extra fuel per input row, so the budget scales with the batch and stays deterministic.
+    pub fuel_per_row: u64,
+    /// Wall-clock backstop for one call, in milliseconds; fuel normally ends a runaway guest first.
+    pub call_timeout_ms: u64,
+    /// How often the epoch ticker advances, in milliseconds: the deadline's resolution.
+    pub epoch_tick_ms: u64,
+    /// Instances the pooling allocator reserves slots for, across all transforms.
+    pub max_instances: u32,
+    /// Warm instances kept per transform between calls.
+    pub max_idle_instances_per_transform: usize,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        Self {
+            max_component_bytes: 16 << 20,
+            max_memory_bytes: 256 << 20,
+            max_table_elements: 100_000,
+            max_wasm_stack_bytes: 512 << 10,
+            fuel_per_call: 100_000_000,
+            fuel_per_row: 1_000_000,
+            call_timeout_ms: 10_000,
+            epoch_tick_ms: 5,
+            max_instances: 256,
+            max_idle_instances_per_transform: 8,
+        }
+    }
+}
+
+impl RuntimeConfig {
+    /// The fuel budget of a call over `rows` rows.
+    pub fn fuel_for(&self, rows: u32) -> u64 {
+        self.fuel_per_call
+            .saturating_add(self.fuel_per_row.saturating_mul(u64::from(rows)))
+    }
+
+    /// The wall-clock deadline of one call, in epoch ticks (at least one).
+    pub fn deadline_ticks(&self) -> u64 {
+        self.call_timeout_ms
+            .div_ceil(self.epoch_tick_ms.max(1))
+            .max(1)
+    }
+
+    pub fn call_timeout(&self) -> Duration {
+        Duration::from_millis(self.call_timeout_ms)
+    }
+
+    pub fn epoch_tick(&self) -> Duration {
+        Duration::from_millis(self.epoch_tick_ms.max(1))
+    }
+
+    /// Rejects settings that cannot work together, naming the setting.
+    pub fn validate(&self) -> Result<(), String> {
+        let checks = [
+            (
+                self.max_component_bytes > 0,
+                "max_component_bytes must be positive",
+            ),
+            (
+                self.max_memory_bytes >= 1 << 20,
+                "max_memory_bytes must be at least 1 MiB",
+            ),
+            (
+                self.max_memory_bytes <= 4 << 30,
+                "max_memory_bytes must be at most 4 GiB (32-bit memories)",
+            ),
+            (
+                self.max_wasm_stack_bytes >= 64 << 10,
+                "max_wasm_stack_bytes must be at least 64 KiB",
+            ),
+            (self.fuel_per_call > 0, "fuel_per_call must be positive"),
+            (self.call_timeout_ms > 0, "call_timeout_ms must be positive"),
+            (self.epoch_tick_ms > 0, "epoch_tick_ms must be positive"),
+            (self.max_instances > 0, "max_instances must be positive"),
+        ];
+        match checks.iter().find(|(ok, _)| !ok) {
+            Some((_, message)) => Err((*message).to_owned()),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Components produced by `lockstep build` hold one core instance of the user's module plus
+/// a few adapter shims; this bounds how many a component may have.
+const CORE_INSTANCES_PER_COMPONENT: u32 = 8;
+const TABLES_PER_COMPONENT: u32 = 4;
+
+/// Builds the one engine every transform runs in. Each line is a sandbox guarantee.
+pub fn engine(config: &RuntimeConfig) -> wasmtime::Result<Engine> {
+    let mut wasm = Config::new();
+
+    // Determinism (invariant 2): the same input bytes give the same output bytes everywhere.
+    // NaN bit patterns are otherwise platform-dependent; threads and relaxed SIMD are the
+    // only other sources of nondeterminism in core wasm. Threads (and async components) are
+    // compiled out: wasmtime's `threads` and `component-model-async` features are off.
+    wasm.cranelift_nan_canonicalization(true);
+    wasm.wasm_relaxed_simd(false);
+    // Proposals a transform has no use for are less attack surface when off.
+    wasm.wasm_stack_switching(false);
+
+    // Termination: fuel is the deterministic budget (scaled by rows per call, so the same
+    // batch always fails or succeeds alike); the epoch deadline is the wall-clock backstop
+    // for anything fuel does not meter (host-side copies, a slow machine).
+    wasm.consume_fuel(true);
+    wasm.epoch_interruption(true);
+
+    // Deep recursion traps cleanly instead of overflowing the host thread's stack.
+    wasm.max_wasm_stack(config.max_wasm_stack_bytes);
+
+    // Instantiation cost: a fresh instance after a trap or for a new worker takes tens of
+    // microseconds from pre-reserved slots instead of mmap calls. Slot counts come from
+    // config: each memory slot reserves address space (not RAM) for a 32-bit memory.
+    let max_instances = config.max_instances;
+    let mut pooling = PoolingAllocationConfig::new();
+    pooling
+        .total_component_instances(max_instances)
+        .total_core_instances(max_instances * CORE_INSTANCES_PER_COMPONENT)
+        .max_core_instances_per_component(CORE_INSTANCES_PER_COMPONENT)
+        .total_memories(max_instances)
+        .max_memories_per_component(1)
+        .max_memory_size(config.max_memory_bytes)
+        .total_tables(max_instances * TABLES_PER_COMPONENT)
+        .max_tables_per_component(TABLES_PER_COMPONENT)
+        .table_elements(config.max_table_elements);
+    wasm.allocation_strategy(InstanceAllocationStrategy::Pooling(pooling));
+
+    Engine::new(&wasm)
+}

@@ -1,0 +1,137 @@
+//! Typed errors of loading and calling transforms, each with a stable code and a retry class.
+
+use std::time::Duration;
+
+use crate::model::Digest;
+
+/// Why a component was not accepted. All of these are the uploader's fault: never retry.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum LoadError {
+    #[error("component is {size} bytes, over the {limit}-byte limit")]
+    TooLarge { size: usize, limit: usize },
+    #[error("not a WebAssembly binary (no `\\0asm` header)")]
+    NotWasm,
+    #[error(
+        "this is a core WebAssembly module, not a component; build transforms with `lockstep build`"
+    )]
+    CoreModule,
+    #[error("invalid component: {0}")]
+    Invalid(String),
+    #[error(
+        "component imports `{name}`; transforms may import only `lockstep:transform/host` (no WASI: no clocks, random, files or network)"
+    )]
+    ForbiddenImport { name: String },
+    #[error("component does not implement the `lockstep:transform/feature-transform` world: {0}")]
+    WrongWorld(String),
+    #[error("invalid signature: {0}")]
+    InvalidSignature(String),
+    #[error("calling `signature` failed: {0}")]
+    SignatureCall(RunError),
+    #[error("smoke run on sample rows failed: {0}")]
+    SmokeRun(RunError),
+    #[error(
+        "transform is not row-wise: its output over {rows} sample rows differs when called in chunks of {chunk} (first difference: {difference}); transforms must not keep state between calls or look across rows"
+    )]
+    NotRowWise {
+        rows: u32,
+        chunk: u32,
+        difference: String,
+    },
+    #[error("runtime failure while loading: {0}")]
+    Internal(String),
+}
+
+impl LoadError {
+    /// Stable snake_case code for wire errors and metrics.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::TooLarge { .. } => "component_too_large",
+            Self::NotWasm => "not_wasm",
+            Self::CoreModule => "not_a_component",
+            Self::Invalid(_) => "invalid_component",
+            Self::ForbiddenImport { .. } => "forbidden_import",
+            Self::WrongWorld(_) => "wrong_world",
+            Self::InvalidSignature(_) => "invalid_signature",
+            Self::SignatureCall(run) | Self::SmokeRun(run) => run.code(),
+            Self::NotRowWise { .. } => "transform_not_row_wise",
+            Self::Internal(_) => "internal",
+        }
+    }
+
+    /// False only for host-side failures (e.g. the instance pool is exhausted).
+    pub fn is_deterministic(&self) -> bool {
+        match self {
+            Self::Internal(_) => false,
+            Self::SignatureCall(run) | Self::SmokeRun(run) => run.is_deterministic(),
+            _ => true,
+        }
+    }
+}
+
+/// Why a call did not produce a valid output batch.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum RunError {
+    #[error("no transform with digest {0} is loaded")]
+    NotLoaded(Digest),
+    #[error("input does not match the transform's signature: {0}")]
+    BadInput(String),
+    #[error("input batch is about {bytes} bytes, over the {limit}-byte memory limit")]
+    InputTooLarge { bytes: usize, limit: usize },
+    #[error("transform ran out of fuel (budget {budget} for {rows} rows)")]
+    OutOfFuel { budget: u64, rows: u32 },
+    #[error("transform exceeded the {0:?} wall-clock deadline")]
+    Timeout(Duration),
+    #[error("transform tried to grow its {resource} to {requested}, over the limit of {limit}")]
+    ResourceLimit {
+        resource: &'static str,
+        requested: usize,
+        limit: usize,
+    },
+    #[error("transform overflowed its call stack")]
+    StackOverflow,
+    #[error("transform panicked: {0}")]
+    Panic(String),
+    #[error("transform trapped: {0}")]
+    Trap(String),
+    #[error("transform rejected the input: {0}")]
+    GuestInvalidInput(String),
+    #[error("transform failed on {} row(s); first: row {}: {}", .0.len(), .0[0].0, .0[0].1)]
+    GuestRows(Vec<(u32, String)>),
+    #[error("transform failed: {0}")]
+    GuestFailed(String),
+    #[error("transform returned a malformed batch: {0}")]
+    BadOutput(String),
+    #[error("runtime failure: {0}")]
+    Internal(String),
+}
+
+impl RunError {
+    /// Stable snake_case code for wire errors and metrics.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::NotLoaded(_) => "transform_not_loaded",
+            Self::BadInput(_) => "transform_bad_input",
+            Self::InputTooLarge { .. } => "transform_input_too_large",
+            Self::OutOfFuel { .. } => "transform_out_of_fuel",
+            Self::Timeout(_) => "transform_timeout",
+            Self::ResourceLimit { .. } => "transform_memory_limit",
+            Self::StackOverflow => "transform_stack_overflow",
+            Self::Panic(_) => "transform_panic",
+            Self::Trap(_) => "transform_trap",
+            Self::GuestInvalidInput(_) => "transform_invalid_input",
+            Self::GuestRows(_) => "transform_row_errors",
+            Self::GuestFailed(_) => "transform_failed",
+            Self::BadOutput(_) => "transform_bad_output",
+            Self::Internal(_) => "internal",
+        }
+    }
+
+    /// Deterministic errors repeat on retry (bad data, guest fault); the others may not
+    /// (a deadline under load, the instance pool exhausted, a transform not yet loaded).
+    pub fn is_deterministic(&self) -> bool {
+        !matches!(
+            self,
+            Self::NotLoaded(_) | Self::Timeout(_) | Self::Internal(_)
+        )
+    }
+}

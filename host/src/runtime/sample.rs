@@ -1,0 +1,84 @@
+//! Deterministic sample rows for a signature's inputs, used by smoke runs and `transform check`.
+//!
+//! The values cover the edges transforms get wrong: zero, negatives, fractions, large
+//! magnitudes, empty and non-ASCII strings, and nulls in every nullable field.
+
+use super::batch::{bitmap, utf8};
+use super::bindings::{Batch, Column, DataType, Field, Values};
+
+const INTS: [i64; 8] = [0, 1, -1, 42, 7_200, -86_400, 1_000_000, i32::MAX as i64];
+const FLOATS: [f64; 8] = [0.0, 1.0, -1.5, 0.25, 3.75, 49.99, 1234.5, 1.0e9];
+const STRINGS: [&str; 8] = ["", "US", "comedy", "EUR", "drama", "GB", "naïve ✓", "USD"];
+/// 2026-01-01T00:00:00Z, stepped by 37 minutes so every hour of the day shows up.
+const FIRST_TIMESTAMP_MICROS: i64 = 1_767_225_600_000_000;
+const TIMESTAMP_STEP_MICROS: i64 = 37 * 60 * 1_000_000;
+/// Every `NULL_EVERY`-th row of a nullable field is null.
+const NULL_EVERY: usize = 5;
+
+/// `rows` sample rows with one column per field, in order.
+pub fn sample_batch(fields: &[Field], rows: u32) -> Batch {
+    let n = rows as usize;
+    let columns = fields
+        .iter()
+        .enumerate()
+        .map(|(f, field)| {
+            // Offset each column so columns of one type do not move in lockstep.
+            let pick = |i: usize| (i * 3 + f * 5) % 8;
+            let values = match field.data_type {
+                DataType::Int64 => Values::Int64((0..n).map(|i| INTS[pick(i)]).collect()),
+                DataType::Float64 => Values::Float64((0..n).map(|i| FLOATS[pick(i)]).collect()),
+                DataType::Utf8 => Values::Utf8(utf8((0..n).map(|i| STRINGS[pick(i)]))),
+                DataType::Boolean => Values::Boolean((0..n).map(|i| pick(i) % 2 == 0).collect()),
+                DataType::Timestamp => Values::Timestamp(
+                    (0..n as i64)
+                        .map(|i| FIRST_TIMESTAMP_MICROS + i * TIMESTAMP_STEP_MICROS)
+                        .collect(),
+                ),
+            };
+            let validity = field
+                .nullable
+                .then(|| bitmap((0..n).map(|i| (i + f) % NULL_EVERY != 0)))
+                .flatten();
+            Column {
+                name: field.name.clone(),
+                values,
+                validity,
+            }
+        })
+        .collect();
+    Batch {
+        num_rows: rows,
+        columns,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime::validate::check_batch;
+
+    #[test]
+    fn samples_match_their_fields() {
+        let fields: Vec<Field> = [
+            DataType::Int64,
+            DataType::Float64,
+            DataType::Utf8,
+            DataType::Boolean,
+            DataType::Timestamp,
+        ]
+        .into_iter()
+        .enumerate()
+        .map(|(i, data_type)| Field {
+            name: format!("f{i}"),
+            data_type,
+            nullable: i % 2 == 0,
+        })
+        .collect();
+        for rows in [0, 1, 9, 64] {
+            let batch = sample_batch(&fields, rows);
+            check_batch(&batch, &fields).unwrap();
+        }
+        assert!(sample_batch(&fields, 64).columns[0].validity.is_some());
+        assert!(sample_batch(&fields, 64).columns[1].validity.is_none());
+    }
+}
