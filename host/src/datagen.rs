@@ -14,7 +14,7 @@ pub fn generate(fields: &[Field], rows: usize, seed: u64) -> Batch {
     let columns = fields
         .iter()
         .map(|field| {
-            let mut uniform = |n: u64| rng.next() % n;
+            let mut uniform = |n: u64| rng.next_u64() % n;
             let values = match (field.name.as_str(), field.data_type) {
                 ("watch_seconds", DataType::Int64) => {
                     Values::Int64((0..rows).map(|_| uniform(3 * 3600) as i64).collect())
@@ -79,7 +79,7 @@ pub fn generate(fields: &[Field], rows: usize, seed: u64) -> Batch {
 pub struct SplitMix64(pub u64);
 
 impl SplitMix64 {
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);

@@ -99,6 +99,12 @@ pub fn build(path: &Path, options: &BuildOptions) -> Result<Vec<BuiltComponent>,
             path: path.to_owned(),
         });
     }
+    // Cargo runs inside `path` (so its `.cargo/config.toml` applies): use absolute paths.
+    let path = &path.canonicalize().map_err(|source| BuildError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    let manifest = path.join("Cargo.toml");
     let metadata = metadata(path, &manifest)?;
     let selected: Vec<(&Package, &Target)> = metadata
         .packages

@@ -208,7 +208,7 @@ fn core_modules_are_not_components() {
 #[test]
 fn random_bytes_are_refused() {
     let mut rng = lockstep::datagen::SplitMix64(42);
-    let noise: Vec<u8> = (0..4096).map(|_| rng.next() as u8).collect();
+    let noise: Vec<u8> = (0..4096).map(|_| rng.next_u64() as u8).collect();
     assert_eq!(load_error(&noise), LoadError::NotWasm);
     let mut framed = b"\0asm\x0d\0\x01\0".to_vec();
     framed.extend_from_slice(&noise);

@@ -84,7 +84,7 @@ pub fn run(transforms: &Path, rows: u32) -> anyhow::Result<()> {
         let mut differences = 0;
         let mut rng = SplitMix64(index as u64 + 100);
         for _ in 0..ONLINE_CALLS.min(rows as usize) {
-            let row = (rng.next() % u64::from(rows)) as usize;
+            let row = (rng.next_u64() % u64::from(rows)) as usize;
             let request = batch::slice(&input, row..row + 1);
             let started = Instant::now();
             let online = runtime

@@ -196,11 +196,44 @@ pub fn render(values: &Values, valid: bool, row: usize) -> String {
     }
     match values {
         Values::Int64(v) => v[row].to_string(),
-        Values::Timestamp(v) => format!("{}µs", v[row]),
+        Values::Timestamp(v) => format_timestamp(v[row]),
         Values::Float64(v) => format!("{:?}", v[row]),
         Values::Boolean(v) => v[row].to_string(),
         Values::Utf8(v) => format!("{:?}", utf8_value(v, row)),
     }
+}
+
+/// A timestamp (µs since the Unix epoch) as RFC 3339 UTC, e.g. `2026-01-01T07:24:00Z`.
+pub fn format_timestamp(micros: i64) -> String {
+    let seconds = micros.div_euclid(1_000_000);
+    let fraction = micros.rem_euclid(1_000_000);
+    let (days, second_of_day) = (seconds.div_euclid(86_400), seconds.rem_euclid(86_400));
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let day_of_era = z.rem_euclid(146_097);
+    let year_of_era =
+        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let month_index = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * month_index + 2) / 5 + 1;
+    let month = if month_index < 10 {
+        month_index + 3
+    } else {
+        month_index - 9
+    };
+    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    let (hour, minute, second) = (
+        second_of_day / 3600,
+        second_of_day % 3600 / 60,
+        second_of_day % 60,
+    );
+    let fraction = if fraction == 0 {
+        String::new()
+    } else {
+        format!(".{fraction:06}")
+    };
+    format!("{year:04}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}{fraction}Z")
 }
 
 /// Approximate bytes the batch occupies once copied into guest memory.
@@ -276,6 +309,20 @@ mod tests {
             first_difference(&whole, &nulled).unwrap(),
             "row 2, column `s`: \"éé\" vs null"
         );
+    }
+
+    #[test]
+    fn timestamps_render_as_rfc3339_utc() {
+        assert_eq!(format_timestamp(0), "1970-01-01T00:00:00Z");
+        assert_eq!(
+            format_timestamp(1_767_225_600_000_000),
+            "2026-01-01T00:00:00Z"
+        );
+        assert_eq!(
+            format_timestamp(951_782_400_000_001),
+            "2000-02-29T00:00:00.000001Z"
+        );
+        assert_eq!(format_timestamp(-1), "1969-12-31T23:59:59.999999Z");
     }
 
     #[test]

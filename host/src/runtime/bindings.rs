@@ -8,5 +8,9 @@ wasmtime::component::bindgen!({
 
 pub use lockstep::transform::types::{Column, DataType, Field, RowError, Utf8Values, Values};
 
-/// The one import a transform may have, as the component model names it.
-pub const HOST_INTERFACE: &str = "lockstep:transform/host@0.1.0";
+/// The imports a transform may have, as the component model names them: the `host`
+/// functions and the `types` interface (types only, no functions).
+pub const ALLOWED_IMPORTS: [&str; 2] = [
+    "lockstep:transform/host@0.1.0",
+    "lockstep:transform/types@0.1.0",
+];

@@ -32,7 +32,7 @@ pub use config::RuntimeConfig;
 pub use error::{LoadError, RunError};
 
 use crate::model::Digest;
-use bindings::{FeatureTransform, FeatureTransformPre, HOST_INTERFACE};
+use bindings::{ALLOWED_IMPORTS, FeatureTransform, FeatureTransformPre};
 use state::{GuestState, LimitExceeded};
 
 /// Rows in the sample a smoke run feeds a newly loaded transform.
@@ -46,7 +46,8 @@ pub struct Runtime {
     linker: Linker<GuestState>,
     config: RuntimeConfig,
     transforms: RwLock<HashMap<Digest, Arc<Loaded>>>,
-    ticker: EpochTicker,
+    /// Held for its `Drop`: stops the ticker thread with the runtime.
+    _ticker: EpochTicker,
 }
 
 /// What [`Runtime::load`] learned about a component.
@@ -101,7 +102,7 @@ impl Runtime {
             linker,
             config,
             transforms: RwLock::default(),
-            ticker,
+            _ticker: ticker,
         })
     }
 
@@ -135,7 +136,7 @@ impl Runtime {
         if let Some((name, _)) = component
             .component_type()
             .imports(&self.engine)
-            .find(|(name, _)| *name != HOST_INTERFACE)
+            .find(|(name, _)| !ALLOWED_IMPORTS.contains(name))
         {
             return Err(LoadError::ForbiddenImport {
                 name: name.to_owned(),
@@ -458,17 +459,6 @@ impl Drop for EpochTicker {
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
-    }
-}
-
-impl Drop for Runtime {
-    fn drop(&mut self) {
-        // Instances must go before the engine's ticker stops; order is otherwise free.
-        self.transforms
-            .write()
-            .map(|mut t| t.clear())
-            .unwrap_or_default();
-        let _ = &self.ticker;
     }
 }
 

@@ -1,0 +1,113 @@
+//! Runtime benchmark: the same transform compiled to wasm and run by the host vs compiled
+//! natively, on 8192-row batches (numeric and utf8), and the latency of one-row warm calls.
+//!
+//! Run with `cargo bench -p lockstep-tests --bench runtime`. Prints figures; asserts nothing.
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use lockstep::datagen::generate;
+use lockstep::runtime::{self, Runtime, RuntimeConfig};
+use lockstep_sdk as sdk;
+use lockstep_tests::{first_party, load};
+
+const BATCH_ROWS: usize = 8192;
+const MEASURE_FOR: Duration = Duration::from_secs(3);
+const LATENCY_CALLS: usize = 50_000;
+
+fn main() {
+    let runtime = Runtime::new(RuntimeConfig::default()).expect("runtime");
+    println!("lockstep runtime benchmark ({BATCH_ROWS}-row batches, {MEASURE_FOR:?} per figure)\n");
+
+    let watch = load(&runtime, first_party().get("movie-watch"));
+    let input = generate(&runtime.signature(&watch).unwrap().inputs, BATCH_ROWS, 1);
+    let native_input = to_sdk(&input);
+    let wasm = rows_per_sec(|| black_box(runtime.call(&watch, &input).unwrap()).num_rows);
+    let native = rows_per_sec(|| {
+        let out = lockstep_sdk::run_rows(&native_input, movie_watch::watch_features).unwrap();
+        black_box(out).num_rows
+    });
+    report(
+        "numeric (movie_watch_features: 2 int64 + 1 float64? -> 2 float64 + 1 bool?)",
+        wasm,
+        native,
+    );
+
+    let fraud = load(&runtime, first_party().get("fraud-txn"));
+    let input = generate(&runtime.signature(&fraud).unwrap().inputs, BATCH_ROWS, 2);
+    let native_input = to_sdk(&input);
+    let wasm = rows_per_sec(|| black_box(runtime.call(&fraud, &input).unwrap()).num_rows);
+    let native = rows_per_sec(|| {
+        let out = lockstep_sdk::run_rows(&native_input, fraud_txn::transaction_features).unwrap();
+        black_box(out).num_rows
+    });
+    report(
+        "utf8 (fraud_transaction_features: 2 utf8 in, 1 utf8 out)",
+        wasm,
+        native,
+    );
+
+    let one = generate(&runtime.signature(&watch).unwrap().inputs, 1, 3);
+    for _ in 0..1_000 {
+        runtime.call(&watch, &one).unwrap();
+    }
+    let mut latencies: Vec<Duration> = (0..LATENCY_CALLS)
+        .map(|_| {
+            let started = Instant::now();
+            black_box(runtime.call(&watch, &one).unwrap());
+            started.elapsed()
+        })
+        .collect();
+    latencies.sort();
+    let at = |p: f64| latencies[((latencies.len() - 1) as f64 * p) as usize].as_secs_f64() * 1e6;
+    println!(
+        "one-row call, warm runtime ({LATENCY_CALLS} calls): median {:.2} µs, p99 {:.2} µs (goal: median <= 5 µs)",
+        at(0.5),
+        at(0.99)
+    );
+}
+
+/// Calls `run` repeatedly for [`MEASURE_FOR`] after a warm-up; returns rows per second.
+fn rows_per_sec(mut run: impl FnMut() -> u32) -> f64 {
+    for _ in 0..20 {
+        run();
+    }
+    let started = Instant::now();
+    let mut rows = 0u64;
+    while started.elapsed() < MEASURE_FOR {
+        rows += u64::from(run());
+    }
+    rows as f64 / started.elapsed().as_secs_f64()
+}
+
+fn report(what: &str, wasm: f64, native: f64) {
+    println!("{what}");
+    println!("  wasm   {:>8.2} M rows/s", wasm / 1e6);
+    println!("  native {:>8.2} M rows/s", native / 1e6);
+    println!("  ratio  {:>8.2} (goal >= 0.7)\n", wasm / native);
+}
+
+/// The host's batch as the SDK's (guest-side) batch type: same WIT record, other crate.
+fn to_sdk(batch: &runtime::Batch) -> sdk::Batch {
+    sdk::Batch {
+        num_rows: batch.num_rows,
+        columns: batch
+            .columns
+            .iter()
+            .map(|column| sdk::Column {
+                name: column.name.clone(),
+                validity: column.validity.clone(),
+                values: match &column.values {
+                    runtime::Values::Int64(v) => sdk::Values::Int64(v.clone()),
+                    runtime::Values::Timestamp(v) => sdk::Values::Timestamp(v.clone()),
+                    runtime::Values::Float64(v) => sdk::Values::Float64(v.clone()),
+                    runtime::Values::Boolean(v) => sdk::Values::Boolean(v.clone()),
+                    runtime::Values::Utf8(v) => sdk::Values::Utf8(sdk::Utf8Values {
+                        offsets: v.offsets.clone(),
+                        data: v.data.clone(),
+                    }),
+                },
+            })
+            .collect(),
+    }
+}
