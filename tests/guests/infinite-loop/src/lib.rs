@@ -1,0 +1,25 @@
+//! Test guest `infinite-loop` (`x: int64 -> y: int64`): never returns, so only
+//! the host's fuel budget or its wall-clock deadline can stop it.
+
+use std::hint::black_box;
+
+use lockstep_sdk::Row;
+
+#[derive(Row)]
+pub struct Input {
+    pub x: i64,
+}
+
+#[derive(Row)]
+pub struct Output {
+    pub y: i64,
+}
+
+#[lockstep_sdk::transform(name = "infinite_loop", version = "0.1.0")]
+pub fn spin(row: Input) -> Output {
+    let mut counter = row.x;
+    loop {
+        // Opaque to the optimizer: the loop cannot be proven empty or removed.
+        counter = black_box(counter.wrapping_add(1));
+    }
+}
