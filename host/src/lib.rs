@@ -1,8 +1,12 @@
 //! Lockstep host: runs feature transforms (WebAssembly components) identically for training
 //! and serving. See ARCHITECTURE.md for the module map and invariants.
 
+pub mod api;
 pub mod cli;
+pub mod config;
 pub mod datagen;
 pub mod model;
+pub mod pipeline;
+pub mod registry;
 pub mod runtime;
 pub mod toolchain;

@@ -84,3 +84,123 @@ pub fn load(runtime: &Runtime, bytes: &[u8]) -> Digest {
         Err(e) => panic!("load failed: [{}] {e}", e.code()),
     }
 }
+
+/// Postgres for tests: `LOCKSTEP_TEST_DATABASE_URL`, or the local server's `test` database.
+pub fn test_database_url() -> String {
+    std::env::var("LOCKSTEP_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
+}
+
+/// A name no other test (or earlier run) uses: for schemas, files and key prefixes.
+pub fn unique_name(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    format!(
+        "{prefix}_{}_{}_{nanos}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// Which registry a test server uses; each test gets its own schema or file.
+#[derive(Debug, Clone)]
+pub enum TestBackend {
+    Postgres { schema: String },
+    Sqlite { path: PathBuf },
+}
+
+impl TestBackend {
+    pub fn postgres() -> Self {
+        TestBackend::Postgres {
+            schema: unique_name("lockstep_test"),
+        }
+    }
+
+    pub fn sqlite() -> Self {
+        let dir = std::env::temp_dir().join(unique_name("lockstep-test"));
+        TestBackend::Sqlite {
+            path: dir.join("registry.db"),
+        }
+    }
+
+    /// A config pointing at this backend, with test-friendly runtime limits.
+    pub fn config(&self) -> lockstep::config::Config {
+        let mut config = lockstep::config::Config::default();
+        config.runtime.max_instances = 32;
+        config.runtime.max_memory_bytes = 64 << 20;
+        match self {
+            TestBackend::Postgres { schema } => {
+                config.registry.database_url = Some(test_database_url());
+                config.registry.schema = schema.clone();
+            }
+            TestBackend::Sqlite { path } => config.registry.sqlite_path = path.clone(),
+        }
+        config
+    }
+
+    /// Drops the schema or deletes the file.
+    pub async fn cleanup(&self) {
+        match self {
+            TestBackend::Postgres { schema } => {
+                if let Ok(pool) = sqlx::PgPool::connect(&test_database_url()).await {
+                    let drop = format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE");
+                    let _ = sqlx::query(&drop).execute(&pool).await;
+                    pool.close().await;
+                }
+            }
+            TestBackend::Sqlite { path } => {
+                if let Some(dir) = path.parent() {
+                    let _ = std::fs::remove_dir_all(dir);
+                }
+            }
+        }
+    }
+}
+
+/// A `lockstep serve` running in this process on a loopback port.
+pub struct TestServer {
+    pub url: String,
+    pub client: reqwest::Client,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl TestServer {
+    /// Opens the backend (migrating it) and serves on 127.0.0.1:0; `tokens` is the
+    /// `LOCKSTEP_TOKENS` spec, `None` for the open dev mode.
+    pub async fn start(backend: &TestBackend, tokens: Option<&str>) -> TestServer {
+        use std::sync::Arc;
+        let config = backend.config();
+        let lockstep = lockstep::pipeline::Lockstep::open(&config)
+            .await
+            .expect("open the registry");
+        let access = lockstep::api::auth::Access::from_spec(tokens).expect("token spec");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let state = Arc::new(lockstep::api::AppState {
+            lockstep,
+            access,
+            server: config.server,
+        });
+        let task = tokio::spawn(async move {
+            lockstep::api::serve(state, listener).await.unwrap();
+        });
+        TestServer {
+            url,
+            client: reqwest::Client::new(),
+            task,
+        }
+    }
+
+    /// Stops serving (the in-process equivalent of killing the server).
+    pub async fn stop(self) {
+        self.task.abort();
+        let _ = self.task.await;
+    }
+
+    pub fn at(&self, path: &str) -> String {
+        format!("{}{path}", self.url)
+    }
+}

@@ -1,6 +1,7 @@
 //! The `lockstep` command line: clap subcommands over the library.
 
 mod demo;
+mod registry;
 mod table;
 
 use std::path::PathBuf;
@@ -10,6 +11,7 @@ use std::time::Instant;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 
+use crate::config::Config;
 use crate::runtime::{LoadError, Runtime, RuntimeConfig, SMOKE_CHUNKS};
 use crate::toolchain::{self, BuildOptions};
 
@@ -20,6 +22,9 @@ use crate::toolchain::{self, BuildOptions};
     about = "One WebAssembly transform for training and serving features"
 )]
 struct Cli {
+    /// Config file (TOML); `LOCKSTEP__SECTION__KEY` environment variables override it.
+    #[arg(long, global = true, env = "LOCKSTEP_CONFIG")]
+    config: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -47,6 +52,41 @@ enum Command {
     Transform {
         #[command(subcommand)]
         command: TransformCommand,
+    },
+    /// Run the HTTP API server.
+    Serve {
+        /// Address to listen on (overrides `server.listen`).
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+    },
+    /// Upload a component to the registry as the next version of a transform.
+    Upload {
+        /// The component file (`.wasm`).
+        file: PathBuf,
+        /// Transform name to upload under.
+        #[arg(long)]
+        name: String,
+    },
+    /// List transforms, or one transform's versions.
+    Transforms {
+        /// Show only this transform.
+        name: Option<String>,
+    },
+    /// Point an alias of a transform at a version.
+    Alias {
+        name: String,
+        alias: String,
+        version: u32,
+    },
+    /// Show what applying a definitions file would change.
+    Plan {
+        /// The definitions file (TOML).
+        file: PathBuf,
+    },
+    /// Apply a definitions file: it becomes the project's whole definition set.
+    Apply {
+        /// The definitions file (TOML).
+        file: PathBuf,
     },
 }
 
@@ -85,6 +125,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Transform {
             command: TransformCommand::Check { file },
         } => check(&file),
+        command => {
+            let config = Config::load(cli.config.as_deref())?;
+            tokio::runtime::Runtime::new()?.block_on(registry::run(command, config))
+        }
     }
 }
 

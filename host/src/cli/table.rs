@@ -61,3 +61,15 @@ pub fn fields_line(fields: &[Field]) -> String {
         parts.join(", ")
     }
 }
+
+/// The model's fields on one line, as [`fields_line`] does for signatures.
+pub fn specs_line(fields: &[crate::model::FieldSpec]) -> String {
+    if fields.is_empty() {
+        return "(none)".to_owned();
+    }
+    fields
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}

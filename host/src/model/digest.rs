@@ -1,4 +1,4 @@
-//! The data model shared by every layer; today the identity of a transform: its digest.
+//! The identity of a transform: the sha256 digest of its component bytes.
 
 use std::fmt;
 use std::str::FromStr;

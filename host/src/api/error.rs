@@ -1,0 +1,225 @@
+//! JSON errors of the HTTP API: `{"error": {"code": "snake_case", "message": "…"}}`.
+//!
+//! Codes are stable; clients match on them. 4xx messages say what was wrong with the
+//! request; a 5xx never carries internal text (it is logged instead).
+//!
+//! | status | code | when |
+//! |---|---|---|
+//! | 400 | `invalid_body`, `invalid_name`, `invalid_alias` | malformed request |
+//! | 401 | `unauthorized` | missing or unknown bearer token |
+//! | 403 | `forbidden` | the token lacks the endpoint's scope |
+//! | 404 | `not_found`, `unknown_transform_version` | no such route, transform or version |
+//! | 408 | `request_timeout` | the request took longer than `server.request_timeout_ms` |
+//! | 413 | `payload_too_large`, `component_too_large` | body over the limit |
+//! | 422 | `invalid_definitions` (with `details`), and the component codes: `not_wasm`, `not_a_component`, `invalid_component`, `forbidden_import`, `wrong_world`, `invalid_signature`, `transform_out_of_fuel`, `transform_memory_limit`, `transform_stack_overflow`, `transform_panic`, `transform_trap`, `transform_bad_output`, `transform_not_row_wise`, … | the content was refused |
+//! | 503 | `registry_unavailable`, `compile_timeout`, `transform_timeout` | retry later |
+//! | 500 | `internal` | a bug; details in the server log |
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+use super::auth::Denied;
+use crate::model::definitions::DefinitionError;
+use crate::pipeline::{AliasError, ApplyError, UploadError};
+use crate::registry::RegistryError;
+use crate::runtime::LoadError;
+
+/// An error response.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+    pub details: Vec<Detail>,
+}
+
+/// One problem of an invalid definitions file.
+#[derive(Debug, Serialize)]
+pub struct Detail {
+    pub line: Option<usize>,
+    pub path: String,
+    pub message: String,
+}
+
+#[derive(Serialize)]
+struct Body<'a> {
+    error: ErrorBody<'a>,
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    code: &'a str,
+    message: &'a str,
+    #[serde(skip_serializing_if = "<[Detail]>::is_empty")]
+    details: &'a [Detail],
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+            details: Vec::new(),
+        }
+    }
+
+    /// A 500 whose cause is logged, never sent.
+    pub fn internal(cause: &dyn std::fmt::Display) -> Self {
+        tracing::error!(%cause, "internal error");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "internal error; see the server log",
+        )
+    }
+
+    /// A 503 whose cause is logged, never sent.
+    fn unavailable(code: &'static str, what: &str, cause: &dyn std::fmt::Display) -> Self {
+        tracing::warn!(%cause, "{what} unavailable");
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            code,
+            format!("{what} is unavailable; retry later"),
+        )
+    }
+
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", message)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = Body {
+            error: ErrorBody {
+                code: self.code,
+                message: &self.message,
+                details: &self.details,
+            },
+        };
+        (self.status, Json(body)).into_response()
+    }
+}
+
+impl From<Denied> for ApiError {
+    fn from(denied: Denied) -> Self {
+        match denied {
+            Denied::Unauthenticated => Self::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "a valid bearer token is required (Authorization: Bearer <token>)",
+            ),
+            Denied::Forbidden { needed, has } => Self::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                format!(
+                    "this endpoint needs the `{}` scope; the token has `{}`",
+                    needed.name(),
+                    has.name()
+                ),
+            ),
+        }
+    }
+}
+
+impl From<RegistryError> for ApiError {
+    fn from(error: RegistryError) -> Self {
+        match error {
+            RegistryError::UnknownVersion { .. } => {
+                Self::new(StatusCode::NOT_FOUND, error.code(), error.to_string())
+            }
+            RegistryError::Unavailable(_) | RegistryError::Open(_) => {
+                Self::unavailable(error.code(), "the registry", &error)
+            }
+            RegistryError::Corrupt(_) => Self::internal(&error),
+        }
+    }
+}
+
+impl From<LoadError> for ApiError {
+    fn from(error: LoadError) -> Self {
+        match &error {
+            LoadError::TooLarge { .. } => Self::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                error.code(),
+                error.to_string(),
+            ),
+            LoadError::Internal(_) => Self::internal(&error),
+            _ if !error.is_deterministic() => {
+                Self::unavailable(error.code(), "the runtime", &error)
+            }
+            _ => Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                error.code(),
+                error.to_string(),
+            ),
+        }
+    }
+}
+
+impl From<UploadError> for ApiError {
+    fn from(error: UploadError) -> Self {
+        match error {
+            UploadError::InvalidName(_) => {
+                Self::new(StatusCode::BAD_REQUEST, "invalid_name", error.to_string())
+            }
+            UploadError::Rejected(load) => load.into(),
+            UploadError::CompileTimeout(_) => Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "compile_timeout",
+                error.to_string(),
+            ),
+            UploadError::Registry(registry) => registry.into(),
+        }
+    }
+}
+
+impl From<AliasError> for ApiError {
+    fn from(error: AliasError) -> Self {
+        match error {
+            AliasError::InvalidAlias(_) => {
+                Self::new(StatusCode::BAD_REQUEST, "invalid_alias", error.to_string())
+            }
+            AliasError::Registry(registry) => registry.into(),
+        }
+    }
+}
+
+impl From<ApplyError> for ApiError {
+    fn from(error: ApplyError) -> Self {
+        match error {
+            ApplyError::Invalid(errors) => {
+                let summary = match errors.first() {
+                    Some(first) if errors.len() == 1 => format!("invalid definitions: {first}"),
+                    Some(first) => format!(
+                        "invalid definitions ({} problems); first: {first}",
+                        errors.len()
+                    ),
+                    None => "invalid definitions".to_owned(),
+                };
+                Self {
+                    details: errors.into_iter().map(Detail::from).collect(),
+                    ..Self::new(
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        "invalid_definitions",
+                        summary,
+                    )
+                }
+            }
+            ApplyError::Registry(registry) => registry.into(),
+        }
+    }
+}
+
+impl From<DefinitionError> for Detail {
+    fn from(error: DefinitionError) -> Self {
+        Self {
+            line: error.line,
+            path: error.path,
+            message: error.message,
+        }
+    }
+}

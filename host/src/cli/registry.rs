@@ -1,0 +1,148 @@
+//! Subcommands over the registry and the server: serve, upload, transforms, alias, plan, apply.
+
+use std::sync::Arc;
+
+use anyhow::Context as _;
+
+use super::{Command, table};
+use crate::api::{self, AppState, auth};
+use crate::config::Config;
+use crate::pipeline::Lockstep;
+use crate::runtime::batch::format_timestamp;
+
+pub async fn run(command: Command, mut config: Config) -> anyhow::Result<()> {
+    if let Command::Serve {
+        listen: Some(listen),
+    } = &command
+    {
+        config.server.listen = *listen;
+    }
+    let lockstep = Lockstep::open(&config)
+        .await
+        .context("opening the registry")?;
+    match command {
+        Command::Serve { .. } => serve(lockstep, config).await,
+        Command::Upload { file, name } => {
+            let bytes =
+                std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
+            let outcome = lockstep
+                .upload(&name, bytes)
+                .await
+                .map_err(|e| coded(&e, upload_code(&e)))?;
+            let verb = if outcome.created {
+                "uploaded"
+            } else {
+                "already present as"
+            };
+            println!(
+                "{verb} {}@{} {}",
+                outcome.version.name, outcome.version.version, outcome.version.digest
+            );
+            Ok(())
+        }
+        Command::Transforms { name } => {
+            let summaries = lockstep.transforms().await?;
+            let shown: Vec<_> = summaries
+                .iter()
+                .filter(|s| name.as_ref().is_none_or(|n| *n == s.name))
+                .collect();
+            if let Some(name) = &name {
+                anyhow::ensure!(!shown.is_empty(), "no transform named `{name}`");
+            }
+            for summary in shown {
+                let aliases: Vec<String> = summary
+                    .aliases
+                    .iter()
+                    .map(|(alias, version)| format!("{alias}→{version}"))
+                    .collect();
+                println!(
+                    "{}  latest {}  aliases [{}]",
+                    summary.name,
+                    summary.latest,
+                    aliases.join(", ")
+                );
+                for version in &summary.versions {
+                    println!(
+                        "  @{:<3} {}  {} {}  {}  in: {}  out: {}",
+                        version.version,
+                        version.digest,
+                        version.declared_name,
+                        version.declared_version,
+                        format_timestamp(version.uploaded_at_micros),
+                        table::specs_line(&version.inputs),
+                        table::specs_line(&version.outputs),
+                    );
+                }
+            }
+            Ok(())
+        }
+        Command::Alias {
+            name,
+            alias,
+            version,
+        } => {
+            lockstep.set_alias(&name, &alias, version).await?;
+            println!("{name}@{alias} → version {version}");
+            Ok(())
+        }
+        Command::Plan { file } => {
+            let text = read(&file)?;
+            let outcome = lockstep.plan(&text).await?;
+            println!("project {}\n{}", outcome.project, outcome.plan);
+            Ok(())
+        }
+        Command::Apply { file } => {
+            let text = read(&file)?;
+            let outcome = lockstep.apply(&text).await?;
+            println!("project {}\n{}", outcome.project, outcome.plan);
+            let report = &outcome.report;
+            println!(
+                "applied: {} created, {} updated, {} deleted, {} unchanged",
+                report.created.len(),
+                report.updated.len(),
+                report.deleted.len(),
+                report.unchanged
+            );
+            Ok(())
+        }
+        Command::Demo { .. } | Command::Build { .. } | Command::Transform { .. } => {
+            unreachable!("handled without the registry")
+        }
+    }
+}
+
+async fn serve(lockstep: Lockstep, config: Config) -> anyhow::Result<()> {
+    let access = auth::Access::from_spec(std::env::var(auth::TOKENS_ENV).ok().as_deref())
+        .map_err(anyhow::Error::msg)?;
+    let listen = config.server.listen;
+    api::check_access(&access, listen).map_err(anyhow::Error::msg)?;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    eprintln!("lockstep serving on http://{}", listener.local_addr()?);
+    let state = Arc::new(AppState {
+        lockstep,
+        access,
+        server: config.server,
+    });
+    api::serve(state, listener).await?;
+    Ok(())
+}
+
+fn read(file: &std::path::Path) -> anyhow::Result<String> {
+    std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))
+}
+
+fn upload_code(error: &crate::pipeline::UploadError) -> &'static str {
+    use crate::pipeline::UploadError;
+    match error {
+        UploadError::InvalidName(_) => "invalid_name",
+        UploadError::Rejected(load) => load.code(),
+        UploadError::CompileTimeout(_) => "compile_timeout",
+        UploadError::Registry(registry) => registry.code(),
+    }
+}
+
+fn coded(error: &dyn std::fmt::Display, code: &str) -> anyhow::Error {
+    anyhow::anyhow!("[{code}] {error}")
+}

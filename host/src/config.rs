@@ -1,0 +1,267 @@
+//! Host configuration: built-in defaults < a TOML file < `LOCKSTEP__SECTION__KEY` environment
+//! variables (plus the conventional `DATABASE_URL`). Unknown keys are errors; secrets (API
+//! tokens) come only from the environment.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::registry::RegistryLocation;
+use crate::runtime::RuntimeConfig;
+
+/// Prefix of environment overrides: `LOCKSTEP__SERVER__LISTEN=0.0.0.0:6566`.
+pub const ENV_PREFIX: &str = "LOCKSTEP__";
+
+/// Everything the host can be configured with.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub registry: RegistryConfig,
+    pub runtime: RuntimeConfig,
+}
+
+/// The HTTP server.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Address to listen on. Without API tokens only a loopback address is allowed.
+    pub listen: SocketAddr,
+    /// Largest JSON or definitions body, in bytes.
+    pub max_body_bytes: usize,
+    /// Whole-request deadline, in milliseconds.
+    pub request_timeout_ms: u64,
+    /// Uploads compiled at the same time; the rest wait their turn.
+    pub max_concurrent_compiles: usize,
+    /// Longest an upload's compile and smoke run may take, in milliseconds.
+    pub compile_timeout_ms: u64,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 6566)),
+            max_body_bytes: 2 << 20,
+            request_timeout_ms: 30_000,
+            max_concurrent_compiles: 2,
+            compile_timeout_ms: 60_000,
+        }
+    }
+}
+
+/// Where definitions and transform blobs are kept.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RegistryConfig {
+    /// `postgres://…`; when absent, the embedded SQLite file below is used.
+    pub database_url: Option<String>,
+    /// Postgres schema of Lockstep's tables.
+    pub schema: String,
+    /// Embedded registry file.
+    pub sqlite_path: PathBuf,
+}
+
+impl Default for RegistryConfig {
+    fn default() -> Self {
+        Self {
+            database_url: None,
+            schema: "lockstep".to_owned(),
+            sqlite_path: PathBuf::from(".lockstep/registry.db"),
+        }
+    }
+}
+
+impl RegistryConfig {
+    pub fn location(&self) -> RegistryLocation {
+        match &self.database_url {
+            Some(url) => RegistryLocation::Postgres {
+                url: url.clone(),
+                schema: self.schema.clone(),
+            },
+            None => RegistryLocation::Sqlite {
+                path: self.sqlite_path.clone(),
+            },
+        }
+    }
+}
+
+/// Why the configuration is unusable.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path}: {message}")]
+    File { path: PathBuf, message: String },
+    #[error("environment variable {name}: {message}")]
+    Env { name: String, message: String },
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+impl Config {
+    /// Loads defaults, then `file` if given, then the process environment.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        Self::load_from(file, std::env::vars())
+    }
+
+    /// As [`Config::load`], with the environment given explicitly (for tests).
+    pub fn load_from(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let mut merged = toml::Table::try_from(Config::default())
+            .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                path: path.to_owned(),
+                source,
+            })?;
+            let table: toml::Table = toml::from_str(&text).map_err(|e| ConfigError::File {
+                path: path.to_owned(),
+                message: e.to_string(),
+            })?;
+            merge(&mut merged, table);
+        }
+        let mut env: Vec<(String, String)> = env.into_iter().collect();
+        env.sort();
+        for (name, value) in &env {
+            let keys: Vec<String> = if name == "DATABASE_URL" {
+                vec!["registry".into(), "database_url".into()]
+            } else if let Some(rest) = name.strip_prefix(ENV_PREFIX) {
+                rest.split("__").map(str::to_ascii_lowercase).collect()
+            } else {
+                continue;
+            };
+            if keys.iter().any(String::is_empty) {
+                return Err(ConfigError::Env {
+                    name: name.clone(),
+                    message: "expected LOCKSTEP__SECTION__KEY".into(),
+                });
+            }
+            set_path(&mut merged, &keys, scalar(value)).map_err(|message| ConfigError::Env {
+                name: name.clone(),
+                message,
+            })?;
+        }
+        // An explicit LOCKSTEP__REGISTRY__DATABASE_URL wins over DATABASE_URL: sorted order
+        // applies DATABASE_URL first, then the LOCKSTEP__ variables.
+        let config: Config = toml::Value::Table(merged)
+            .try_into()
+            .map_err(|e: toml::de::Error| ConfigError::Invalid(e.message().to_owned()))?;
+        config.runtime.validate().map_err(ConfigError::Invalid)?;
+        if config.server.max_concurrent_compiles == 0 {
+            return Err(ConfigError::Invalid(
+                "server.max_concurrent_compiles must be positive".into(),
+            ));
+        }
+        Ok(config)
+    }
+}
+
+/// Interprets an environment value as a TOML scalar when it parses as one (numbers,
+/// booleans), as a string otherwise.
+fn scalar(value: &str) -> toml::Value {
+    match toml::from_str::<toml::Table>(&format!("v = {value}")) {
+        Ok(mut table) => match table.remove("v") {
+            Some(
+                v @ (toml::Value::Integer(_) | toml::Value::Float(_) | toml::Value::Boolean(_)),
+            ) => v,
+            _ => toml::Value::String(value.to_owned()),
+        },
+        Err(_) => toml::Value::String(value.to_owned()),
+    }
+}
+
+fn merge(base: &mut toml::Table, overlay: toml::Table) {
+    for (key, value) in overlay {
+        match (base.get_mut(&key), value) {
+            (Some(toml::Value::Table(base)), toml::Value::Table(overlay)) => merge(base, overlay),
+            (_, value) => {
+                base.insert(key, value);
+            }
+        }
+    }
+}
+
+fn set_path(table: &mut toml::Table, keys: &[String], value: toml::Value) -> Result<(), String> {
+    let (last, sections) = keys.split_last().expect("at least one key");
+    let mut current = table;
+    for key in sections {
+        current = match current
+            .entry(key.clone())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+        {
+            toml::Value::Table(next) => next,
+            _ => return Err(format!("`{key}` is a value, not a section")),
+        };
+    }
+    current.insert(last.clone(), value);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn layers_apply_in_order() {
+        let dir = std::env::temp_dir().join(format!("lockstep-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("lockstep.toml");
+        std::fs::write(
+            &file,
+            "[server]\nlisten = \"127.0.0.1:7000\"\nmax_body_bytes = 10\n[runtime]\nfuel_per_row = 5\n",
+        )
+        .unwrap();
+        let config = Config::load_from(
+            Some(&file),
+            env(&[
+                ("LOCKSTEP__SERVER__MAX_BODY_BYTES", "20"),
+                ("DATABASE_URL", "postgres://a/b"),
+                ("UNRELATED", "x"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(config.server.listen.port(), 7000);
+        assert_eq!(config.server.max_body_bytes, 20);
+        assert_eq!(config.runtime.fuel_per_row, 5);
+        assert_eq!(
+            config.runtime.fuel_per_call,
+            RuntimeConfig::default().fuel_per_call
+        );
+        assert_eq!(
+            config.registry.database_url.as_deref(),
+            Some("postgres://a/b")
+        );
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected_by_name() {
+        let error = Config::load_from(None, env(&[("LOCKSTEP__SERVER__LISTN", "x")])).unwrap_err();
+        assert!(error.to_string().contains("listn"), "{error}");
+        let error = Config::load_from(None, env(&[("LOCKSTEP__NOPE__X", "1")])).unwrap_err();
+        assert!(error.to_string().contains("nope"), "{error}");
+    }
+
+    #[test]
+    fn values_are_typed_and_validated() {
+        let error =
+            Config::load_from(None, env(&[("LOCKSTEP__RUNTIME__FUEL_PER_CALL", "0")])).unwrap_err();
+        assert!(error.to_string().contains("fuel_per_call"), "{error}");
+        let error =
+            Config::load_from(None, env(&[("LOCKSTEP__SERVER__LISTEN", "nowhere")])).unwrap_err();
+        assert!(matches!(error, ConfigError::Invalid(_)), "{error}");
+    }
+}

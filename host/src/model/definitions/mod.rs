@@ -1,0 +1,913 @@
+//! Feature definitions: the TOML file users keep in git and apply with `lockstep apply`,
+//! parsed ([`parse`]), checked against the uploaded transforms ([`resolve`]), stored as
+//! versioned objects ([`Resolved::objects`]) and diffed ([`plan`]).
+//!
+//! # The file
+//!
+//! Every object is a table named `[kind.name]`; names are identifiers
+//! (`[A-Za-z_][A-Za-z0-9_]*`). Unknown keys are errors everywhere.
+//!
+//! ```toml
+//! project = "movies"                 # optional, default "default"
+//!
+//! [entities.user]
+//! join_key = "user_id"
+//! type = "int64"                     # int64 | float64 | utf8 | boolean | timestamp
+//! description = "A viewer"           # optional, on every kind of object
+//!
+//! [entities.movie]
+//! join_key = "movie_id"
+//! type = "int64"
+//!
+//! [sources.watch_events]
+//! kind = "parquet"                   # parquet | csv | postgres | push | request
+//! path = "data/watch_events/*.parquet"   # parquet and csv only, required there
+//! timestamp_field = "event_timestamp"    # required except for request sources
+//! created_timestamp_field = "created"    # optional, breaks ties between equal event times
+//! # Column types; a `?` suffix marks a nullable column.
+//! schema = { user_id = "int64", movie_id = "int64", watch_seconds = "int64", runtime = "int64", rating = "float64?", event_timestamp = "timestamp", created = "timestamp" }
+//!
+//! [sources.ratings_db]
+//! kind = "postgres"
+//! query = "select user_id, avg_rating, updated_at from user_ratings"  # or table = "user_ratings": exactly one
+//! timestamp_field = "updated_at"
+//! schema = { user_id = "int64", avg_rating = "float64?", updated_at = "timestamp" }
+//!
+//! [sources.movie_request]
+//! kind = "request"                   # fields sent with an online request: no path, no timestamps
+//! schema = { request_genre = "utf8?" }
+//!
+//! [feature_views.user_movie_interaction_features]
+//! entities = ["user", "movie"]       # their join keys must be source columns of the same type
+//! source = "watch_events"            # any kind but request
+//! transform = "movie_watch_features@1"   # optional: name@version | name@alias | name (= latest) | sha256:<hex>
+//! features = ["watch_time_minutes", "completion_rate"]   # optional, see below
+//! ttl = "1d"                         # optional: a whole number of s, m, h, d or w ("90m", "7d")
+//! online = true                      # default true
+//! offline = true                     # default true
+//!
+//! [feature_views.user_ratings]
+//! entities = ["user"]
+//! source = "ratings_db"              # no transform: features are source columns
+//!
+//! [on_demand_views.movie_scorer]
+//! request_source = "movie_request"   # optional, must be a source of kind request
+//! views = ["user_ratings"]           # feature views whose features (and join keys) are inputs
+//! transform = "movie_recommendation_scorer@latest"   # required
+//!
+//! [feature_services.movie_recommendation_service]
+//! features = ["user_ratings:avg_rating", "movie_scorer:*"]   # view:feature or view:*
+//! ```
+//!
+//! A view's features default to every output of its transform or, without a transform,
+//! every source column except the join keys and the timestamp fields; `features` picks a
+//! subset, in the order given. Each transform input must be supplied under its own name with
+//! its own type: by a source column for a feature view; by exactly one request field, join
+//! key or listed view's feature for an on-demand view. A non-nullable column may feed a
+//! nullable input, not the reverse. Feature views and on-demand views share one namespace.
+//! `examples/movie-recommendation/lockstep.toml` is a complete, valid file.
+//!
+//! # Flow
+//!
+//! [`parse`] reports TOML syntax and shape errors with line numbers. [`resolve`] pins every
+//! transform reference through a [`Catalog`] of uploaded versions and checks every rule,
+//! collecting all errors; [`locate`] gives those errors line numbers ([`resolve_text`] does
+//! all three). The registry stores a [`Resolved`] as one [`StoredObject`] per object and
+//! rebuilds it with [`Resolved::from_objects`]; [`plan`] diffs two of them.
+
+mod catalog;
+mod objects;
+mod plan;
+mod resolve;
+
+#[cfg(test)]
+mod fixtures;
+
+pub use catalog::Catalog;
+pub use objects::{ObjectKind, StoredObject};
+pub use plan::{Action, Change, Plan, plan};
+pub use resolve::{
+    InputBinding, Provider, Resolved, ResolvedFeatureService, ResolvedFeatureView,
+    ResolvedOnDemandView, TransformPin, format_ttl, parse_ttl, resolve,
+};
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::ops::Range;
+use std::str::FromStr;
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use toml::Spanned;
+use toml::de::{DeTable, DeValue, ValueDeserializer};
+
+use super::{FieldSpec, ValueType};
+
+/// The project of a file that names none.
+pub const DEFAULT_PROJECT: &str = "default";
+
+/// The top-level keys of a definitions file.
+const TOP_LEVEL_KEYS: &str =
+    "project, entities, sources, feature_views, on_demand_views, feature_services";
+
+/// A definitions file as written, before any checks across objects.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Definitions {
+    #[serde(default = "default_project")]
+    pub project: String,
+    #[serde(default)]
+    pub entities: BTreeMap<String, Entity>,
+    #[serde(default)]
+    pub sources: BTreeMap<String, Source>,
+    #[serde(default)]
+    pub feature_views: BTreeMap<String, FeatureView>,
+    #[serde(default)]
+    pub on_demand_views: BTreeMap<String, OnDemandView>,
+    #[serde(default)]
+    pub feature_services: BTreeMap<String, FeatureService>,
+}
+
+impl Default for Definitions {
+    fn default() -> Self {
+        Self {
+            project: default_project(),
+            entities: BTreeMap::new(),
+            sources: BTreeMap::new(),
+            feature_views: BTreeMap::new(),
+            on_demand_views: BTreeMap::new(),
+            feature_services: BTreeMap::new(),
+        }
+    }
+}
+
+fn default_project() -> String {
+    DEFAULT_PROJECT.to_owned()
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// What features are about (a user, a movie), identified by one typed join key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Entity {
+    pub join_key: String,
+    #[serde(rename = "type", deserialize_with = "value_type_from_text")]
+    pub value_type: ValueType,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}
+
+impl Entity {
+    /// The join key as a field: join keys are never null.
+    pub fn key_field(&self) -> FieldSpec {
+        FieldSpec {
+            name: self.join_key.clone(),
+            value_type: self.value_type,
+            nullable: false,
+        }
+    }
+}
+
+/// Where a source's rows come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SourceKind {
+    /// Parquet files (`path`, a glob).
+    Parquet,
+    /// CSV files (`path`, a glob) with a header row.
+    Csv,
+    /// A Postgres `table` or `query`.
+    Postgres,
+    /// Rows pushed over HTTP (`POST /push`).
+    Push,
+    /// Fields sent with an online request, for on-demand views.
+    Request,
+}
+
+impl SourceKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SourceKind::Parquet => "parquet",
+            SourceKind::Csv => "csv",
+            SourceKind::Postgres => "postgres",
+            SourceKind::Push => "push",
+            SourceKind::Request => "request",
+        }
+    }
+}
+
+impl fmt::Display for SourceKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A column type as written in a source schema: a [`ValueType`] name, `?` when nullable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ColumnType {
+    pub value_type: ValueType,
+    pub nullable: bool,
+}
+
+impl ColumnType {
+    /// The column `name` of this type.
+    pub fn field(self, name: &str) -> FieldSpec {
+        FieldSpec {
+            name: name.to_owned(),
+            value_type: self.value_type,
+            nullable: self.nullable,
+        }
+    }
+}
+
+impl fmt::Display for ColumnType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let null = if self.nullable { "?" } else { "" };
+        write!(f, "{}{null}", self.value_type)
+    }
+}
+
+impl FromStr for ColumnType {
+    type Err = String;
+
+    /// `float64`, `float64?` (nullable); the aliases of [`ValueType`] work too.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (name, nullable) = match s.strip_suffix('?') {
+            Some(name) => (name, true),
+            None => (s, false),
+        };
+        let value_type = name.parse().map_err(|_| {
+            format!(
+                "unknown column type `{s}`; expected one of int64, float64, utf8, boolean, \
+                 timestamp, with `?` after it when nullable"
+            )
+        })?;
+        Ok(Self {
+            value_type,
+            nullable,
+        })
+    }
+}
+
+impl Serialize for ColumnType {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for ColumnType {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+fn value_type_from_text<'de, D: Deserializer<'de>>(deserializer: D) -> Result<ValueType, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    text.parse().map_err(serde::de::Error::custom)
+}
+
+/// Raw rows with an event timestamp (batch and push sources) or request fields.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Source {
+    pub kind: SourceKind,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub table: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub query: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timestamp_field: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_timestamp_field: Option<String>,
+    pub schema: BTreeMap<String, ColumnType>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}
+
+impl Source {
+    /// The schema as fields, by column name.
+    pub fn columns(&self) -> Vec<FieldSpec> {
+        self.schema
+            .iter()
+            .map(|(name, column)| column.field(name))
+            .collect()
+    }
+
+    /// The column `name`, if the schema has it.
+    pub fn column(&self, name: &str) -> Option<FieldSpec> {
+        self.schema.get(name).map(|column| column.field(name))
+    }
+}
+
+/// Features of one or more entities computed from a source, optionally by a transform.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FeatureView {
+    pub entities: Vec<String>,
+    pub source: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transform: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub features: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl: Option<String>,
+    #[serde(default = "yes")]
+    pub online: bool,
+    #[serde(default = "yes")]
+    pub offline: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}
+
+/// Features computed at request time from request fields and other views' features.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OnDemandView {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_source: Option<String>,
+    #[serde(default)]
+    pub views: Vec<String>,
+    pub transform: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub features: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}
+
+/// A named list of feature references (`view:feature`, `view:*`) that clients ask for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FeatureService {
+    pub features: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}
+
+/// One problem in a definitions file: where (a dotted path and, once known, a line) and what.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DefinitionError {
+    /// Dotted path to the offending value, `feature_views.user_watch.transform`, with `[i]`
+    /// for a list element; empty for a TOML syntax error.
+    pub path: String,
+    /// 1-based line in the file.
+    pub line: Option<usize>,
+    pub message: String,
+}
+
+impl DefinitionError {
+    pub fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            path: path.into(),
+            line: None,
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for DefinitionError {
+    /// `line 12: feature_views.user_watch.transform: unknown transform `foo` (known: a, b)`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(line) = self.line {
+            write!(f, "line {line}: ")?;
+        }
+        if !self.path.is_empty() {
+            write!(f, "{}: ", self.path)?;
+        }
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for DefinitionError {}
+
+/// Parses a definitions file, reporting every syntax error or else every shape error
+/// (unknown key, missing key, wrong type) with its line.
+pub fn parse(text: &str) -> Result<Definitions, Vec<DefinitionError>> {
+    let (root, syntax_errors) = DeTable::parse_recoverable(text);
+    if !syntax_errors.is_empty() {
+        return Err(syntax_errors
+            .iter()
+            .map(|error| DefinitionError {
+                path: String::new(),
+                line: error.span().map(|span| line_of(text, span.start)),
+                message: error.message().to_owned(),
+            })
+            .collect());
+    }
+    let mut definitions = Definitions::default();
+    let mut errors = Vec::new();
+    for (key, value) in root.into_inner() {
+        let line = Some(line_of(text, key.span().start));
+        match key.get_ref().as_ref() {
+            "project" => match value.get_ref().as_str() {
+                Some(project) => project.clone_into(&mut definitions.project),
+                None => errors.push(DefinitionError {
+                    path: "project".to_owned(),
+                    line,
+                    message: format!("expected a string, found {}", value.get_ref().type_str()),
+                }),
+            },
+            "entities" => parse_section(
+                text,
+                "entities",
+                value,
+                &mut definitions.entities,
+                &mut errors,
+            ),
+            "sources" => parse_section(
+                text,
+                "sources",
+                value,
+                &mut definitions.sources,
+                &mut errors,
+            ),
+            "feature_views" => parse_section(
+                text,
+                "feature_views",
+                value,
+                &mut definitions.feature_views,
+                &mut errors,
+            ),
+            "on_demand_views" => parse_section(
+                text,
+                "on_demand_views",
+                value,
+                &mut definitions.on_demand_views,
+                &mut errors,
+            ),
+            "feature_services" => parse_section(
+                text,
+                "feature_services",
+                value,
+                &mut definitions.feature_services,
+                &mut errors,
+            ),
+            other => errors.push(DefinitionError {
+                path: other.to_owned(),
+                line,
+                message: format!("unknown key `{other}`, expected one of {TOP_LEVEL_KEYS}"),
+            }),
+        }
+    }
+    if errors.is_empty() {
+        Ok(definitions)
+    } else {
+        errors.sort_by_key(|error| error.line);
+        Err(errors)
+    }
+}
+
+/// Deserializes each object of one `[section.name]` group on its own, so that one bad
+/// object does not hide the errors of the next.
+fn parse_section<T: DeserializeOwned>(
+    text: &str,
+    section: &str,
+    value: Spanned<DeValue<'_>>,
+    out: &mut BTreeMap<String, T>,
+    errors: &mut Vec<DefinitionError>,
+) {
+    let section_line = Some(line_of(text, value.span().start));
+    let DeValue::Table(objects) = value.into_inner() else {
+        errors.push(DefinitionError {
+            path: section.to_owned(),
+            line: section_line,
+            message: format!("expected tables named `[{section}.<name>]`"),
+        });
+        return;
+    };
+    for (name, body) in objects {
+        let path = format!("{section}.{}", name.get_ref());
+        let name_line = line_of(text, name.span().start);
+        let Some(fields) = body.get_ref().as_table() else {
+            errors.push(DefinitionError {
+                path,
+                line: Some(name_line),
+                message: format!("expected a table, found {}", body.get_ref().type_str()),
+            });
+            continue;
+        };
+        match T::deserialize(ValueDeserializer::from(body.clone())) {
+            Ok(object) => {
+                out.insert(name.into_inner().into_owned(), object);
+            }
+            Err(error) => {
+                let (suffix, line) = match error.span() {
+                    Some(span) => (path_to_span(fields, &span), line_of(text, span.start)),
+                    None => (String::new(), name_line),
+                };
+                errors.push(DefinitionError {
+                    path: path + &suffix,
+                    line: Some(line),
+                    message: error.message().to_owned(),
+                });
+            }
+        }
+    }
+}
+
+/// The `.key.key[i]` path, inside `table`, of the innermost key or value containing `span`.
+fn path_to_span(table: &DeTable<'_>, span: &Range<usize>) -> String {
+    let contains = |outer: Range<usize>| outer.start <= span.start && span.end <= outer.end;
+    let mut path = String::new();
+    let mut value: Option<&DeValue<'_>> = None;
+    let mut current = Some(table);
+    while let Some(table) = current.take() {
+        for (key, item) in table {
+            if contains(key.span()) {
+                path.push('.');
+                path.push_str(key.get_ref());
+                break;
+            }
+            if contains(item.span()) {
+                path.push('.');
+                path.push_str(key.get_ref());
+                value = Some(item.get_ref());
+                break;
+            }
+        }
+        while let Some(DeValue::Array(items)) = value {
+            value = None;
+            if let Some((index, item)) = items
+                .iter()
+                .enumerate()
+                .find(|(_, item)| contains(item.span()))
+            {
+                path.push_str(&format!("[{index}]"));
+                value = Some(item.get_ref());
+            }
+        }
+        current = value.take().and_then(DeValue::as_table);
+    }
+    path
+}
+
+/// Fills the `line` of errors that have none (those of [`resolve`]) by following each
+/// error's path through the file: the line of the deepest key found (the key itself, its
+/// `[kind.name]` header, or the list element).
+pub fn locate(text: &str, errors: &mut [DefinitionError]) {
+    let Ok(root) = DeTable::parse(text) else {
+        return;
+    };
+    for error in errors.iter_mut().filter(|error| error.line.is_none()) {
+        error.line =
+            offset_of_path(root.get_ref(), &error.path).map(|offset| line_of(text, offset));
+    }
+}
+
+/// The offset of the deepest key or list element of `path` present in `root`.
+fn offset_of_path(root: &DeTable<'_>, path: &str) -> Option<usize> {
+    let mut found = None;
+    let mut current = Some(root);
+    for segment in path.split('.') {
+        let (key, indices) = match segment.split_once('[') {
+            Some((key, rest)) => (key, rest),
+            None => (segment, ""),
+        };
+        let Some((found_key, mut value)) = current
+            .take()
+            .and_then(|table| table.iter().find(|(name, _)| name.get_ref() == key))
+        else {
+            break;
+        };
+        found = Some(found_key.span().start);
+        for index in indices.split('[') {
+            let Some(index) = index
+                .strip_suffix(']')
+                .and_then(|i| i.parse::<usize>().ok())
+            else {
+                continue;
+            };
+            match value
+                .get_ref()
+                .as_array()
+                .and_then(|items| items.get(index))
+            {
+                Some(item) => {
+                    found = Some(item.span().start);
+                    value = item;
+                }
+                None => break,
+            }
+        }
+        current = value.get_ref().as_table();
+    }
+    found
+}
+
+/// The 1-based line holding byte `offset` of `text`.
+fn line_of(text: &str, offset: usize) -> usize {
+    let end = offset.min(text.len());
+    text.as_bytes()[..end]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
+}
+
+/// Parses, resolves and locates in one go: what `lockstep apply` and `POST /definitions` do.
+/// Errors come sorted by line.
+pub fn resolve_text(text: &str, catalog: &Catalog) -> Result<Resolved, Vec<DefinitionError>> {
+    let definitions = parse(text)?;
+    resolve(&definitions, catalog).map_err(|mut errors| {
+        locate(text, &mut errors);
+        errors.sort_by_key(|error| error.line.unwrap_or(usize::MAX));
+        errors
+    })
+}
+
+/// Whether `name` is an identifier: `[A-Za-z_][A-Za-z0-9_]*`.
+pub fn is_identifier(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|first| first.is_ascii_alphabetic() || first == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fixtures::{self, MOVIES, catalog};
+    use super::*;
+
+    fn errors_of(text: &str) -> Vec<String> {
+        parse(text)
+            .expect_err("the text has errors")
+            .iter()
+            .map(ToString::to_string)
+            .collect()
+    }
+
+    #[test]
+    fn the_movie_example_parses() {
+        let definitions = parse(MOVIES).unwrap();
+        assert_eq!(definitions.project, "movies");
+        assert_eq!(
+            definitions.entities.keys().collect::<Vec<_>>(),
+            ["movie", "user"]
+        );
+        assert_eq!(definitions.sources.len(), 4);
+        let watch = &definitions.sources["watch_events"];
+        assert_eq!(watch.kind, SourceKind::Parquet);
+        assert_eq!(
+            watch.column("rating"),
+            Some(FieldSpec {
+                name: "rating".into(),
+                value_type: ValueType::Float64,
+                nullable: true,
+            })
+        );
+        let interaction = &definitions.feature_views["user_movie_interaction_features"];
+        assert_eq!(interaction.entities, ["user", "movie"]);
+        assert_eq!(
+            interaction.transform.as_deref(),
+            Some("movie_watch_features@1")
+        );
+        assert!(interaction.online && interaction.offline);
+        assert_eq!(interaction.features, None);
+        assert_eq!(
+            definitions.on_demand_views["movie_scorer"].views,
+            ["user_profile_features", "movie_metadata_features"]
+        );
+        assert_eq!(definitions.feature_services.len(), 2);
+        // The serde shape is the file's shape: the derived deserializer agrees with `parse`.
+        assert_eq!(toml::from_str::<Definitions>(MOVIES).unwrap(), definitions);
+        assert!(resolve_text(MOVIES, &catalog()).is_ok());
+    }
+
+    #[test]
+    fn the_example_in_the_module_docs_is_valid() {
+        let text: String = include_str!("mod.rs")
+            .lines()
+            .skip_while(|line| *line != "//! ```toml")
+            .skip(1)
+            .take_while(|line| *line != "//! ```")
+            .map(|line| {
+                line.strip_prefix("//!")
+                    .unwrap()
+                    .trim_start_matches(' ')
+                    .to_owned()
+                    + "\n"
+            })
+            .collect();
+        assert!(text.contains("[feature_services.movie_recommendation_service]"));
+        let catalog = Catalog::new(
+            vec![
+                fixtures::version(
+                    "movie_watch_features",
+                    1,
+                    fixtures::WATCH_INPUTS,
+                    fixtures::WATCH_OUTPUTS,
+                ),
+                fixtures::version(
+                    "movie_recommendation_scorer",
+                    1,
+                    "avg_rating float64?, request_genre utf8?",
+                    "score float64",
+                ),
+            ],
+            Vec::new(),
+        );
+        let resolved = resolve_text(&text, &catalog).unwrap();
+        assert_eq!(resolved.project(), "movies");
+        assert_eq!(
+            resolved.feature_services["movie_recommendation_service"].features,
+            [
+                ("user_ratings".to_owned(), "avg_rating".to_owned()),
+                ("movie_scorer".to_owned(), "score".to_owned()),
+            ]
+        );
+    }
+
+    #[test]
+    fn an_empty_file_is_an_empty_default_project() {
+        assert_eq!(parse("").unwrap(), Definitions::default());
+        assert_eq!(parse("# nothing\n").unwrap().project, DEFAULT_PROJECT);
+    }
+
+    #[test]
+    fn syntax_errors_carry_their_line() {
+        let text =
+            "project = \"movies\"\n\n[entities.user]\njoin_key = \"user_id\ntype = \"int64\"\n";
+        let errors = parse(text).unwrap_err();
+        assert!(!errors.is_empty());
+        assert_eq!(errors[0].line, Some(4), "{errors:?}");
+        assert_eq!(errors[0].path, "");
+        assert!(
+            errors[0].to_string().starts_with("line 4: "),
+            "{}",
+            errors[0]
+        );
+    }
+
+    #[test]
+    fn unknown_keys_are_errors_with_path_and_line() {
+        let text = "\
+project = \"p\"
+color = \"blue\"
+
+[entities.user]
+join_key = \"user_id\"
+type = \"int64\"
+colour = \"red\"
+";
+        let errors = errors_of(text);
+        assert_eq!(errors.len(), 2, "{errors:?}");
+        assert_eq!(
+            errors[0],
+            "line 2: color: unknown key `color`, expected one of project, entities, sources, \
+             feature_views, on_demand_views, feature_services"
+        );
+        assert!(
+            errors[1].starts_with("line 7: entities.user.colour: unknown field `colour`"),
+            "{}",
+            errors[1]
+        );
+    }
+
+    #[test]
+    fn every_bad_object_is_reported_not_just_the_first() {
+        let text = "\
+[entities.user]
+join_key = \"user_id\"
+type = \"int65\"
+
+[sources.events]
+kind = \"parquet\"
+path = \"x.parquet\"
+timestamp_field = \"ts\"
+schema = { ts = \"timestamp\", rating = \"float64??\" }
+
+[feature_views.v]
+entities = [\"user\", 3]
+source = \"events\"
+
+[feature_services.s]
+";
+        let errors = errors_of(text);
+        assert_eq!(errors.len(), 4, "{errors:?}");
+        assert!(
+            errors[0].starts_with("line 3: entities.user.type: unknown type `int65`"),
+            "{}",
+            errors[0]
+        );
+        assert!(
+            errors[1].starts_with(
+                "line 9: sources.events.schema.rating: unknown column type `float64??`"
+            ),
+            "{}",
+            errors[1]
+        );
+        assert!(
+            errors[2].starts_with("line 12: feature_views.v.entities[1]: invalid type: integer"),
+            "{}",
+            errors[2]
+        );
+        assert_eq!(
+            errors[3],
+            "line 15: feature_services.s: missing field `features`"
+        );
+    }
+
+    #[test]
+    fn shape_errors_outside_objects() {
+        assert_eq!(
+            errors_of("project = 3\nentities = 4\n"),
+            [
+                "line 1: project: expected a string, found integer",
+                "line 2: entities: expected tables named `[entities.<name>]`",
+            ]
+        );
+        assert_eq!(
+            errors_of("[sources]\nevents = \"x\"\n"),
+            ["line 2: sources.events: expected a table, found string"]
+        );
+        assert!(
+            errors_of("[sources.s]\nkind = \"kafka\"\nschema = {}\n")[0]
+                .starts_with("line 2: sources.s.kind: unknown variant `kafka`"),
+        );
+    }
+
+    #[test]
+    fn column_types_read_and_print_with_nullability() {
+        for (text, value_type, nullable) in [
+            ("int64", ValueType::Int64, false),
+            ("float64?", ValueType::Float64, true),
+            ("timestamp", ValueType::Timestamp, false),
+        ] {
+            let column: ColumnType = text.parse().unwrap();
+            assert_eq!(
+                column,
+                ColumnType {
+                    value_type,
+                    nullable
+                }
+            );
+            assert_eq!(column.to_string(), text);
+        }
+        assert_eq!(
+            "string?".parse::<ColumnType>().unwrap().to_string(),
+            "utf8?"
+        );
+        for bad in ["", "?", "int64 ?", "decimal"] {
+            assert!(bad.parse::<ColumnType>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn errors_display_line_path_and_message() {
+        let mut error = DefinitionError::new(
+            "feature_views.user_watch.transform",
+            "unknown transform `foo` (known: a, b)",
+        );
+        assert_eq!(
+            error.to_string(),
+            "feature_views.user_watch.transform: unknown transform `foo` (known: a, b)"
+        );
+        error.line = Some(12);
+        assert_eq!(
+            error.to_string(),
+            "line 12: feature_views.user_watch.transform: unknown transform `foo` (known: a, b)"
+        );
+    }
+
+    #[test]
+    fn locate_finds_keys_headers_and_list_elements() {
+        let text = "\
+[feature_views.v]
+entities = [
+  \"user\",
+  \"movie\",
+]
+source = \"events\"
+
+[on_demand_views.o]
+transform = \"t\"
+";
+        let mut errors = vec![
+            DefinitionError::new("feature_views.v.source", "a"),
+            DefinitionError::new("feature_views.v.entities[1]", "b"),
+            DefinitionError::new("feature_views.v.ttl", "c"),
+            DefinitionError::new("on_demand_views.o.transform", "d"),
+            DefinitionError::new("on_demand_views.missing.transform", "e"),
+            DefinitionError::new("feature_services.s", "f"),
+        ];
+        locate(text, &mut errors);
+        let lines: Vec<_> = errors.iter().map(|error| error.line).collect();
+        assert_eq!(lines, [Some(6), Some(4), Some(1), Some(9), Some(8), None]);
+    }
+
+    #[test]
+    fn identifiers() {
+        for good in ["a", "_x", "user_id", "A9"] {
+            assert!(is_identifier(good), "{good}");
+        }
+        for bad in ["", "9a", "a-b", "a.b", "a b", "é"] {
+            assert!(!is_identifier(bad), "{bad}");
+        }
+    }
+}

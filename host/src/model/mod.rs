@@ -1,0 +1,104 @@
+//! The data model shared by every layer: digests, value types, transform versions and the
+//! feature definitions users apply (entities, sources, views, services).
+
+pub mod definitions;
+mod digest;
+
+pub use digest::{Digest, InvalidDigest};
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+/// The type of a column or feature value. `Timestamp` is microseconds since the Unix
+/// epoch, UTC.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ValueType {
+    Int64,
+    Float64,
+    Utf8,
+    Boolean,
+    Timestamp,
+}
+
+impl ValueType {
+    pub const ALL: [ValueType; 5] = [
+        ValueType::Int64,
+        ValueType::Float64,
+        ValueType::Utf8,
+        ValueType::Boolean,
+        ValueType::Timestamp,
+    ];
+
+    /// The name used in definitions files, signatures and errors.
+    pub fn name(self) -> &'static str {
+        match self {
+            ValueType::Int64 => "int64",
+            ValueType::Float64 => "float64",
+            ValueType::Utf8 => "utf8",
+            ValueType::Boolean => "boolean",
+            ValueType::Timestamp => "timestamp",
+        }
+    }
+}
+
+impl fmt::Display for ValueType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for ValueType {
+    type Err = String;
+
+    /// Accepts the canonical names and the common aliases `string`, `bool`, `int`, `float`.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "int64" | "int" => Ok(ValueType::Int64),
+            "float64" | "float" | "double" => Ok(ValueType::Float64),
+            "utf8" | "string" => Ok(ValueType::Utf8),
+            "boolean" | "bool" => Ok(ValueType::Boolean),
+            "timestamp" => Ok(ValueType::Timestamp),
+            other => Err(format!(
+                "unknown type `{other}`; expected one of int64, float64, utf8, boolean, timestamp"
+            )),
+        }
+    }
+}
+
+/// A named, typed column: a transform input or output, a source column, a feature.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct FieldSpec {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub value_type: ValueType,
+    pub nullable: bool,
+}
+
+impl fmt::Display for FieldSpec {
+    /// `name type`, with `?` after the type when nullable: `rating float64?`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let null = if self.nullable { "?" } else { "" };
+        write!(f, "{} {}{null}", self.name, self.value_type)
+    }
+}
+
+/// One immutable version of an uploaded transform, as the registry knows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TransformVersion {
+    /// The name it was uploaded under (`POST /transforms/{name}`).
+    pub name: String,
+    /// 1, 2, 3… per name, in upload order; never reused.
+    pub version: u32,
+    pub digest: Digest,
+    /// The name and version the component declares in its own signature.
+    pub declared_name: String,
+    pub declared_version: String,
+    pub inputs: Vec<FieldSpec>,
+    pub outputs: Vec<FieldSpec>,
+    pub size_bytes: u64,
+    /// Upload time, µs since the Unix epoch.
+    pub uploaded_at_micros: i64,
+}

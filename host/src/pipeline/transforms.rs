@@ -1,0 +1,168 @@
+//! Uploading transforms (checked by the runtime before the registry records them), listing
+//! them and moving aliases.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use super::Lockstep;
+use crate::model::definitions::is_identifier;
+use crate::model::{FieldSpec, TransformVersion, ValueType};
+use crate::registry::{NewTransform, PutOutcome, RegistryError};
+use crate::runtime::{DataType, Field, LoadError};
+
+/// Longest transform or alias name.
+const MAX_NAME_LEN: usize = 64;
+
+/// Why an upload was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum UploadError {
+    #[error("`{0}` is not a valid transform name: use 1 to 64 letters, digits and `_`")]
+    InvalidName(String),
+    #[error(transparent)]
+    Rejected(#[from] LoadError),
+    #[error("compiling and smoke-testing the component took longer than {0:?}")]
+    CompileTimeout(std::time::Duration),
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+}
+
+/// Why an alias could not be moved.
+#[derive(Debug, thiserror::Error)]
+pub enum AliasError {
+    #[error("`{0}` is not a valid alias: use 1 to 64 letters, digits and `_`")]
+    InvalidAlias(String),
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+}
+
+/// A transform name with all its versions and aliases.
+#[derive(Debug, Clone, Serialize)]
+pub struct TransformSummary {
+    pub name: String,
+    pub latest: u32,
+    pub aliases: BTreeMap<String, u32>,
+    pub versions: Vec<TransformVersion>,
+}
+
+fn valid_name(name: &str) -> bool {
+    name.len() <= MAX_NAME_LEN && is_identifier(name)
+}
+
+impl Lockstep {
+    /// The upload pipeline: name check → the runtime compiles (off the async threads, a few
+    /// at a time, under a deadline) and checks the component → smoke run on sample rows,
+    /// whole and chunked → the registry records it. Identical bytes give the same version.
+    pub async fn upload(&self, name: &str, bytes: Vec<u8>) -> Result<PutOutcome, UploadError> {
+        if !valid_name(name) {
+            return Err(UploadError::InvalidName(name.to_owned()));
+        }
+        let _permit = self
+            .compiles
+            .acquire()
+            .await
+            .expect("the compile semaphore is never closed");
+        let runtime = Arc::clone(&self.runtime);
+        let checked = tokio::task::spawn_blocking(move || {
+            let info = runtime.load(&bytes)?;
+            if let Err(error) = runtime.smoke_test(&info.digest) {
+                runtime.unload(&info.digest);
+                return Err(error);
+            }
+            Ok((info, bytes))
+        });
+        let (info, bytes) = match tokio::time::timeout(self.compile_timeout, checked).await {
+            Err(_) => return Err(UploadError::CompileTimeout(self.compile_timeout)),
+            Ok(Err(join)) => {
+                return Err(UploadError::Rejected(LoadError::Internal(join.to_string())));
+            }
+            Ok(Ok(result)) => result?,
+        };
+        let outcome = self
+            .registry
+            .put_transform(
+                name,
+                NewTransform {
+                    digest: info.digest,
+                    bytes,
+                    declared_name: info.signature.name.clone(),
+                    declared_version: info.signature.version.clone(),
+                    inputs: field_specs(&info.signature.inputs),
+                    outputs: field_specs(&info.signature.outputs),
+                },
+            )
+            .await?;
+        tracing::info!(
+            name,
+            version = outcome.version.version,
+            digest = %info.digest,
+            created = outcome.created,
+            "transform uploaded"
+        );
+        Ok(outcome)
+    }
+
+    /// Every transform with its versions and aliases, by name.
+    pub async fn transforms(&self) -> Result<Vec<TransformSummary>, RegistryError> {
+        let versions = self.registry.transforms().await?;
+        let aliases = self.registry.aliases().await?;
+        let mut summaries: BTreeMap<String, TransformSummary> = BTreeMap::new();
+        for version in versions {
+            let summary =
+                summaries
+                    .entry(version.name.clone())
+                    .or_insert_with(|| TransformSummary {
+                        name: version.name.clone(),
+                        latest: 0,
+                        aliases: BTreeMap::new(),
+                        versions: Vec::new(),
+                    });
+            summary.latest = summary.latest.max(version.version);
+            summary.versions.push(version);
+        }
+        for alias in aliases {
+            if let Some(summary) = summaries.get_mut(&alias.name) {
+                summary.aliases.insert(alias.alias, alias.version);
+            }
+        }
+        Ok(summaries.into_values().collect())
+    }
+
+    /// One transform's versions and aliases, if it exists.
+    pub async fn transform(&self, name: &str) -> Result<Option<TransformSummary>, RegistryError> {
+        Ok(self
+            .transforms()
+            .await?
+            .into_iter()
+            .find(|summary| summary.name == name))
+    }
+
+    /// Points `alias` of `name` at `version`.
+    pub async fn set_alias(&self, name: &str, alias: &str, version: u32) -> Result<(), AliasError> {
+        if !valid_name(alias) {
+            return Err(AliasError::InvalidAlias(alias.to_owned()));
+        }
+        self.registry.set_alias(name, alias, version).await?;
+        tracing::info!(name, alias, version, "alias moved");
+        Ok(())
+    }
+}
+
+/// The model's view of signature fields.
+pub fn field_specs(fields: &[Field]) -> Vec<FieldSpec> {
+    fields
+        .iter()
+        .map(|field| FieldSpec {
+            name: field.name.clone(),
+            value_type: match field.data_type {
+                DataType::Int64 => ValueType::Int64,
+                DataType::Float64 => ValueType::Float64,
+                DataType::Utf8 => ValueType::Utf8,
+                DataType::Boolean => ValueType::Boolean,
+                DataType::Timestamp => ValueType::Timestamp,
+            },
+            nullable: field.nullable,
+        })
+        .collect()
+}

@@ -1,0 +1,328 @@
+//! The registry on SQL, one implementation for both backends through sqlx's `Any` driver:
+//! Postgres (tables in a dedicated schema; advisory locks serialize version assignment per
+//! transform name and applies per project) and embedded SQLite (one writer at a time).
+
+use std::path::Path;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::any::{AnyPoolOptions, install_default_drivers};
+use sqlx::{Any, AnyPool, Transaction};
+use tokio::sync::{Mutex, MutexGuard};
+
+use super::{
+    Alias, ApplyReport, LATEST_OBJECTS_SQL, NewTransform, ObjectRecord, ObjectRow, ObjectWrite,
+    PutOutcome, Registry, RegistryError, VERSION_COLUMNS, VersionRow, live_objects, now_micros,
+    plan_writes, version_from_row,
+};
+use crate::model::{Digest, TransformVersion};
+
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+
+/// How long a registry call waits for a pooled connection before reporting unavailable.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Which database is behind the pool.
+enum Backend {
+    /// Postgres; the schema names advisory-lock keys so registries in other schemas of the
+    /// same database never wait on each other.
+    Postgres { schema: String },
+    /// SQLite: writes take this lock, so transactions never race to upgrade to writers.
+    Sqlite { writer: Mutex<()> },
+}
+
+/// The registry tables, in Postgres or SQLite.
+pub struct SqlRegistry {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+impl SqlRegistry {
+    /// Connects to Postgres, creates `schema` if missing, and migrates it.
+    pub async fn postgres(url: &str, schema: &str) -> Result<Self, RegistryError> {
+        if !is_identifier(schema) {
+            return Err(RegistryError::Open(format!(
+                "schema `{schema}` must be letters, digits and `_`, at most 63 characters"
+            )));
+        }
+        install_default_drivers();
+        let bootstrap = pool(url, 1).await?;
+        sqlx::query(&format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\""))
+            .execute(&bootstrap)
+            .await
+            .map_err(|e| RegistryError::Open(e.to_string()))?;
+        bootstrap.close().await;
+        let separator = if url.contains('?') { '&' } else { '?' };
+        let url = format!("{url}{separator}options=-c%20search_path%3D{schema}");
+        let pool = pool(&url, 8).await?;
+        POSTGRES_MIGRATIONS
+            .run(&pool)
+            .await
+            .map_err(|e| RegistryError::Open(format!("migrating the registry: {e}")))?;
+        Ok(Self {
+            pool,
+            backend: Backend::Postgres {
+                schema: schema.to_owned(),
+            },
+        })
+    }
+
+    /// Opens (creating if missing) an SQLite file and migrates it.
+    pub async fn sqlite(path: &Path) -> Result<Self, RegistryError> {
+        install_default_drivers();
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|e| {
+                RegistryError::Open(format!("cannot create {}: {e}", parent.display()))
+            })?;
+        }
+        let url = format!("sqlite://{}?mode=rwc", path.display());
+        let pool = pool(&url, 4).await?;
+        sqlx::query("PRAGMA journal_mode = WAL")
+            .execute(&pool)
+            .await
+            .map_err(|e| RegistryError::Open(e.to_string()))?;
+        SQLITE_MIGRATIONS
+            .run(&pool)
+            .await
+            .map_err(|e| RegistryError::Open(format!("migrating the registry: {e}")))?;
+        Ok(Self {
+            pool,
+            backend: Backend::Sqlite {
+                writer: Mutex::new(()),
+            },
+        })
+    }
+
+    /// Begins a write transaction holding the backend's lock for `key` until it ends.
+    async fn begin_write(&self, key: &str) -> Result<WriteTx<'_>, RegistryError> {
+        match &self.backend {
+            Backend::Postgres { schema } => {
+                let mut tx = self.pool.begin().await?;
+                sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+                    .bind(format!("lockstep:{schema}:{key}"))
+                    .execute(&mut *tx)
+                    .await?;
+                Ok(WriteTx { tx, _guard: None })
+            }
+            Backend::Sqlite { writer } => {
+                let guard = writer.lock().await;
+                let tx = self.pool.begin().await?;
+                Ok(WriteTx {
+                    tx,
+                    _guard: Some(guard),
+                })
+            }
+        }
+    }
+}
+
+/// A write transaction and the lock that serializes it (SQLite); rolls back unless committed.
+struct WriteTx<'a> {
+    tx: Transaction<'static, Any>,
+    _guard: Option<MutexGuard<'a, ()>>,
+}
+
+impl WriteTx<'_> {
+    async fn commit(self) -> Result<(), RegistryError> {
+        self.tx.commit().await?;
+        Ok(())
+    }
+}
+
+async fn pool(url: &str, connections: u32) -> Result<AnyPool, RegistryError> {
+    AnyPoolOptions::new()
+        .max_connections(connections)
+        .acquire_timeout(ACQUIRE_TIMEOUT)
+        .connect(url)
+        .await
+        .map_err(|e| RegistryError::Open(e.to_string()))
+}
+
+fn is_identifier(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 63
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && !name.starts_with(|c: char| c.is_ascii_digit())
+}
+
+#[async_trait]
+impl Registry for SqlRegistry {
+    async fn put_transform(
+        &self,
+        name: &str,
+        transform: NewTransform,
+    ) -> Result<PutOutcome, RegistryError> {
+        let mut tx = self.begin_write(&format!("transform:{name}")).await?;
+        let digest = transform.digest.to_string();
+        let existing: Option<VersionRow> = sqlx::query_as(&format!(
+            "SELECT {VERSION_COLUMNS} FROM transform_versions v JOIN transform_blobs b \
+                 ON b.digest = v.digest WHERE v.name = $1 AND v.digest = $2"
+        ))
+        .bind(name)
+        .bind(&digest)
+        .fetch_optional(&mut *tx.tx)
+        .await?;
+        if let Some(row) = existing {
+            return Ok(PutOutcome {
+                version: version_from_row(row)?,
+                created: false,
+            });
+        }
+        sqlx::query(
+            "INSERT INTO transform_blobs (digest, bytes, size_bytes) VALUES ($1, $2, $3) \
+                 ON CONFLICT (digest) DO NOTHING",
+        )
+        .bind(&digest)
+        .bind(transform.bytes.as_slice())
+        .bind(transform.bytes.len() as i64)
+        .execute(&mut *tx.tx)
+        .await?;
+        let (next,): (i64,) = sqlx::query_as(
+            "SELECT CAST(COALESCE(MAX(version), 0) + 1 AS BIGINT) FROM transform_versions \
+                 WHERE name = $1",
+        )
+        .bind(name)
+        .fetch_one(&mut *tx.tx)
+        .await?;
+        let uploaded_at = now_micros();
+        sqlx::query(
+            "INSERT INTO transform_versions (name, version, digest, declared_name, \
+                 declared_version, inputs, outputs, uploaded_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(name)
+        .bind(next as i32)
+        .bind(&digest)
+        .bind(&transform.declared_name)
+        .bind(&transform.declared_version)
+        .bind(serde_json::to_string(&transform.inputs).expect("fields serialize"))
+        .bind(serde_json::to_string(&transform.outputs).expect("fields serialize"))
+        .bind(uploaded_at)
+        .execute(&mut *tx.tx)
+        .await?;
+        tx.commit().await?;
+        Ok(PutOutcome {
+            version: TransformVersion {
+                name: name.to_owned(),
+                version: next as u32,
+                digest: transform.digest,
+                declared_name: transform.declared_name.clone(),
+                declared_version: transform.declared_version.clone(),
+                inputs: transform.inputs.clone(),
+                outputs: transform.outputs.clone(),
+                size_bytes: transform.bytes.len() as u64,
+                uploaded_at_micros: uploaded_at,
+            },
+            created: true,
+        })
+    }
+
+    async fn transforms(&self) -> Result<Vec<TransformVersion>, RegistryError> {
+        let rows: Vec<VersionRow> = sqlx::query_as(&format!(
+            "SELECT {VERSION_COLUMNS} FROM transform_versions v \
+             JOIN transform_blobs b ON b.digest = v.digest ORDER BY v.name, v.version"
+        ))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter().map(version_from_row).collect()
+    }
+
+    async fn blob(&self, digest: &Digest) -> Result<Option<Vec<u8>>, RegistryError> {
+        let row: Option<(Vec<u8>,)> =
+            sqlx::query_as("SELECT bytes FROM transform_blobs WHERE digest = $1")
+                .bind(digest.to_string())
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(row.map(|(bytes,)| bytes))
+    }
+
+    async fn aliases(&self) -> Result<Vec<Alias>, RegistryError> {
+        let rows: Vec<(String, String, i64)> = sqlx::query_as(
+            "SELECT name, alias, CAST(version AS BIGINT) FROM transform_aliases \
+             ORDER BY name, alias",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(name, alias, version)| Alias {
+                name,
+                alias,
+                version: version as u32,
+            })
+            .collect())
+    }
+
+    async fn set_alias(&self, name: &str, alias: &str, version: u32) -> Result<(), RegistryError> {
+        let mut tx = self.begin_write(&format!("transform:{name}")).await?;
+        let exists: Option<(String,)> = sqlx::query_as(
+            "SELECT digest FROM transform_versions WHERE name = $1 AND version = $2",
+        )
+        .bind(name)
+        .bind(version as i32)
+        .fetch_optional(&mut *tx.tx)
+        .await?;
+        if exists.is_none() {
+            return Err(RegistryError::UnknownVersion {
+                name: name.to_owned(),
+                version,
+            });
+        }
+        sqlx::query(
+            "INSERT INTO transform_aliases (name, alias, version, updated_at) \
+                 VALUES ($1, $2, $3, $4) ON CONFLICT (name, alias) \
+                 DO UPDATE SET version = excluded.version, updated_at = excluded.updated_at",
+        )
+        .bind(name)
+        .bind(alias)
+        .bind(version as i32)
+        .bind(now_micros())
+        .execute(&mut *tx.tx)
+        .await?;
+        tx.commit().await
+    }
+
+    async fn objects(&self, project: &str) -> Result<Vec<ObjectRecord>, RegistryError> {
+        let rows: Vec<ObjectRow> = sqlx::query_as(LATEST_OBJECTS_SQL)
+            .bind(project)
+            .fetch_all(&self.pool)
+            .await?;
+        live_objects(rows)
+    }
+
+    async fn apply(
+        &self,
+        project: &str,
+        objects: Vec<ObjectWrite>,
+    ) -> Result<ApplyReport, RegistryError> {
+        let mut tx = self.begin_write(&format!("apply:{project}")).await?;
+        let latest: Vec<ObjectRow> = sqlx::query_as(LATEST_OBJECTS_SQL)
+            .bind(project)
+            .fetch_all(&mut *tx.tx)
+            .await?;
+        let (inserts, report) = plan_writes(&latest, objects)?;
+        let applied_at = now_micros();
+        for (kind, name, version, spec) in inserts {
+            sqlx::query(
+                "INSERT INTO definition_objects (project, kind, name, version, spec, \
+                     applied_at) VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(project)
+            .bind(kind)
+            .bind(name)
+            .bind(version as i32)
+            .bind(spec)
+            .bind(applied_at)
+            .execute(&mut *tx.tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(report)
+    }
+
+    async fn ping(&self) -> Result<(), RegistryError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+}
