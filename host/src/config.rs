@@ -32,6 +32,8 @@ pub struct ServerConfig {
     pub max_body_bytes: usize,
     /// Whole-request deadline, in milliseconds.
     pub request_timeout_ms: u64,
+    /// Time a client has to send a request's headers, in milliseconds (slow-client guard).
+    pub header_timeout_ms: u64,
     /// Uploads compiled at the same time; the rest wait their turn.
     pub max_concurrent_compiles: usize,
     /// Longest an upload's compile and smoke run may take, in milliseconds.
@@ -44,6 +46,7 @@ impl Default for ServerConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 6566)),
             max_body_bytes: 2 << 20,
             request_timeout_ms: 30_000,
+            header_timeout_ms: 10_000,
             max_concurrent_compiles: 2,
             compile_timeout_ms: 60_000,
         }

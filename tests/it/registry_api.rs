@@ -264,6 +264,33 @@ async fn oversized_uploads_are_refused_before_the_body_is_read() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_clients_are_cut_off_after_the_header_timeout() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let backend = TestBackend::sqlite();
+    let mut config = backend.config();
+    config.server.header_timeout_ms = 300;
+    let server = TestServer::start_with(config, None).await;
+    let mut stream = tokio::net::TcpStream::connect(server.url.trim_start_matches("http://"))
+        .await
+        .unwrap();
+    stream
+        .write_all(b"GET /health HTTP/1.1\r\nhost: x\r\n")
+        .await
+        .unwrap();
+    let mut buffer = Vec::new();
+    let closed = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        stream.read_to_end(&mut buffer),
+    )
+    .await;
+    assert!(closed.is_ok(), "the server closed the half-sent request");
+    let (status, _) = get(&server, "/health").await;
+    assert_eq!(status, StatusCode::OK);
+    server.stop().await;
+    backend.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_uploads_get_distinct_consecutive_versions() {
     let backend = TestBackend::postgres();
     let server = std::sync::Arc::new(TestServer::start(&backend, None).await);

@@ -171,8 +171,12 @@ impl TestServer {
     /// Opens the backend (migrating it) and serves on 127.0.0.1:0; `tokens` is the
     /// `LOCKSTEP_TOKENS` spec, `None` for the open dev mode.
     pub async fn start(backend: &TestBackend, tokens: Option<&str>) -> TestServer {
+        Self::start_with(backend.config(), tokens).await
+    }
+
+    /// As [`TestServer::start`], with a config of the caller's.
+    pub async fn start_with(config: lockstep::config::Config, tokens: Option<&str>) -> TestServer {
         use std::sync::Arc;
-        let config = backend.config();
         let lockstep = lockstep::pipeline::Lockstep::open(&config)
             .await
             .expect("open the registry");
