@@ -6,17 +6,7 @@
 //! rather than the shadow stack running out of linear memory. `black_box` is
 //! not used for that reason: it spills its argument to the shadow stack.
 
-use lockstep_sdk::Row;
-
-#[derive(Row)]
-pub struct Input {
-    pub x: i64,
-}
-
-#[derive(Row)]
-pub struct Output {
-    pub y: i64,
-}
+use test_rows::{Input, Output};
 
 #[lockstep_sdk::transform(name = "deep_recursion", version = "0.1.0")]
 pub fn recurse(row: Input) -> Output {

@@ -3,17 +3,7 @@
 
 use std::hint::black_box;
 
-use lockstep_sdk::Row;
-
-#[derive(Row)]
-pub struct Input {
-    pub x: i64,
-}
-
-#[derive(Row)]
-pub struct Output {
-    pub y: i64,
-}
+use test_rows::{Input, Output};
 
 #[lockstep_sdk::transform(name = "infinite_loop", version = "0.1.0")]
 pub fn spin(row: Input) -> Output {

@@ -3,7 +3,7 @@
 
 use std::sync::{Mutex, PoisonError};
 
-use lockstep_sdk::Row;
+use test_rows::{Input, Output};
 
 /// Size of each retained allocation.
 pub const BLOCK_BYTES: usize = 1 << 20;
@@ -13,16 +13,6 @@ const TOUCH_STRIDE: usize = 4096;
 
 /// Everything allocated so far; reachable from a static, so never freed.
 static HOARD: Mutex<Vec<Vec<u8>>> = Mutex::new(Vec::new());
-
-#[derive(Row)]
-pub struct Input {
-    pub x: i64,
-}
-
-#[derive(Row)]
-pub struct Output {
-    pub y: i64,
-}
 
 #[lockstep_sdk::transform(name = "memory_bomb", version = "0.1.0")]
 pub fn hoard(row: Input) -> Output {

@@ -2,20 +2,10 @@
 //! on `x == 3` with a message containing `lockstep test panic`, which the
 //! SDK's panic hook reports to the host before the guest traps.
 
-use lockstep_sdk::Row;
+use test_rows::{Input, Output};
 
 /// The input that panics.
 pub const PANIC_ON: i64 = 3;
-
-#[derive(Row)]
-pub struct Input {
-    pub x: i64,
-}
-
-#[derive(Row)]
-pub struct Output {
-    pub y: i64,
-}
 
 #[lockstep_sdk::transform(name = "panics", version = "0.1.0")]
 pub fn echo(row: Input) -> Output {

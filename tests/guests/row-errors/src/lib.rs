@@ -1,17 +1,7 @@
 //! Test guest `row-errors` (`x: int64 -> y: int64`): `y = 2x`, and a row
 //! error "negative input" for every `x < 0`.
 
-use lockstep_sdk::Row;
-
-#[derive(Row)]
-pub struct Input {
-    pub x: i64,
-}
-
-#[derive(Row)]
-pub struct Output {
-    pub y: i64,
-}
+use test_rows::{Input, Output};
 
 #[lockstep_sdk::transform(name = "row_errors", version = "0.1.0")]
 pub fn double(row: Input) -> Result<Output, &'static str> {

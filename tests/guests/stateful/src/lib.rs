@@ -5,20 +5,10 @@
 
 use std::sync::atomic::{AtomicI64, Ordering};
 
-use lockstep_sdk::Row;
+use test_rows::{InputColumns, OutputBuilder};
 
 /// `transform` calls so far, incremented once per call (not per row).
 static CALLS: AtomicI64 = AtomicI64::new(0);
-
-#[derive(Row)]
-pub struct Input {
-    pub x: i64,
-}
-
-#[derive(Row)]
-pub struct Output {
-    pub y: i64,
-}
 
 #[lockstep_sdk::transform_columns(name = "stateful", version = "0.1.0")]
 pub fn add_call_count(input: InputColumns<'_>) -> OutputBuilder {
