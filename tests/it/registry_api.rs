@@ -69,6 +69,32 @@ async fn post_text(server: &TestServer, path: &str, body: &str) -> (StatusCode, 
     (status, response.json().await.unwrap())
 }
 
+async fn set_alias(server: &TestServer, name: &str, alias: &str, version: u32) -> StatusCode {
+    server
+        .client
+        .put(server.at(&format!("/transforms/{name}/aliases/{alias}")))
+        .json(&json!({ "version": version }))
+        .send()
+        .await
+        .unwrap()
+        .status()
+}
+
+/// A raw TCP connection to the server, for requests no HTTP client would send.
+async fn raw_connection(server: &TestServer) -> tokio::net::TcpStream {
+    tokio::net::TcpStream::connect(server.url.trim_start_matches("http://"))
+        .await
+        .unwrap()
+}
+
+/// Checks the server still answers, then stops it and removes its backend.
+async fn healthy_then_stop(server: TestServer, backend: TestBackend) {
+    let (status, _) = get(&server, "/health").await;
+    assert_eq!(status, StatusCode::OK);
+    server.stop().await;
+    backend.cleanup().await;
+}
+
 fn error_code(body: &Value) -> &str {
     body["error"]["code"].as_str().unwrap_or("<no error code>")
 }
@@ -99,14 +125,10 @@ async fn lifecycle_survives_a_restart(backend: TestBackend) {
     assert_eq!(list["transforms"][0]["name"], "movie_watch_features");
     assert_eq!(list["transforms"][0]["latest"], 2);
 
-    let response = server
-        .client
-        .put(server.at("/transforms/movie_watch_features/aliases/prod"))
-        .json(&json!({ "version": 1 }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        set_alias(&server, "movie_watch_features", "prod", 1).await,
+        StatusCode::OK
+    );
     let (status, shown) = get(&server, "/transforms/movie_watch_features").await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(shown["aliases"]["prod"], 1);
@@ -239,9 +261,7 @@ async fn oversized_uploads_are_refused_before_the_body_is_read() {
     let backend = TestBackend::sqlite();
     let server = TestServer::start(&backend, None).await;
     // Claim a body far over the cap and send none of it: the answer must come anyway.
-    let mut stream = tokio::net::TcpStream::connect(server.url.trim_start_matches("http://"))
-        .await
-        .unwrap();
+    let mut stream = raw_connection(&server).await;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let request = "POST /transforms/huge HTTP/1.1\r\nhost: x\r\ncontent-length: 1000000000\r\n\r\n";
     stream.write_all(request.as_bytes()).await.unwrap();
@@ -257,10 +277,7 @@ async fn oversized_uploads_are_refused_before_the_body_is_read() {
     assert!(head.starts_with("HTTP/1.1 413"), "{head}");
     assert!(head.contains(r#""code":"payload_too_large""#), "{head}");
     drop(stream);
-    let (status, _) = get(&server, "/health").await;
-    assert_eq!(status, StatusCode::OK);
-    server.stop().await;
-    backend.cleanup().await;
+    healthy_then_stop(server, backend).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -270,9 +287,7 @@ async fn slow_clients_are_cut_off_after_the_header_timeout() {
     let mut config = backend.config();
     config.server.header_timeout_ms = 300;
     let server = TestServer::start_with(config, None).await;
-    let mut stream = tokio::net::TcpStream::connect(server.url.trim_start_matches("http://"))
-        .await
-        .unwrap();
+    let mut stream = raw_connection(&server).await;
     stream
         .write_all(b"GET /health HTTP/1.1\r\nhost: x\r\n")
         .await
@@ -284,10 +299,7 @@ async fn slow_clients_are_cut_off_after_the_header_timeout() {
     )
     .await;
     assert!(closed.is_ok(), "the server closed the half-sent request");
-    let (status, _) = get(&server, "/health").await;
-    assert_eq!(status, StatusCode::OK);
-    server.stop().await;
-    backend.cleanup().await;
+    healthy_then_stop(server, backend).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -424,14 +436,10 @@ async fn invalid_applies_name_the_problem_and_change_nothing() {
     )
     .await;
     assert_eq!(status, StatusCode::CREATED);
-    let response = server
-        .client
-        .put(server.at("/transforms/movie_watch_features/aliases/prod"))
-        .json(&json!({ "version": 1 }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        set_alias(&server, "movie_watch_features", "prod", 1).await,
+        StatusCode::OK
+    );
     let (status, body) = post_text(&server, "/apply", DEFINITIONS).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let before = definitions_of(&server).await;
