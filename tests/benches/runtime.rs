@@ -7,6 +7,7 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use lockstep::datagen::generate;
+use lockstep::model::Digest;
 use lockstep::runtime::{self, Runtime, RuntimeConfig};
 use lockstep_sdk as sdk;
 use lockstep_tests::{first_party, load};
@@ -19,32 +20,17 @@ fn main() {
     let runtime = Runtime::new(RuntimeConfig::default()).expect("runtime");
     println!("lockstep runtime benchmark ({BATCH_ROWS}-row batches, {MEASURE_FOR:?} per figure)\n");
 
-    let watch = load(&runtime, first_party().get("movie-watch"));
-    let input = generate(&runtime.signature(&watch).unwrap().inputs, BATCH_ROWS, 1);
-    let native_input = to_sdk(&input);
-    let wasm = rows_per_sec(|| black_box(runtime.call(&watch, &input).unwrap()).num_rows);
-    let native = rows_per_sec(|| {
-        let out = lockstep_sdk::run_rows(&native_input, movie_watch::watch_features).unwrap();
-        black_box(out).num_rows
-    });
-    report(
+    let watch = compare(
+        &runtime,
         "numeric (movie_watch_features: 2 int64 + 1 float64? -> 2 float64 + 1 bool?)",
-        wasm,
-        native,
+        "movie-watch",
+        |batch| lockstep_sdk::run_rows(batch, movie_watch::watch_features),
     );
-
-    let fraud = load(&runtime, first_party().get("fraud-txn"));
-    let input = generate(&runtime.signature(&fraud).unwrap().inputs, BATCH_ROWS, 2);
-    let native_input = to_sdk(&input);
-    let wasm = rows_per_sec(|| black_box(runtime.call(&fraud, &input).unwrap()).num_rows);
-    let native = rows_per_sec(|| {
-        let out = lockstep_sdk::run_rows(&native_input, fraud_txn::transaction_features).unwrap();
-        black_box(out).num_rows
-    });
-    report(
+    compare(
+        &runtime,
         "utf8 (fraud_transaction_features: 2 utf8 in, 1 utf8 out)",
-        wasm,
-        native,
+        "fraud-txn",
+        |batch| lockstep_sdk::run_rows(batch, fraud_txn::transaction_features),
     );
 
     let one = generate(&runtime.signature(&watch).unwrap().inputs, 1, 3);
@@ -65,6 +51,23 @@ fn main() {
         at(0.5),
         at(0.99)
     );
+}
+
+/// Runs one first-party transform over the same batch as wasm and natively (`native` is
+/// the same crate's code through the SDK's runner) and prints both rates. Returns the digest.
+fn compare(
+    runtime: &Runtime,
+    what: &str,
+    package: &str,
+    native: impl Fn(&sdk::Batch) -> Result<sdk::Batch, sdk::TransformError>,
+) -> Digest {
+    let digest = load(runtime, first_party().get(package));
+    let input = generate(&runtime.signature(&digest).unwrap().inputs, BATCH_ROWS, 1);
+    let native_input = to_sdk(&input);
+    let wasm = rows_per_sec(|| black_box(runtime.call(&digest, &input).unwrap()).num_rows);
+    let native = rows_per_sec(|| black_box(native(&native_input).unwrap()).num_rows);
+    report(what, wasm, native);
+    digest
 }
 
 /// Calls `run` repeatedly for [`MEASURE_FOR`] after a warm-up; returns rows per second.

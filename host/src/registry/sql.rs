@@ -17,8 +17,8 @@ use super::{
 };
 use crate::model::{Digest, TransformVersion};
 
-static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
-static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+/// The same migrations serve both backends.
+static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 /// How long a registry call waits for a pooled connection before reporting unavailable.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -56,7 +56,7 @@ impl SqlRegistry {
         let separator = if url.contains('?') { '&' } else { '?' };
         let url = format!("{url}{separator}options=-c%20search_path%3D{schema}");
         let pool = pool(&url, 8).await?;
-        POSTGRES_MIGRATIONS
+        MIGRATIONS
             .run(&pool)
             .await
             .map_err(|e| RegistryError::Open(format!("migrating the registry: {e}")))?;
@@ -82,7 +82,7 @@ impl SqlRegistry {
             .execute(&pool)
             .await
             .map_err(|e| RegistryError::Open(e.to_string()))?;
-        SQLITE_MIGRATIONS
+        MIGRATIONS
             .run(&pool)
             .await
             .map_err(|e| RegistryError::Open(format!("migrating the registry: {e}")))?;

@@ -1,9 +1,10 @@
 -- Transform blobs by digest, their versions per name, aliases, and applied definitions.
 -- Times are microseconds since the Unix epoch (UTC), as everywhere in Lockstep.
+-- One schema for Postgres and SQLite (where BYTEA stores blobs unchanged).
 
 CREATE TABLE transform_blobs (
     digest      TEXT PRIMARY KEY,
-    bytes       BLOB NOT NULL,
+    bytes       BYTEA NOT NULL,
     size_bytes  BIGINT NOT NULL
 );
 
