@@ -45,11 +45,30 @@ impl Default for ServerConfig {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 6566)),
             max_body_bytes: 2 << 20,
-            request_timeout_ms: 30_000,
+            request_timeout_ms: 90_000,
             header_timeout_ms: 10_000,
             max_concurrent_compiles: 2,
             compile_timeout_ms: 60_000,
         }
+    }
+}
+
+impl ServerConfig {
+    /// Rejects settings that cannot work together, naming the setting.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.max_concurrent_compiles == 0 {
+            return Err("server.max_concurrent_compiles must be positive".into());
+        }
+        if self.request_timeout_ms == 0 || self.header_timeout_ms == 0 {
+            return Err("server timeouts must be positive".into());
+        }
+        if self.compile_timeout_ms >= self.request_timeout_ms {
+            return Err(format!(
+                "server.compile_timeout_ms ({}) must be below server.request_timeout_ms ({}), or uploads end as request timeouts",
+                self.compile_timeout_ms, self.request_timeout_ms
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -156,11 +175,7 @@ impl Config {
             .try_into()
             .map_err(|e: toml::de::Error| ConfigError::Invalid(e.message().to_owned()))?;
         config.runtime.validate().map_err(ConfigError::Invalid)?;
-        if config.server.max_concurrent_compiles == 0 {
-            return Err(ConfigError::Invalid(
-                "server.max_concurrent_compiles must be positive".into(),
-            ));
-        }
+        config.server.validate().map_err(ConfigError::Invalid)?;
         Ok(config)
     }
 }

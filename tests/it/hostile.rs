@@ -234,3 +234,23 @@ fn a_runtime_survives_every_hostile_guest_in_turn() {
     let (good, batch) = healthy(&runtime);
     runtime.call(&good, &batch).unwrap();
 }
+
+#[test]
+fn a_full_instance_pool_frees_idle_slots_instead_of_refusing() {
+    let runtime = Runtime::new(RuntimeConfig {
+        max_instances: 2,
+        ..RuntimeConfig::default()
+    })
+    .unwrap();
+    let mut digests = Vec::new();
+    for package in ["movie-watch", "movie-scorer", "fraud-txn"] {
+        digests.push(load(&runtime, first_party().get(package)));
+    }
+    for digest in &digests {
+        let signature = runtime.signature(digest).unwrap();
+        let input = generate(&signature.inputs, 8, 5);
+        runtime
+            .call(digest, &input)
+            .expect("a slot is freed for every call");
+    }
+}

@@ -187,8 +187,16 @@ async fn hostile_uploads_get_their_codes_and_the_server_stays_healthy() {
     let core_module = wat::parse_str("(module)").unwrap();
     let wasi = wat::parse_str(r#"(component (import "wasi:clocks/wall-clock@0.2.0" (instance)))"#)
         .unwrap();
-    // Oversized bodies: `oversized_uploads_are_refused_before_the_body_is_read`.
-    let cases: [(&str, &[u8], StatusCode, &str); 6] = [
+    // Oversized bodies: `oversized_uploads_are_refused_before_the_body_is_read`. Large ones
+    // under the upload cap (above the 2 MiB JSON limit) reach the component checks.
+    let large_noise = vec![7u8; 3 << 20];
+    let cases: [(&str, &[u8], StatusCode, &str); 7] = [
+        (
+            "large",
+            &large_noise,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "not_wasm",
+        ),
         (
             "noise",
             b"definitely not wasm",

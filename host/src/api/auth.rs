@@ -94,9 +94,11 @@ impl Access {
         let Access::Tokens(tokens) = self else {
             return Ok(());
         };
+        // The scheme name is case-insensitive (RFC 7235).
         let presented = authorization
-            .and_then(|value| value.strip_prefix("Bearer "))
-            .map(str::trim)
+            .and_then(|value| value.split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, token)| token.trim())
             .ok_or(Denied::Unauthenticated)?;
         let presented = hash(presented);
         // Compare against every token, without stopping early, so timing says nothing.
@@ -134,6 +136,10 @@ mod tests {
         let access = access();
         let bearer = |t: &str| format!("Bearer {t}");
         assert_eq!(access.check(Some(&bearer(READ)), Scope::Read), Ok(()));
+        assert_eq!(
+            access.check(Some(&format!("bearer {READ}")), Scope::Read),
+            Ok(())
+        );
         assert_eq!(
             access.check(Some(&bearer(READ)), Scope::Write),
             Err(Denied::Forbidden {

@@ -9,10 +9,9 @@
 //! | 401 | `unauthorized` | missing or unknown bearer token |
 //! | 403 | `forbidden` | the token lacks the endpoint's scope |
 //! | 404 | `not_found`, `unknown_transform_version` | no such route, transform or version |
-//! | 408 | `request_timeout` | the request took longer than `server.request_timeout_ms` |
 //! | 413 | `payload_too_large`, `component_too_large` | body over the limit |
 //! | 422 | `invalid_definitions` (with `details`), and the component codes: `not_wasm`, `not_a_component`, `invalid_component`, `forbidden_import`, `wrong_world`, `invalid_signature`, `transform_out_of_fuel`, `transform_memory_limit`, `transform_stack_overflow`, `transform_panic`, `transform_trap`, `transform_bad_output`, `transform_not_row_wise`, … | the content was refused |
-//! | 503 | `registry_unavailable`, `compile_timeout`, `transform_timeout` | retry later |
+//! | 503 | `registry_unavailable`, `runtime_busy`, `compile_timeout`, `request_timeout`, `transform_timeout` | retry later |
 //! | 500 | `internal` | a bug; details in the server log |
 
 use axum::Json;

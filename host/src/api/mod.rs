@@ -11,7 +11,7 @@ use std::time::Duration;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
@@ -35,35 +35,48 @@ pub struct AppState {
 
 type Shared = State<Arc<AppState>>;
 
-/// The API router.
+/// The API router. Every route with a body or a scope is wrapped by [`guard`], which checks
+/// the token and the declared body length before any of the body is read.
 pub fn app(state: Arc<AppState>) -> Router {
     let upload_limit = state.lockstep.runtime().config().max_component_bytes;
     let body_limit = state.server.max_body_bytes;
     let timeout = Duration::from_millis(state.server.request_timeout_ms);
+    let guarded = |scope: Scope, limit: usize| {
+        let state = Arc::clone(&state);
+        (
+            DefaultBodyLimit::max(limit),
+            middleware::from_fn(move |request, next| {
+                guard(Arc::clone(&state), scope, limit, request, next)
+            }),
+        )
+    };
     Router::new()
         .route("/health", get(health))
         .route("/ready", get(ready))
-        .route("/transforms", get(list_transforms))
+        .route(
+            "/transforms",
+            get(list_transforms).layer(guarded(Scope::Read, 0)),
+        )
         .route(
             "/transforms/{name}",
-            get(show_transform).post(upload_transform).layer((
-                DefaultBodyLimit::max(upload_limit),
-                middleware::from_fn(move |request, next| {
-                    declared_length_limit(upload_limit, request, next)
-                }),
-            )),
+            get(show_transform)
+                .layer(guarded(Scope::Read, 0))
+                .merge(post(upload_transform).layer(guarded(Scope::Write, upload_limit))),
         )
-        .route("/transforms/{name}/aliases/{alias}", put(set_alias))
-        .route("/plan", post(plan))
-        .route("/apply", post(apply))
-        .route("/definitions", get(definitions))
+        .route(
+            "/transforms/{name}/aliases/{alias}",
+            put(set_alias).layer(guarded(Scope::Write, body_limit)),
+        )
+        .route("/plan", post(plan).layer(guarded(Scope::Read, body_limit)))
+        .route(
+            "/apply",
+            post(apply).layer(guarded(Scope::Write, body_limit)),
+        )
+        .route(
+            "/definitions",
+            get(definitions).layer(guarded(Scope::Read, 0)),
+        )
         .fallback(not_found)
-        .layer((
-            DefaultBodyLimit::max(body_limit),
-            middleware::from_fn(move |request, next| {
-                declared_length_limit(body_limit, request, next)
-            }),
-        ))
         .layer(middleware::from_fn(move |request, next| {
             deadline(timeout, request, next)
         }))
@@ -151,12 +164,12 @@ async fn shutdown_signal() {
     tracing::info!("shutting down: finishing in-flight requests");
 }
 
-/// Ends a request that runs past the deadline with a JSON 408.
+/// Ends a request that runs past the deadline with a JSON 503 `request_timeout`.
 async fn deadline(timeout: Duration, request: Request, next: Next) -> Response {
     match tokio::time::timeout(timeout, next.run(request)).await {
         Ok(response) => response,
         Err(_) => ApiError::new(
-            StatusCode::REQUEST_TIMEOUT,
+            StatusCode::SERVICE_UNAVAILABLE,
             "request_timeout",
             format!("the request took longer than {timeout:?}"),
         )
@@ -164,9 +177,23 @@ async fn deadline(timeout: Duration, request: Request, next: Next) -> Response {
     }
 }
 
-/// Answers 413 from the `Content-Length` header alone, before any of the body is read;
-/// bodies without one are cut off at the same limit while being read.
-async fn declared_length_limit(limit: usize, request: Request, next: Next) -> Response {
+/// Checks the bearer token against `scope`, then answers 413 from the `Content-Length`
+/// header alone if it is over `limit`: both before any of the body is read. Bodies without
+/// a length are cut off at the same limit while being read (`DefaultBodyLimit`).
+async fn guard(
+    state: Arc<AppState>,
+    scope: Scope,
+    limit: usize,
+    request: Request,
+    next: Next,
+) -> Response {
+    let authorization = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok());
+    if let Err(denied) = state.access.check(authorization, scope) {
+        return ApiError::from(denied).into_response();
+    }
     let declared = request
         .headers()
         .get(header::CONTENT_LENGTH)
@@ -181,13 +208,6 @@ async fn declared_length_limit(limit: usize, request: Request, next: Next) -> Re
         .into_response(),
         _ => next.run(request).await,
     }
-}
-
-fn authorize(state: &AppState, headers: &HeaderMap, needed: Scope) -> Result<(), ApiError> {
-    let header = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|value| value.to_str().ok());
-    Ok(state.access.check(header, needed)?)
 }
 
 /// Maps a body rejection (too large, unreadable) to a JSON error.
@@ -229,11 +249,7 @@ async fn not_found() -> ApiError {
     ApiError::not_found("no such endpoint")
 }
 
-async fn list_transforms(
-    State(state): Shared,
-    headers: HeaderMap,
-) -> Result<impl IntoResponse, ApiError> {
-    authorize(&state, &headers, Scope::Read)?;
+async fn list_transforms(State(state): Shared) -> Result<impl IntoResponse, ApiError> {
     Ok(Json(
         json!({ "transforms": state.lockstep.transforms().await? }),
     ))
@@ -241,10 +257,8 @@ async fn list_transforms(
 
 async fn show_transform(
     State(state): Shared,
-    headers: HeaderMap,
     Path(name): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
-    authorize(&state, &headers, Scope::Read)?;
     match state.lockstep.transform(&name).await? {
         Some(summary) => Ok(Json(summary)),
         None => Err(ApiError::not_found(format!("no transform named `{name}`"))),
@@ -253,11 +267,9 @@ async fn show_transform(
 
 async fn upload_transform(
     State(state): Shared,
-    headers: HeaderMap,
     Path(name): Path<String>,
     bytes: Result<Bytes, BytesRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
-    authorize(&state, &headers, Scope::Write)?;
     let bytes = body(bytes)?;
     let outcome = state.lockstep.upload(&name, bytes.to_vec()).await?;
     let status = if outcome.created {
@@ -276,11 +288,9 @@ struct AliasBody {
 
 async fn set_alias(
     State(state): Shared,
-    headers: HeaderMap,
     Path((name, alias)): Path<(String, String)>,
     bytes: Result<Bytes, BytesRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
-    authorize(&state, &headers, Scope::Write)?;
     let request: AliasBody = serde_json::from_slice(&body(bytes)?).map_err(|e| {
         ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -299,20 +309,16 @@ async fn set_alias(
 
 async fn plan(
     State(state): Shared,
-    headers: HeaderMap,
     bytes: Result<Bytes, BytesRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
-    authorize(&state, &headers, Scope::Read)?;
     let outcome = state.lockstep.plan(&text(body(bytes)?)?).await?;
     Ok(Json(outcome))
 }
 
 async fn apply(
     State(state): Shared,
-    headers: HeaderMap,
     bytes: Result<Bytes, BytesRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
-    authorize(&state, &headers, Scope::Write)?;
     let outcome = state.lockstep.apply(&text(body(bytes)?)?).await?;
     Ok(Json(outcome))
 }
@@ -325,10 +331,8 @@ struct ProjectQuery {
 
 async fn definitions(
     State(state): Shared,
-    headers: HeaderMap,
     Query(query): Query<ProjectQuery>,
 ) -> Result<impl IntoResponse, ApiError> {
-    authorize(&state, &headers, Scope::Read)?;
     let project = query.project.as_deref().unwrap_or(DEFAULT_PROJECT);
     let resolved = state.lockstep.definitions(project).await?;
     Ok(Json(resolved))

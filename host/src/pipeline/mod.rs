@@ -21,7 +21,7 @@ use crate::runtime::{Runtime, StartError};
 pub struct Lockstep {
     runtime: Arc<Runtime>,
     registry: Arc<dyn Registry>,
-    compiles: Semaphore,
+    compiles: Arc<Semaphore>,
     compile_timeout: Duration,
 }
 
@@ -46,7 +46,7 @@ impl Lockstep {
         Self {
             runtime,
             registry,
-            compiles: Semaphore::new(config.server.max_concurrent_compiles),
+            compiles: Arc::new(Semaphore::new(config.server.max_concurrent_compiles)),
             compile_timeout: Duration::from_millis(config.server.compile_timeout_ms),
         }
     }

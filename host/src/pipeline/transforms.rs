@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde::Serialize;
 
@@ -58,22 +59,31 @@ impl Lockstep {
         if !valid_name(name) {
             return Err(UploadError::InvalidName(name.to_owned()));
         }
-        let _permit = self
-            .compiles
-            .acquire()
+        // The permit moves into the blocking task: a compile that outlives its deadline
+        // still counts against the limit until it really ends.
+        let permit = Arc::clone(&self.compiles)
+            .acquire_owned()
             .await
             .expect("the compile semaphore is never closed");
         let runtime = Arc::clone(&self.runtime);
+        let abandoned = Arc::new(AtomicBool::new(false));
+        let abandoned_by_caller = Arc::clone(&abandoned);
         let checked = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
             let info = runtime.load(&bytes)?;
-            if let Err(error) = runtime.smoke_test(&info.digest) {
+            let smoke = runtime.smoke_test(&info.digest);
+            // Nobody will store a transform whose upload timed out: free its slot.
+            if smoke.is_err() || abandoned.load(Ordering::Relaxed) {
                 runtime.unload(&info.digest);
-                return Err(error);
             }
-            Ok((info, bytes))
+            smoke?;
+            Ok::<_, LoadError>((info, bytes))
         });
         let (info, bytes) = match tokio::time::timeout(self.compile_timeout, checked).await {
-            Err(_) => return Err(UploadError::CompileTimeout(self.compile_timeout)),
+            Err(_) => {
+                abandoned_by_caller.store(true, Ordering::Relaxed);
+                return Err(UploadError::CompileTimeout(self.compile_timeout));
+            }
             Ok(Err(join)) => {
                 return Err(UploadError::Rejected(LoadError::Internal(join.to_string())));
             }

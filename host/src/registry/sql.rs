@@ -41,9 +41,9 @@ pub struct SqlRegistry {
 impl SqlRegistry {
     /// Connects to Postgres, creates `schema` if missing, and migrates it.
     pub async fn postgres(url: &str, schema: &str) -> Result<Self, RegistryError> {
-        if !is_identifier(schema) {
+        if !is_schema_name(schema) {
             return Err(RegistryError::Open(format!(
-                "schema `{schema}` must be letters, digits and `_`, at most 63 characters"
+                "schema `{schema}` must be lowercase letters, digits and `_`, at most 63 characters"
             )));
         }
         install_default_drivers();
@@ -107,7 +107,9 @@ impl SqlRegistry {
             }
             Backend::Sqlite { writer } => {
                 let guard = writer.lock().await;
-                let tx = self.pool.begin().await?;
+                // IMMEDIATE takes the write lock up front, so a writer in another process
+                // (the CLI beside a server) makes this wait (busy timeout), not fail.
+                let tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
                 Ok(WriteTx {
                     tx,
                     _guard: Some(guard),
@@ -139,10 +141,14 @@ async fn pool(url: &str, connections: u32) -> Result<AnyPool, RegistryError> {
         .map_err(|e| RegistryError::Open(e.to_string()))
 }
 
-fn is_identifier(name: &str) -> bool {
+/// Lowercase, so the quoted name in `CREATE SCHEMA` and the unquoted one in `search_path`
+/// are the same schema.
+fn is_schema_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 63
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
         && !name.starts_with(|c: char| c.is_ascii_digit())
 }
 

@@ -101,6 +101,8 @@ pub enum RunError {
     GuestFailed(String),
     #[error("transform returned a malformed batch: {0}")]
     BadOutput(String),
+    #[error("the runtime has no free instance slot (raise runtime.max_instances): {0}")]
+    Busy(String),
     #[error("runtime failure: {0}")]
     Internal(String),
 }
@@ -122,6 +124,7 @@ impl RunError {
             Self::GuestRows(_) => "transform_row_errors",
             Self::GuestFailed(_) => "transform_failed",
             Self::BadOutput(_) => "transform_bad_output",
+            Self::Busy(_) => "runtime_busy",
             Self::Internal(_) => "internal",
         }
     }
@@ -131,7 +134,7 @@ impl RunError {
     pub fn is_deterministic(&self) -> bool {
         !matches!(
             self,
-            Self::NotLoaded(_) | Self::Timeout(_) | Self::Internal(_)
+            Self::NotLoaded(_) | Self::Timeout(_) | Self::Busy(_) | Self::Internal(_)
         )
     }
 }

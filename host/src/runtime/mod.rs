@@ -226,8 +226,12 @@ impl Runtime {
                 return Err(classify(trap, state, budget, rows, &self.config));
             }
             Ok(Err(guest_error)) => {
-                self.release(&loaded, instance);
-                return Err(guest_error_to_run_error(guest_error, rows));
+                let error = guest_error_to_run_error(guest_error, rows);
+                // A guest error is a normal outcome; a malformed one retires the instance.
+                if !matches!(error, RunError::BadOutput(_)) {
+                    self.release(&loaded, instance);
+                }
+                return Err(error);
             }
             Ok(Ok(output)) => output,
         };
@@ -280,6 +284,10 @@ impl Runtime {
     ) -> Result<Batch, LoadError> {
         let whole = self.call(digest, input).map_err(LoadError::SmokeRun)?;
         let rows = input.num_rows as usize;
+        if rows == 0 {
+            // Nothing to split (e.g. every sample row was rejected with a row error).
+            return Ok(whole);
+        }
         for &chunk in chunk_sizes {
             let parts = (0..rows)
                 .step_by(chunk.max(1) as usize)
@@ -309,30 +317,44 @@ impl Runtime {
             .ok_or(RunError::NotLoaded(*digest))
     }
 
+    /// A fresh instance. When the pooling allocator has no free slot, the idle instances of
+    /// every transform are dropped and the instantiation tried once more; if that fails too
+    /// the runtime is busy (retryable).
     fn instantiate(&self, pre: &FeatureTransformPre<GuestState>) -> Result<Instance, RunError> {
+        match self.try_instantiate(pre) {
+            Err(RunError::Internal(_)) => {
+                self.drop_idle_instances();
+                self.try_instantiate(pre).map_err(|error| match error {
+                    RunError::Internal(message) => RunError::Busy(message),
+                    other => other,
+                })
+            }
+            result => result,
+        }
+    }
+
+    fn try_instantiate(&self, pre: &FeatureTransformPre<GuestState>) -> Result<Instance, RunError> {
         let state = GuestState::new(self.config.max_memory_bytes, self.config.max_table_elements);
         let mut store = Store::new(&self.engine, state);
         store.limiter(|state| state);
         store.epoch_deadline_trap();
         // Instantiation runs the guest's start code: it is metered like a call.
         let budget = self.config.fuel_per_call;
-        let mut instance_store = store;
-        instance_store
+        store
             .set_fuel(budget)
             .map_err(|e| RunError::Internal(error_chain(&e)))?;
-        instance_store.set_epoch_deadline(self.config.deadline_ticks());
-        match pre.instantiate(&mut instance_store) {
-            Ok(bindings) => Ok(Instance {
-                store: instance_store,
-                bindings,
-            }),
-            Err(e) => Err(classify(
-                e,
-                instance_store.data_mut(),
-                budget,
-                0,
-                &self.config,
-            )),
+        store.set_epoch_deadline(self.config.deadline_ticks());
+        match pre.instantiate(&mut store) {
+            Ok(bindings) => Ok(Instance { store, bindings }),
+            Err(e) => Err(classify(e, store.data_mut(), budget, 0, &self.config)),
+        }
+    }
+
+    /// Frees every idle instance's pool slot (and memory); the next calls instantiate anew.
+    fn drop_idle_instances(&self) {
+        let transforms = self.transforms.read().expect("transform table poisoned");
+        for loaded in transforms.values() {
+            loaded.idle.lock().expect("instance pool poisoned").clear();
         }
     }
 
