@@ -17,7 +17,6 @@ use super::{
 };
 use crate::model::{Digest, TransformVersion};
 
-/// The same migrations serve both backends.
 static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 /// How long a registry call waits for a pooled connection before reporting unavailable.
@@ -55,17 +54,13 @@ impl SqlRegistry {
         bootstrap.close().await;
         let separator = if url.contains('?') { '&' } else { '?' };
         let url = format!("{url}{separator}options=-c%20search_path%3D{schema}");
-        let pool = pool(&url, 8).await?;
-        MIGRATIONS
-            .run(&pool)
-            .await
-            .map_err(|e| RegistryError::Open(format!("migrating the registry: {e}")))?;
-        Ok(Self {
-            pool,
-            backend: Backend::Postgres {
+        Self::migrated(
+            pool(&url, 8).await?,
+            Backend::Postgres {
                 schema: schema.to_owned(),
             },
-        })
+        )
+        .await
     }
 
     /// Opens (creating if missing) an SQLite file and migrates it.
@@ -82,16 +77,22 @@ impl SqlRegistry {
             .execute(&pool)
             .await
             .map_err(|e| RegistryError::Open(e.to_string()))?;
+        Self::migrated(
+            pool,
+            Backend::Sqlite {
+                writer: Mutex::new(()),
+            },
+        )
+        .await
+    }
+
+    /// Runs pending migrations (one set serves both backends) and wraps the pool.
+    async fn migrated(pool: AnyPool, backend: Backend) -> Result<Self, RegistryError> {
         MIGRATIONS
             .run(&pool)
             .await
             .map_err(|e| RegistryError::Open(format!("migrating the registry: {e}")))?;
-        Ok(Self {
-            pool,
-            backend: Backend::Sqlite {
-                writer: Mutex::new(()),
-            },
-        })
+        Ok(Self { pool, backend })
     }
 
     /// Begins a write transaction holding the backend's lock for `key` until it ends.
