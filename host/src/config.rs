@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::offline::OfflineLocation;
 use crate::registry::RegistryLocation;
+use crate::source::SourceContext;
 use crate::runtime::RuntimeConfig;
 
 /// Prefix of environment overrides: `LOCKSTEP__SERVER__LISTEN=0.0.0.0:6566`.
@@ -19,6 +21,9 @@ pub const ENV_PREFIX: &str = "LOCKSTEP__";
 pub struct Config {
     pub server: ServerConfig,
     pub registry: RegistryConfig,
+    pub offline: OfflineConfig,
+    pub backfill: BackfillConfig,
+    pub sources: SourcesConfig,
     pub runtime: RuntimeConfig,
 }
 
@@ -108,6 +113,121 @@ impl RegistryConfig {
     }
 }
 
+/// Where feature history and backfill checkpoints are kept.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OfflineConfig {
+    /// `postgres://…`; defaults to the registry's database, and without one to the embedded
+    /// SQLite file below.
+    pub database_url: Option<String>,
+    /// Postgres schema of the feature tables and backfill jobs.
+    pub schema: String,
+    /// Embedded offline store file.
+    pub sqlite_path: PathBuf,
+}
+
+impl Default for OfflineConfig {
+    fn default() -> Self {
+        Self {
+            database_url: None,
+            schema: "lockstep_offline".to_owned(),
+            sqlite_path: PathBuf::from(".lockstep/offline.db"),
+        }
+    }
+}
+
+impl Config {
+    /// The offline store: its own URL, else the registry's database, else embedded.
+    pub fn offline_location(&self) -> OfflineLocation {
+        match self
+            .offline
+            .database_url
+            .as_ref()
+            .or(self.registry.database_url.as_ref())
+        {
+            Some(url) => OfflineLocation::Postgres {
+                url: url.clone(),
+                schema: self.offline.schema.clone(),
+            },
+            None => OfflineLocation::Sqlite {
+                path: self.offline.sqlite_path.clone(),
+            },
+        }
+    }
+
+    /// Where sources are read from: relative paths under `sources.base_dir`, `postgres`
+    /// sources from `sources.postgres_url` or else the offline store's Postgres.
+    pub fn source_context(&self) -> SourceContext {
+        let postgres_url = self.sources.postgres_url.clone().or_else(|| {
+            match self.offline_location() {
+                OfflineLocation::Postgres { url, .. } => Some(url),
+                OfflineLocation::Sqlite { .. } => None,
+            }
+        });
+        SourceContext {
+            base_dir: self.sources.base_dir.clone(),
+            postgres_url,
+        }
+    }
+}
+
+/// How backfills split and run their work.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BackfillConfig {
+    /// Source rows per chunk, the unit of checkpointing and of work sharing.
+    pub chunk_rows: usize,
+    /// Rows per transform call.
+    pub batch_rows: usize,
+    /// Chunks worked on at once by one process.
+    pub workers: usize,
+    /// A chunk's lease; renewed while it is worked on, taken over by another worker when
+    /// it lapses (the worker died).
+    pub lease_seconds: f64,
+}
+
+impl Default for BackfillConfig {
+    fn default() -> Self {
+        Self {
+            chunk_rows: 200_000,
+            batch_rows: 16_384,
+            workers: 2,
+            lease_seconds: 30.0,
+        }
+    }
+}
+
+impl BackfillConfig {
+    pub fn validate(&self) -> Result<(), String> {
+        if self.chunk_rows == 0 || self.batch_rows == 0 || self.workers == 0 {
+            return Err("backfill.chunk_rows, batch_rows and workers must be positive".into());
+        }
+        if !(self.lease_seconds >= 0.5 && self.lease_seconds <= 86_400.0) {
+            return Err("backfill.lease_seconds must be between 0.5 and 86400".into());
+        }
+        Ok(())
+    }
+}
+
+/// Where batch sources are read from.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SourcesConfig {
+    /// Directory that relative `path`s of Parquet and CSV sources are under.
+    pub base_dir: PathBuf,
+    /// The Postgres that `postgres` sources query; defaults to the offline store's.
+    pub postgres_url: Option<String>,
+}
+
+impl Default for SourcesConfig {
+    fn default() -> Self {
+        Self {
+            base_dir: PathBuf::from("."),
+            postgres_url: None,
+        }
+    }
+}
+
 /// Why the configuration is unusable.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -176,6 +296,7 @@ impl Config {
             .map_err(|e: toml::de::Error| ConfigError::Invalid(e.message().to_owned()))?;
         config.runtime.validate().map_err(ConfigError::Invalid)?;
         config.server.validate().map_err(ConfigError::Invalid)?;
+        config.backfill.validate().map_err(ConfigError::Invalid)?;
         Ok(config)
     }
 }

@@ -3,10 +3,13 @@
 
 pub mod api;
 pub mod cli;
+pub mod columnar;
 pub mod config;
 pub mod datagen;
 pub mod model;
+pub mod offline;
 pub mod pipeline;
 pub mod registry;
 pub mod runtime;
+pub mod source;
 pub mod toolchain;

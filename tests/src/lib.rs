@@ -105,6 +105,11 @@ pub fn unique_name(prefix: &str) -> String {
     )
 }
 
+/// The offline store's schema beside a test registry schema.
+fn offline_schema(registry_schema: &str) -> String {
+    format!("{registry_schema}_offline")
+}
+
 /// Which registry a test server uses; each test gets its own schema or file.
 #[derive(Debug, Clone)]
 pub enum TestBackend {
@@ -135,8 +140,12 @@ impl TestBackend {
             TestBackend::Postgres { schema } => {
                 config.registry.database_url = Some(test_database_url());
                 config.registry.schema = schema.clone();
+                config.offline.schema = offline_schema(schema);
             }
-            TestBackend::Sqlite { path } => config.registry.sqlite_path = path.clone(),
+            TestBackend::Sqlite { path } => {
+                config.registry.sqlite_path = path.clone();
+                config.offline.sqlite_path = path.with_file_name("offline.db");
+            }
         }
         config
     }
@@ -146,8 +155,10 @@ impl TestBackend {
         match self {
             TestBackend::Postgres { schema } => {
                 if let Ok(pool) = sqlx::PgPool::connect(&test_database_url()).await {
-                    let drop = format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE");
-                    let _ = sqlx::query(&drop).execute(&pool).await;
+                    for schema in [schema.clone(), offline_schema(schema)] {
+                        let drop = format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE");
+                        let _ = sqlx::query(&drop).execute(&pool).await;
+                    }
                     pool.close().await;
                 }
             }
@@ -207,4 +218,51 @@ impl TestServer {
     pub fn at(&self, path: &str) -> String {
         format!("{}{path}", self.url)
     }
+}
+
+/// The `lockstep` binary next to the running test binary (`cargo test --workspace` builds
+/// it into the same target directory).
+pub fn lockstep_binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("test binaries live in target/<profile>/deps");
+    let binary = profile_dir.join("lockstep");
+    assert!(
+        binary.exists(),
+        "{} is missing: run the tests with `cargo test --workspace` so the binary is built",
+        binary.display()
+    );
+    binary
+}
+
+/// The movie-recommendation example's definitions file.
+pub fn movie_definitions() -> String {
+    std::fs::read_to_string(repo_root().join("examples/movie-recommendation/lockstep.toml"))
+        .expect("the example definitions")
+}
+
+/// Uploads the movie example's transforms under the names its definitions use and applies
+/// the definitions.
+pub async fn apply_movie_example(lockstep: &lockstep::pipeline::Lockstep) {
+    for (package, name) in [
+        ("movie-watch", "movie_watch_features"),
+        ("movie-scorer", "movie_recommendation_scorer"),
+    ] {
+        lockstep
+            .upload(name, first_party().get(package).to_vec())
+            .await
+            .unwrap_or_else(|e| panic!("upload {name}: {e}"));
+    }
+    lockstep
+        .apply(&movie_definitions())
+        .await
+        .expect("apply the movie example");
+}
+
+/// Writes `config` as a TOML file for the `lockstep` binary's `--config`.
+pub fn write_config(config: &lockstep::config::Config, path: &Path) {
+    let text = toml::to_string(config).expect("config serializes");
+    std::fs::write(path, text).expect("write config file");
 }

@@ -5,13 +5,15 @@
 //!
 //! | status | code | when |
 //! |---|---|---|
-//! | 400 | `invalid_body`, `invalid_name`, `invalid_alias` | malformed request |
+//! | 400 | `invalid_body`, `invalid_name`, `invalid_alias`, `invalid_backfill`, `invalid_feature_request`, `invalid_entity_rows`, `invalid_offline_input` | malformed request |
 //! | 401 | `unauthorized` | missing or unknown bearer token |
 //! | 403 | `forbidden` | the token lacks the endpoint's scope |
-//! | 404 | `not_found`, `unknown_transform_version` | no such route, transform or version |
+//! | 404 | `not_found`, `unknown_transform_version`, `unknown_view`, `unknown_backfill_job` | no such route, transform, version, view or job |
+//! | 409 | `offline_table_conflict` | a view's table exists with other columns |
 //! | 413 | `payload_too_large`, `component_too_large` | body over the limit |
 //! | 422 | `invalid_definitions` (with `details`), and the component codes: `not_wasm`, `not_a_component`, `invalid_component`, `forbidden_import`, `wrong_world`, `invalid_signature`, `transform_out_of_fuel`, `transform_memory_limit`, `transform_stack_overflow`, `transform_panic`, `transform_trap`, `transform_bad_output`, `transform_not_row_wise`, … | the content was refused |
-//! | 503 | `registry_unavailable`, `runtime_busy`, `compile_timeout`, `request_timeout`, `transform_timeout` | retry later |
+//! | 422 | (offline) `source_*` codes of unreadable source data, `invalid_source_rows`, and the `transform_*` codes of a transform failing on stored rows | the data was refused |
+//! | 503 | `registry_unavailable`, `offline_store_unavailable`, `source_postgres`, `runtime_busy`, `compile_timeout`, `request_timeout`, `transform_timeout` | retry later |
 //! | 500 | `internal` | a bug; details in the server log |
 
 use axum::Json;
@@ -21,9 +23,12 @@ use serde::Serialize;
 
 use super::auth::Denied;
 use crate::model::definitions::DefinitionError;
-use crate::pipeline::{AliasError, ApplyError, UploadError};
+use crate::offline::OfflineError;
+use crate::pipeline::{
+    AliasError, ApplyError, BackfillError, ReadyError, TrainingSetError, UploadError,
+};
 use crate::registry::RegistryError;
-use crate::runtime::LoadError;
+use crate::runtime::{LoadError, RunError};
 
 /// An error response.
 #[derive(Debug)]
@@ -209,6 +214,84 @@ impl From<ApplyError> for ApiError {
                 }
             }
             ApplyError::Registry(registry) => registry.into(),
+        }
+    }
+}
+
+impl From<OfflineError> for ApiError {
+    fn from(error: OfflineError) -> Self {
+        match &error {
+            OfflineError::Unavailable(_) | OfflineError::Open(_) => {
+                Self::unavailable(error.code(), "the offline store", &error)
+            }
+            OfflineError::UnknownJob(_) => Self::new(StatusCode::NOT_FOUND, error.code(), error.to_string()),
+            OfflineError::Table { .. } => Self::new(StatusCode::CONFLICT, error.code(), error.to_string()),
+            OfflineError::Input(_) => {
+                Self::new(StatusCode::BAD_REQUEST, error.code(), error.to_string())
+            }
+            OfflineError::Corrupt(_) => Self::internal(&error),
+        }
+    }
+}
+
+impl From<ReadyError> for ApiError {
+    fn from(error: ReadyError) -> Self {
+        match error {
+            ReadyError::Load { error, .. } => error.into(),
+            ReadyError::Missing(_) => Self::internal(&error),
+            ReadyError::Registry(registry) => registry.into(),
+        }
+    }
+}
+
+/// A transform failing on stored or sent rows: the data's fault (422) unless the runtime
+/// was busy or slow (503).
+fn transform_failure(context: String, error: &RunError) -> ApiError {
+    if error.is_deterministic() {
+        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, error.code(), context)
+    } else {
+        ApiError::unavailable(error.code(), "the runtime", &context)
+    }
+}
+
+impl From<BackfillError> for ApiError {
+    fn from(error: BackfillError) -> Self {
+        let message = error.to_string();
+        match error {
+            BackfillError::UnknownView { .. } => Self::new(StatusCode::NOT_FOUND, "unknown_view", message),
+            BackfillError::NotOffline(_) | BackfillError::NotBatch { .. } | BackfillError::EmptyWindow { .. } => {
+                Self::new(StatusCode::BAD_REQUEST, "invalid_backfill", message)
+            }
+            BackfillError::Source(source) if source.is_retryable() => {
+                Self::unavailable(source.code(), "the source", &source)
+            }
+            BackfillError::Source(source) => {
+                Self::new(StatusCode::UNPROCESSABLE_ENTITY, source.code(), message)
+            }
+            BackfillError::Offline(offline) => offline.into(),
+            BackfillError::Registry(registry) => registry.into(),
+            BackfillError::Ready(ready) => ready.into(),
+            BackfillError::Transform { error, .. } => transform_failure(message, &error),
+            BackfillError::Rows { .. } => {
+                Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_source_rows", message)
+            }
+            BackfillError::BadChunk { .. } | BackfillError::Internal(_) => Self::internal(&message),
+        }
+    }
+}
+
+impl From<TrainingSetError> for ApiError {
+    fn from(error: TrainingSetError) -> Self {
+        let message = error.to_string();
+        match error {
+            TrainingSetError::Invalid(_) | TrainingSetError::Entities(_) => {
+                Self::new(StatusCode::BAD_REQUEST, error.code(), message)
+            }
+            TrainingSetError::Offline(offline) => offline.into(),
+            TrainingSetError::Registry(registry) => registry.into(),
+            TrainingSetError::Ready(ready) => ready.into(),
+            TrainingSetError::Transform { error, .. } => transform_failure(message, &error),
+            TrainingSetError::Write { .. } => Self::internal(&message),
         }
     }
 }

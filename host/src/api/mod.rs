@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod error;
+mod offline;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -75,6 +76,20 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route(
             "/definitions",
             get(definitions).layer(guarded(Scope::Read, 0)),
+        )
+        .route(
+            "/backfills",
+            get(offline::list_backfills)
+                .layer(guarded(Scope::Read, 0))
+                .merge(post(offline::start_backfill).layer(guarded(Scope::Write, body_limit))),
+        )
+        .route(
+            "/backfills/{id}",
+            get(offline::show_backfill).layer(guarded(Scope::Read, 0)),
+        )
+        .route(
+            "/training-set",
+            post(offline::training_set).layer(guarded(Scope::Read, body_limit)),
         )
         .fallback(not_found)
         .layer(middleware::from_fn(move |request, next| {

@@ -1,6 +1,7 @@
 //! The `lockstep` command line: clap subcommands over the library.
 
 mod demo;
+mod offline;
 mod registry;
 mod table;
 
@@ -12,7 +13,7 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 
 use crate::config::Config;
-use crate::runtime::{LoadError, Runtime, RuntimeConfig, SMOKE_CHUNKS};
+use crate::runtime::{Runtime, RuntimeConfig, SMOKE_CHUNKS};
 use crate::toolchain::{self, BuildOptions};
 
 #[derive(Parser)]
@@ -88,6 +89,75 @@ enum Command {
         /// The definitions file (TOML).
         file: PathBuf,
     },
+    /// Compute a feature view over its source history into the offline store. An
+    /// interrupted backfill resumes where it stopped; several processes running the same
+    /// backfill share its chunks.
+    Backfill {
+        /// The feature view.
+        view: String,
+        /// The project (default: the only one applied).
+        #[arg(long)]
+        project: Option<String>,
+        /// Only events at or after this time (RFC 3339 or a date).
+        #[arg(long, value_parser = crate::model::parse_timestamp)]
+        from: Option<i64>,
+        /// Only events before this time (RFC 3339 or a date).
+        #[arg(long, value_parser = crate::model::parse_timestamp)]
+        to: Option<i64>,
+        /// Redo every chunk even if this exact backfill already completed.
+        #[arg(long)]
+        fresh: bool,
+        /// Chunks worked on at once by this process (overrides `backfill.workers`).
+        #[arg(long)]
+        workers: Option<usize>,
+    },
+    /// Show recent backfill jobs, or one job.
+    Backfills {
+        /// A job id.
+        id: Option<i64>,
+    },
+    /// Build a point-in-time correct training set from the offline store.
+    TrainingSet {
+        /// Entity rows (Parquet or CSV): join keys, `event_timestamp`, request fields.
+        #[arg(long)]
+        entities: PathBuf,
+        /// A feature service, or feature references `view:feature,view:*,…`.
+        #[arg(long)]
+        features: String,
+        /// The output Parquet file.
+        #[arg(long)]
+        out: PathBuf,
+        /// The project (default: the only one applied).
+        #[arg(long)]
+        project: Option<String>,
+        /// Name feature columns `view__feature`.
+        #[arg(long)]
+        full_feature_names: bool,
+        /// The entity rows' time column.
+        #[arg(long, default_value = "event_timestamp")]
+        timestamp_column: String,
+    },
+    /// Write the movie-recommendation example's raw data and entity rows.
+    Datagen {
+        /// Output directory.
+        #[arg(long, default_value = "data")]
+        out: PathBuf,
+        /// Watch events to generate.
+        #[arg(long, default_value_t = 20_000)]
+        events: u64,
+        /// Users.
+        #[arg(long, default_value_t = 1_000)]
+        users: u64,
+        /// Movies.
+        #[arg(long, default_value_t = 200)]
+        movies: u64,
+        /// Training entity rows to write to `<out>/entities.parquet`.
+        #[arg(long, default_value_t = 10_000)]
+        entity_rows: u64,
+        /// Random seed: the same seed writes the same files.
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+    },
 }
 
 #[derive(Subcommand)]
@@ -126,6 +196,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Transform {
             command: TransformCommand::Check { file },
         } => check(&file),
+        Command::Datagen {
+            out,
+            events,
+            users,
+            movies,
+            entity_rows,
+            seed,
+        } => datagen(&out, events, users, movies, entity_rows, seed),
         command => {
             let config = Config::load(cli.config.as_deref())?;
             tokio::runtime::Runtime::new()?.block_on(registry::run(command, config))
@@ -161,7 +239,7 @@ fn check(file: &PathBuf) -> anyhow::Result<()> {
     let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
     let runtime = Runtime::new(RuntimeConfig::default())?;
     let started = Instant::now();
-    let info = runtime.load(&bytes).map_err(coded)?;
+    let info = runtime.load(&bytes).map_err(|e| coded(&e, e.code()))?;
     let loaded_in = started.elapsed();
     println!(
         "component  {} ({:.1} KiB)",
@@ -176,7 +254,9 @@ fn check(file: &PathBuf) -> anyhow::Result<()> {
     println!("  inputs   {}", table::fields_line(&info.signature.inputs));
     println!("  outputs  {}", table::fields_line(&info.signature.outputs));
     println!("compiled   in {:.1} ms", loaded_in.as_secs_f64() * 1e3);
-    let report = runtime.smoke_test(&info.digest).map_err(coded)?;
+    let report = runtime
+        .smoke_test(&info.digest)
+        .map_err(|e| coded(&e, e.code()))?;
     let chunks: Vec<String> = SMOKE_CHUNKS.iter().map(ToString::to_string).collect();
     println!(
         "smoke run  {} sample rows, whole and in chunks of {}: identical (row-wise, stateless)",
@@ -194,7 +274,39 @@ fn check(file: &PathBuf) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Prefixes a load error with its stable code, as the HTTP API reports it.
-fn coded(error: LoadError) -> anyhow::Error {
-    anyhow::anyhow!("[{}] {error}", error.code())
+/// Prefixes an error with its stable code, as the HTTP API reports it.
+fn coded(error: &dyn std::fmt::Display, code: &str) -> anyhow::Error {
+    anyhow::anyhow!("[{code}] {error}")
+}
+
+/// `lockstep datagen`: the movie example's raw data and training entity rows.
+fn datagen(
+    out: &std::path::Path,
+    events: u64,
+    users: u64,
+    movies: u64,
+    entity_rows: u64,
+    seed: u64,
+) -> anyhow::Result<()> {
+    use crate::datagen::movies::{MovieDataSpec, write_entity_rows, write_movie_data};
+    let started = Instant::now();
+    let spec = MovieDataSpec {
+        users,
+        movies,
+        events,
+        seed,
+        ..MovieDataSpec::small()
+    };
+    let written = write_movie_data(out, &spec)?;
+    let entities = out.join("entities.parquet");
+    let rows = write_entity_rows(&entities, &spec, entity_rows, seed.wrapping_add(1))?;
+    println!(
+        "wrote {events} watch events in {} file(s), user profiles, movie metadata and {rows} \
+         entity rows under {} ({:.1} MiB) in {:.2}s",
+        written.watch_event_files.len(),
+        out.display(),
+        written.bytes as f64 / (1 << 20) as f64,
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
 }

@@ -1,25 +1,30 @@
-//! Subcommands over the registry and the server: serve, upload, transforms, alias, plan, apply.
+//! Subcommands that open the host's stores: serve, upload, transforms, alias, plan, apply,
+//! and the offline path's (see `offline`).
 
 use std::sync::Arc;
 
 use anyhow::Context as _;
 
-use super::{Command, table};
+use super::{Command, coded, offline, table};
 use crate::api::{self, AppState, auth};
 use crate::config::Config;
-use crate::pipeline::Lockstep;
+use crate::pipeline::{BackfillRequest, Lockstep, TrainingSetRequest};
 use crate::runtime::batch::format_timestamp;
 
 pub async fn run(command: Command, mut config: Config) -> anyhow::Result<()> {
-    if let Command::Serve {
-        listen: Some(listen),
-    } = &command
-    {
-        config.server.listen = *listen;
+    match &command {
+        Command::Serve {
+            listen: Some(listen),
+        } => config.server.listen = *listen,
+        Command::Backfill {
+            workers: Some(workers),
+            ..
+        } => config.backfill.workers = *workers,
+        _ => {}
     }
     let lockstep = Lockstep::open(&config)
         .await
-        .context("opening the registry")?;
+        .context("opening the registry and the offline store")?;
     match command {
         Command::Serve { .. } => serve(lockstep, config).await,
         Command::Upload { file, name } => {
@@ -105,7 +110,53 @@ pub async fn run(command: Command, mut config: Config) -> anyhow::Result<()> {
             );
             Ok(())
         }
-        Command::Demo { .. } | Command::Build { .. } | Command::Transform { .. } => {
+        Command::Backfill {
+            view,
+            project,
+            from,
+            to,
+            fresh,
+            workers: _,
+        } => {
+            offline::backfill(
+                &lockstep,
+                BackfillRequest {
+                    project,
+                    view,
+                    from,
+                    to,
+                    fresh,
+                },
+            )
+            .await
+        }
+        Command::Backfills { id } => offline::backfills(&lockstep, id).await,
+        Command::TrainingSet {
+            entities,
+            features,
+            out,
+            project,
+            full_feature_names,
+            timestamp_column,
+        } => {
+            let (feature_service, features) = if features.contains(':') {
+                (None, features.split(',').map(|f| f.trim().to_owned()).collect())
+            } else {
+                (Some(features), Vec::new())
+            };
+            let request = TrainingSetRequest {
+                project,
+                feature_service,
+                features,
+                full_feature_names,
+                timestamp_column: Some(timestamp_column),
+            };
+            offline::training_set(&lockstep, request, &entities, &out).await
+        }
+        Command::Demo { .. }
+        | Command::Build { .. }
+        | Command::Transform { .. }
+        | Command::Datagen { .. } => {
             unreachable!("handled without the registry")
         }
     }
@@ -143,6 +194,4 @@ fn upload_code(error: &crate::pipeline::UploadError) -> &'static str {
     }
 }
 
-fn coded(error: &dyn std::fmt::Display, code: &str) -> anyhow::Error {
-    anyhow::anyhow!("[{code}] {error}")
-}
+

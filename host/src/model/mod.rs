@@ -68,6 +68,25 @@ impl FromStr for ValueType {
     }
 }
 
+/// Parses a time as written by people and JSON clients: RFC 3339
+/// (`2026-01-05T12:00:00Z`, `2026-01-05 12:00:00.5+01:00`; no offset means UTC) or a bare
+/// date (`2026-01-05`, midnight UTC). Returns µs since the Unix epoch.
+pub fn parse_timestamp(text: &str) -> Result<i64, String> {
+    let trimmed = text.trim();
+    let full = if trimmed.len() == 10 {
+        format!("{trimmed}T00:00:00Z")
+    } else {
+        trimmed.to_owned()
+    };
+    arrow::compute::kernels::cast_utils::string_to_timestamp_nanos(&full)
+        .map(|nanos| nanos.div_euclid(1_000))
+        .map_err(|_| {
+            format!(
+                "`{text}` is not a time: use RFC 3339 (2026-01-05T12:00:00Z) or a date (2026-01-05)"
+            )
+        })
+}
+
 /// A named, typed column: a transform input or output, a source column, a feature.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct FieldSpec {

@@ -1,8 +1,11 @@
-//! The host's operations, composed from runtime, registry and model: upload a transform,
-//! list and alias transforms, plan and apply definitions. The CLI and the HTTP API both
-//! call these, so each operation has one implementation.
+//! The host's operations, composed from runtime, registry, sources and stores: upload and
+//! alias transforms, plan and apply definitions, backfill views, build training sets. The
+//! CLI and the HTTP API both call these, so each operation has one implementation.
 
+mod backfill;
 mod definitions;
+mod on_demand;
+mod training_set;
 mod transforms;
 
 use std::sync::Arc;
@@ -10,17 +13,28 @@ use std::time::Duration;
 
 use tokio::sync::Semaphore;
 
+pub use backfill::{
+    BackfillError, BackfillEvent, BackfillRequest, BackfillSummary, PlannedBackfill,
+    describe_window,
+};
 pub use definitions::{ApplyError, ApplyOutcome, PlanOutcome};
-pub use transforms::{AliasError, TransformSummary, UploadError};
+pub use training_set::{TrainingSet, TrainingSetError, TrainingSetRequest};
+pub use transforms::{AliasError, TransformSummary, UploadError, field_specs};
 
-use crate::config::Config;
+use crate::config::{BackfillConfig, Config};
+use crate::model::Digest;
+use crate::offline::{self, OfflineError, OfflineStore};
 use crate::registry::{self, Registry, RegistryError};
-use crate::runtime::{Runtime, StartError};
+use crate::runtime::{LoadError, Runtime, Signature, StartError};
+use crate::source::SourceContext;
 
-/// One host: its wasm runtime and its registry.
+/// One host: its wasm runtime, its registry and its offline store.
 pub struct Lockstep {
     runtime: Arc<Runtime>,
     registry: Arc<dyn Registry>,
+    offline: Arc<dyn OfflineStore>,
+    sources: SourceContext,
+    backfill: BackfillConfig,
     compiles: Arc<Semaphore>,
     compile_timeout: Duration,
 }
@@ -32,20 +46,42 @@ pub enum OpenError {
     Runtime(#[from] StartError),
     #[error(transparent)]
     Registry(#[from] RegistryError),
+    #[error(transparent)]
+    Offline(#[from] OfflineError),
+}
+
+/// Why a pinned transform could not be made ready to run.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadyError {
+    #[error("transform {0} is pinned by the definitions but missing from the registry")]
+    Missing(Digest),
+    #[error("loading transform {digest}: {error}")]
+    Load { digest: Digest, error: LoadError },
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
 }
 
 impl Lockstep {
-    /// Starts the runtime and opens (migrating) the configured registry.
+    /// Starts the runtime and opens (migrating) the configured registry and offline store.
     pub async fn open(config: &Config) -> Result<Self, OpenError> {
         let runtime = Arc::new(Runtime::new(config.runtime.clone())?);
         let registry = registry::open(&config.registry.location()).await?;
-        Ok(Self::new(runtime, registry, config))
+        let offline = offline::open(&config.offline_location()).await?;
+        Ok(Self::new(runtime, registry, offline, config))
     }
 
-    pub fn new(runtime: Arc<Runtime>, registry: Arc<dyn Registry>, config: &Config) -> Self {
+    pub fn new(
+        runtime: Arc<Runtime>,
+        registry: Arc<dyn Registry>,
+        offline: Arc<dyn OfflineStore>,
+        config: &Config,
+    ) -> Self {
         Self {
             runtime,
             registry,
+            offline,
+            sources: config.source_context(),
+            backfill: config.backfill.clone(),
             compiles: Arc::new(Semaphore::new(config.server.max_concurrent_compiles)),
             compile_timeout: Duration::from_millis(config.server.compile_timeout_ms),
         }
@@ -57,6 +93,32 @@ impl Lockstep {
 
     pub fn registry(&self) -> &Arc<dyn Registry> {
         &self.registry
+    }
+
+    pub fn offline(&self) -> &Arc<dyn OfflineStore> {
+        &self.offline
+    }
+
+    /// Loads a transform the definitions pin, from the registry, unless already loaded.
+    pub async fn ensure_loaded(&self, digest: &Digest) -> Result<Signature, ReadyError> {
+        if let Some(signature) = self.runtime.signature(digest) {
+            return Ok(signature);
+        }
+        let bytes = self
+            .registry
+            .blob(digest)
+            .await?
+            .ok_or(ReadyError::Missing(*digest))?;
+        let runtime = Arc::clone(&self.runtime);
+        let digest = *digest;
+        tokio::task::spawn_blocking(move || runtime.load(&bytes))
+            .await
+            .map_err(|e| ReadyError::Load {
+                digest,
+                error: LoadError::Internal(e.to_string()),
+            })?
+            .map(|info| info.signature)
+            .map_err(|error| ReadyError::Load { digest, error })
     }
 
     /// Succeeds when the registry answers: the readiness probe.

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use crate::model::{Digest, FieldSpec, TransformVersion};
 
 pub use sql::SqlRegistry;
+pub(crate) use sql::is_schema_name;
 
 /// A component to record under a name, after the runtime accepted it.
 #[derive(Debug, Clone)]
@@ -145,6 +146,9 @@ pub trait Registry: Send + Sync {
 
     /// Points `alias` of transform `name` at `version` (which must exist).
     async fn set_alias(&self, name: &str, alias: &str, version: u32) -> Result<(), RegistryError>;
+
+    /// Projects with at least one live definition object, by name.
+    async fn projects(&self) -> Result<Vec<String>, RegistryError>;
 
     /// The current version of every live object of `project`.
     async fn objects(&self, project: &str) -> Result<Vec<ObjectRecord>, RegistryError>;

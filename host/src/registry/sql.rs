@@ -144,7 +144,7 @@ async fn pool(url: &str, connections: u32) -> Result<AnyPool, RegistryError> {
 
 /// Lowercase, so the quoted name in `CREATE SCHEMA` and the unquoted one in `search_path`
 /// are the same schema.
-fn is_schema_name(name: &str) -> bool {
+pub(crate) fn is_schema_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 63
         && name
@@ -288,6 +288,19 @@ impl Registry for SqlRegistry {
         .execute(&mut *tx.tx)
         .await?;
         tx.commit().await
+    }
+
+    async fn projects(&self) -> Result<Vec<String>, RegistryError> {
+        // A project whose latest row of some object is not a deletion has live objects.
+        let projects: Vec<String> = sqlx::query_scalar(
+            "SELECT DISTINCT d.project FROM definition_objects d WHERE d.spec IS NOT NULL \
+             AND d.version = (SELECT MAX(m.version) FROM definition_objects m \
+             WHERE m.project = d.project AND m.kind = d.kind AND m.name = d.name) \
+             ORDER BY d.project",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(projects)
     }
 
     async fn objects(&self, project: &str) -> Result<Vec<ObjectRecord>, RegistryError> {

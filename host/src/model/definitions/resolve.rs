@@ -168,6 +168,49 @@ impl Resolved {
     }
 }
 
+impl Resolved {
+    /// Expands feature references (`view:feature`, `view:*`) into `(view, feature)` pairs,
+    /// in order, each once.
+    pub fn feature_references(&self, references: &[String]) -> Result<Vec<(String, String)>, String> {
+        let mut pairs: Vec<(String, String)> = Vec::new();
+        for reference in references {
+            let (view, feature) = reference
+                .split_once(':')
+                .filter(|(view, feature)| !view.is_empty() && !feature.is_empty())
+                .ok_or_else(|| {
+                    format!("`{reference}` is not a feature reference: expected `view:feature` or `view:*`")
+                })?;
+            let available = self.view_features(view).ok_or_else(|| {
+                let known: Vec<&str> = self
+                    .feature_views
+                    .keys()
+                    .chain(self.on_demand_views.keys())
+                    .map(String::as_str)
+                    .collect();
+                format!("unknown view `{view}` (known: {})", known.join(", "))
+            })?;
+            let selected: Vec<&FieldSpec> = if feature == "*" {
+                available.iter().collect()
+            } else {
+                let field = available.iter().find(|field| field.name == feature).ok_or_else(|| {
+                    format!("view `{view}` has no feature `{feature}` (features: {})", names(available))
+                })?;
+                vec![field]
+            };
+            for field in selected {
+                let pair = (view.to_owned(), field.name.clone());
+                if !pairs.contains(&pair) {
+                    pairs.push(pair);
+                }
+            }
+        }
+        if pairs.is_empty() {
+            return Err("no features requested".to_owned());
+        }
+        Ok(pairs)
+    }
+}
+
 /// Checks `definitions` against each other and `catalog`, collecting every error (without
 /// lines: see [`super::locate`]), and pins every transform reference.
 pub fn resolve(

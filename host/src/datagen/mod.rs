@@ -1,5 +1,7 @@
 //! Deterministic generated data for the demo, tests and benchmarks: same seed, same rows.
 
+pub mod movies;
+
 use crate::runtime::batch::{bitmap, utf8};
 use crate::runtime::{Batch, Column, DataType, Field, Values};
 

@@ -1,0 +1,193 @@
+//! Offline endpoints: start a backfill job (it runs in the background; poll its status),
+//! list and show jobs, and build a training set from entity rows sent as JSON columns
+//! (answered as JSON columns, or as a Parquet file when asked for one).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use arrow::array::RecordBatch;
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::error::ApiError;
+use super::{Shared, body};
+use crate::columnar::{arrow_schema, from_json, to_json};
+use crate::model::{FieldSpec, parse_timestamp};
+use crate::pipeline::{BackfillRequest, TrainingSetRequest};
+
+/// Media type of a Parquet response.
+const PARQUET: &str = "application/vnd.apache.parquet";
+
+fn json_body<T: for<'de> Deserialize<'de>>(
+    bytes: Result<Bytes, BytesRejection>,
+    expected: &str,
+) -> Result<T, ApiError> {
+    serde_json::from_slice(&body(bytes)?).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_body",
+            format!("expected {expected}: {e}"),
+        )
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BackfillBody {
+    view: String,
+    #[serde(default)]
+    project: Option<String>,
+    /// RFC 3339 or a date.
+    #[serde(default)]
+    from: Option<String>,
+    #[serde(default)]
+    to: Option<String>,
+    #[serde(default)]
+    fresh: bool,
+}
+
+/// `POST /backfills`: plans (or finds) the job, then works on it in the background.
+pub async fn start_backfill(
+    State(state): Shared,
+    bytes: Result<Bytes, BytesRejection>,
+) -> Result<impl IntoResponse, ApiError> {
+    let request: BackfillBody = json_body(
+        bytes,
+        r#"{"view": "...", "from"?: "2026-01-01", "to"?: "...", "fresh"?: false}"#,
+    )?;
+    let time = |text: &Option<String>| {
+        text.as_deref()
+            .map(parse_timestamp)
+            .transpose()
+            .map_err(|message| ApiError::new(StatusCode::BAD_REQUEST, "invalid_body", message))
+    };
+    let request = BackfillRequest {
+        project: request.project,
+        view: request.view,
+        from: time(&request.from)?,
+        to: time(&request.to)?,
+        fresh: request.fresh,
+    };
+    let planned = state.lockstep.plan_backfill(&request).await?;
+    let job = planned.job.clone();
+    if !job.is_complete() {
+        let state = Arc::clone(&state);
+        tokio::spawn(async move {
+            match state.lockstep.run_backfill(&planned, &|_| {}).await {
+                Ok(summary) => tracing::info!(
+                    job = summary.job.id,
+                    rows = summary.rows_in,
+                    seconds = summary.seconds,
+                    "backfill finished"
+                ),
+                Err(error) => tracing::warn!(job = planned.job.id, %error, "backfill failed"),
+            }
+        });
+    }
+    Ok((StatusCode::ACCEPTED, Json(json!({ "job": job }))))
+}
+
+/// `GET /backfills`: recent jobs, newest first.
+pub async fn list_backfills(State(state): Shared) -> Result<impl IntoResponse, ApiError> {
+    Ok(Json(json!({ "jobs": state.lockstep.offline().jobs(50).await? })))
+}
+
+/// `GET /backfills/{id}`.
+pub async fn show_backfill(
+    State(state): Shared,
+    Path(id): Path<i64>,
+) -> Result<impl IntoResponse, ApiError> {
+    Ok(Json(state.lockstep.offline().job(id).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TrainingSetBody {
+    #[serde(flatten)]
+    request: TrainingSetRequest,
+    /// Entity rows by column: join keys, the timestamp column, request fields.
+    entities: BTreeMap<String, Vec<serde_json::Value>>,
+}
+
+/// `POST /training-set`: entity rows in, features joined as of each row's time out.
+pub async fn training_set(
+    State(state): Shared,
+    headers: HeaderMap,
+    bytes: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let body: TrainingSetBody = json_body(
+        bytes,
+        r#"{"feature_service": "..." | "features": ["view:feature"], "entities": {"column": [values]}}"#,
+    )?;
+    let request = body.request;
+    let (required, optional) = state.lockstep.training_set_columns(&request).await?;
+    let entities = entity_batch(&body.entities, &required, &optional)?;
+    let set = state.lockstep.training_set(&request, &entities).await?;
+    let wants_parquet = headers
+        .get(header::ACCEPT)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|accept| accept.contains(PARQUET));
+    if wants_parquet {
+        let mut bytes = Vec::new();
+        let mut writer = parquet::arrow::ArrowWriter::try_new(&mut bytes, set.batch.schema(), None)
+            .map_err(|e| ApiError::internal(&e))?;
+        writer.write(&set.batch).map_err(|e| ApiError::internal(&e))?;
+        writer.close().map_err(|e| ApiError::internal(&e))?;
+        return Ok(([(header::CONTENT_TYPE, PARQUET)], bytes).into_response());
+    }
+    let columns: serde_json::Map<String, serde_json::Value> = set
+        .batch
+        .schema()
+        .fields()
+        .iter()
+        .zip(set.batch.columns())
+        .map(|(field, array)| {
+            let values = (0..array.len()).map(|row| to_json(array.as_ref(), row)).collect();
+            (field.name().clone(), serde_json::Value::Array(values))
+        })
+        .collect();
+    Ok(Json(json!({
+        "rows": set.batch.num_rows(),
+        "columns": columns,
+        "seconds": set.seconds,
+    }))
+    .into_response())
+}
+
+/// The entity columns a training set needs, typed, from JSON columns of equal length.
+fn entity_batch(
+    columns: &BTreeMap<String, Vec<serde_json::Value>>,
+    required: &[FieldSpec],
+    optional: &[FieldSpec],
+) -> Result<RecordBatch, ApiError> {
+    let invalid = |message: String| ApiError::new(StatusCode::BAD_REQUEST, "invalid_entity_rows", message);
+    let rows = columns.values().map(Vec::len).max().unwrap_or(0);
+    if let Some((name, values)) = columns.iter().find(|(_, values)| values.len() != rows) {
+        return Err(invalid(format!(
+            "entity column `{name}` has {} values, others have {rows}",
+            values.len()
+        )));
+    }
+    let mut fields = Vec::new();
+    let mut arrays = Vec::new();
+    for field in required {
+        let values = columns.get(&field.name).ok_or_else(|| {
+            invalid(format!("the entity rows need a column `{}` ({})", field.name, field.value_type))
+        })?;
+        arrays.push(from_json(field, values).map_err(invalid)?);
+        fields.push(field.clone());
+    }
+    for field in optional {
+        if let Some(values) = columns.get(&field.name) {
+            arrays.push(from_json(field, values).map_err(invalid)?);
+            fields.push(field.clone());
+        }
+    }
+    RecordBatch::try_new(arrow_schema(&fields), arrays).map_err(|e| invalid(e.to_string()))
+}

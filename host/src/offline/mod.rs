@@ -1,0 +1,351 @@
+//! The offline store: one history table per feature view (join keys, `event_ts`,
+//! `created_ts`, typed features, `transform_digest`), idempotent bulk upserts committed
+//! together with backfill checkpoints, chunk leases for many workers, and the
+//! point-in-time join. Postgres and an embedded SQLite file behind one trait.
+
+mod pgcopy;
+mod postgres;
+mod sql;
+mod sqlite;
+mod table;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arrow::array::{Array, ArrayRef, RecordBatch, RecordBatchOptions};
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use crate::columnar::{arrow_schema, arrow_type};
+use crate::model::{FieldSpec, ValueType};
+
+pub use postgres::PostgresStore;
+pub use sqlite::SqliteStore;
+pub use table::{CREATED_TS, EVENT_TS, TRANSFORM_DIGEST, ViewTable};
+
+/// Where the offline store lives.
+#[derive(Debug, Clone)]
+pub enum OfflineLocation {
+    /// `postgres://…`, with the schema holding the feature tables (created if missing).
+    Postgres { url: String, schema: String },
+    /// An embedded SQLite file.
+    Sqlite { path: PathBuf },
+}
+
+/// Opens (creating its bookkeeping tables) the offline store at `location`.
+pub async fn open(location: &OfflineLocation) -> Result<Arc<dyn OfflineStore>, OfflineError> {
+    Ok(match location {
+        OfflineLocation::Postgres { url, schema } => {
+            Arc::new(PostgresStore::open(url, schema).await?)
+        }
+        OfflineLocation::Sqlite { path } => Arc::new(SqliteStore::open(path).await?),
+    })
+}
+
+/// Why the offline store could not do something.
+#[derive(Debug, thiserror::Error)]
+pub enum OfflineError {
+    #[error("the offline store is unavailable: {0}")]
+    Unavailable(String),
+    #[error("cannot open the offline store: {0}")]
+    Open(String),
+    #[error("offline table `{table}` cannot hold view `{view}`: {message}")]
+    Table {
+        view: String,
+        table: String,
+        message: String,
+    },
+    #[error("backfill job {0} does not exist")]
+    UnknownJob(i64),
+    #[error("offline store data is corrupt: {0}")]
+    Corrupt(String),
+    #[error("{0}")]
+    Input(String),
+}
+
+impl OfflineError {
+    /// Stable code for wire errors.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Unavailable(_) | Self::Open(_) => "offline_store_unavailable",
+            Self::Table { .. } => "offline_table_conflict",
+            Self::UnknownJob(_) => "unknown_backfill_job",
+            Self::Corrupt(_) => "offline_store_corrupt",
+            Self::Input(_) => "invalid_offline_input",
+        }
+    }
+
+    /// Worth retrying later: the store was unreachable, not the request wrong.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Self::Unavailable(_))
+    }
+}
+
+impl From<sqlx::Error> for OfflineError {
+    fn from(error: sqlx::Error) -> Self {
+        match error {
+            sqlx::Error::ColumnDecode { .. } | sqlx::Error::Decode(_) => {
+                Self::Corrupt(error.to_string())
+            }
+            other => Self::Unavailable(other.to_string()),
+        }
+    }
+}
+
+/// A backfill as planned: the chunks of work, in order, each a JSON description that the
+/// pipeline knows how to run. Planning the same chunks for the same table again names the
+/// same job, so a rerun resumes it.
+#[derive(Debug, Clone)]
+pub struct JobPlan {
+    pub project: String,
+    pub view: String,
+    pub table: String,
+    /// Opaque to the store: the time window, for display.
+    pub window: String,
+    pub chunks: Vec<String>,
+    /// Start a new job even when an identical plan exists (a forced rerun).
+    pub fresh: bool,
+}
+
+impl JobPlan {
+    /// Identifies the plan: the table and every chunk, in order.
+    pub fn fingerprint(&self) -> String {
+        let mut text = format!("{}\n{}\n", self.table, self.window);
+        for chunk in &self.chunks {
+            text.push_str(chunk);
+            text.push('\n');
+        }
+        crate::model::Digest::of(text.as_bytes()).to_string()
+    }
+}
+
+/// A chunk a worker holds a lease on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claim {
+    pub job: i64,
+    pub seq: u32,
+    pub spec: String,
+    pub owner: String,
+    /// How many times the chunk was claimed, this claim included.
+    pub attempts: u32,
+}
+
+/// What processing one chunk produced.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChunkCounts {
+    /// Source rows read in the window.
+    pub rows_in: u64,
+    /// Feature rows written (before in-chunk deduplication).
+    pub rows_out: u64,
+    /// Rows the transform rejected with a row error.
+    pub rows_rejected: u64,
+}
+
+/// Where a backfill job stands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobStatus {
+    pub id: i64,
+    pub project: String,
+    pub view: String,
+    pub table: String,
+    pub window: String,
+    pub chunks_total: u32,
+    pub chunks_done: u32,
+    /// Chunks under a live lease: being worked on now.
+    pub chunks_running: u32,
+    pub rows_in: u64,
+    pub rows_out: u64,
+    pub rows_rejected: u64,
+    /// µs since the Unix epoch.
+    pub created_at_micros: i64,
+    /// Why the last run stopped early, until a later run starts.
+    pub error: Option<String>,
+}
+
+impl JobStatus {
+    pub fn is_complete(&self) -> bool {
+        self.chunks_done == self.chunks_total
+    }
+}
+
+/// The features to join from one view's table.
+#[derive(Debug, Clone)]
+pub struct PitView {
+    pub table: ViewTable,
+    /// Feature names of `table`, in output order.
+    pub features: Vec<String>,
+}
+
+/// Durable feature history, backfill checkpoints and point-in-time retrieval.
+#[async_trait]
+pub trait OfflineStore: Send + Sync {
+    /// `postgres` or `sqlite`.
+    fn backend(&self) -> &'static str;
+
+    /// Creates the view's table and its index if missing; fails if a table of that name
+    /// exists with other columns.
+    async fn ensure_table(&self, table: &ViewTable) -> Result<(), OfflineError>;
+
+    /// Records a plan as a job, or returns the existing job with the same fingerprint.
+    async fn create_job(&self, plan: &JobPlan) -> Result<JobStatus, OfflineError>;
+
+    /// Records why a run of `job` failed (`None` clears it when a run starts).
+    async fn record_error(&self, job: i64, error: Option<&str>) -> Result<(), OfflineError>;
+
+    /// Leases the next chunk of `job` that is neither done nor under a live lease.
+    async fn claim_chunk(
+        &self,
+        job: i64,
+        owner: &str,
+        lease: Duration,
+    ) -> Result<Option<Claim>, OfflineError>;
+
+    /// Extends a lease; false when it was lost (expired and taken by another worker).
+    async fn renew_lease(&self, claim: &Claim, lease: Duration) -> Result<bool, OfflineError>;
+
+    /// Upserts a chunk's rows (in the layout of [`ViewTable::row_fields`]) and marks the
+    /// chunk done, in one transaction. Rows with the same keys and `event_ts` keep the
+    /// greatest `created_ts` (the later row on a tie); equal rows are not rewritten. False,
+    /// with nothing written, when the lease was lost.
+    async fn commit_chunk(
+        &self,
+        table: &ViewTable,
+        claim: &Claim,
+        rows: &[RecordBatch],
+        counts: ChunkCounts,
+    ) -> Result<bool, OfflineError>;
+
+    async fn job(&self, job: i64) -> Result<JobStatus, OfflineError>;
+
+    /// Recent jobs, newest first.
+    async fn jobs(&self, limit: u32) -> Result<Vec<JobStatus>, OfflineError>;
+
+    /// Point-in-time join: for each entity row (join keys and [`EVENT_TS`] columns), each
+    /// view's row with the same keys and the greatest `event_ts <= ts` (within the ttl),
+    /// ties to the greatest `created_ts`. One batch per view, of its features, with one row
+    /// per entity row in order; null where nothing matched.
+    async fn point_in_time(
+        &self,
+        entities: &RecordBatch,
+        views: &[PitView],
+    ) -> Result<Vec<RecordBatch>, OfflineError>;
+
+    /// Every row of a table in key and time order, in the layout of
+    /// [`ViewTable::row_fields`] (for checksums, exports and rebuilding the online store).
+    async fn scan(&self, table: &ViewTable) -> Result<Vec<RecordBatch>, OfflineError>;
+}
+
+/// A digest of a table's whole content, for comparing two runs.
+pub async fn checksum(store: &dyn OfflineStore, table: &ViewTable) -> Result<(u64, String), OfflineError> {
+    let batches = store.scan(table).await?;
+    let mut rows = 0u64;
+    let mut bytes = Vec::new();
+    for batch in &batches {
+        rows += batch.num_rows() as u64;
+        for row in 0..batch.num_rows() {
+            for column in batch.columns() {
+                let cell = arrow::util::display::array_value_to_string(column, row)
+                    .map_err(|e| OfflineError::Corrupt(e.to_string()))?;
+                let null = if column.is_null(row) { "\u{0}" } else { "" };
+                bytes.extend_from_slice(null.as_bytes());
+                bytes.extend_from_slice(cell.as_bytes());
+                bytes.push(0x1f);
+            }
+            bytes.push(b'\n');
+        }
+    }
+    Ok((rows, crate::model::Digest::of(&bytes).to_string()))
+}
+
+/// How long a store call waits for a pooled connection before reporting unavailable.
+pub(crate) const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The columns of the entity table: [`EVENT_TS`] and every join key of `views`, checked
+/// against the entity batch.
+fn entity_fields(entities: &RecordBatch, views: &[PitView]) -> Result<Vec<FieldSpec>, OfflineError> {
+    let mut fields = vec![FieldSpec {
+        name: EVENT_TS.to_owned(),
+        value_type: ValueType::Timestamp,
+        nullable: false,
+    }];
+    for key in views.iter().flat_map(|view| &view.table.join_keys) {
+        if !fields.iter().any(|field| field.name == key.name) {
+            fields.push(key.clone());
+        }
+    }
+    for field in &fields {
+        let Some(column) = entities.column_by_name(&field.name) else {
+            return Err(OfflineError::Input(format!(
+                "the entity rows have no column `{}`",
+                field.name
+            )));
+        };
+        let expected = arrow_type(field.value_type);
+        if column.data_type() != &expected {
+            return Err(OfflineError::Input(format!(
+                "entity column `{}` is {}, expected {expected}",
+                field.name,
+                column.data_type()
+            )));
+        }
+        if column.null_count() > 0 {
+            return Err(OfflineError::Input(format!(
+                "entity column `{}` has nulls",
+                field.name
+            )));
+        }
+    }
+    Ok(fields)
+}
+
+/// The requested features of each view, all nullable (no match gives null).
+fn feature_fields(views: &[PitView]) -> Result<Vec<Vec<FieldSpec>>, OfflineError> {
+    views
+        .iter()
+        .map(|view| {
+            view.features
+                .iter()
+                .map(|name| {
+                    let feature = view.table.feature(name).ok_or_else(|| {
+                        OfflineError::Input(format!(
+                            "view `{}` has no feature `{name}`",
+                            view.table.view
+                        ))
+                    })?;
+                    Ok(FieldSpec {
+                        nullable: true,
+                        ..feature.clone()
+                    })
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// Concatenates the parts of a point-in-time result (each all features, in order) and
+/// splits it into one batch per view.
+fn assemble(
+    parts: Vec<Vec<ArrayRef>>,
+    fields: &[Vec<FieldSpec>],
+    rows: usize,
+) -> Result<Vec<RecordBatch>, OfflineError> {
+    let width: usize = fields.iter().map(Vec::len).sum();
+    let mut columns = Vec::with_capacity(width);
+    for column in 0..width {
+        let pieces: Vec<&dyn Array> = parts.iter().map(|part| part[column].as_ref()).collect();
+        columns.push(
+            arrow::compute::concat(&pieces).map_err(|e| OfflineError::Corrupt(e.to_string()))?,
+        );
+    }
+    let mut columns = columns.into_iter();
+    fields
+        .iter()
+        .map(|view_fields| {
+            let arrays: Vec<ArrayRef> = columns.by_ref().take(view_fields.len()).collect();
+            let options = RecordBatchOptions::new().with_row_count(Some(rows));
+            RecordBatch::try_new_with_options(arrow_schema(view_fields), arrays, &options)
+                .map_err(|e| OfflineError::Corrupt(e.to_string()))
+        })
+        .collect()
+}

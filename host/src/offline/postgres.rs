@@ -1,0 +1,512 @@
+//! The offline store on Postgres: tables in one schema, chunk rows staged with binary
+//! `COPY` and upserted with the chunk's checkpoint in one transaction, leases claimed with
+//! `FOR UPDATE SKIP LOCKED`, and the point-in-time join as `LATERAL` index lookups over a
+//! `COPY`-loaded temporary table, split across connections.
+
+use std::time::Duration;
+
+use arrow::array::{ArrayRef, RecordBatch};
+use async_trait::async_trait;
+use futures_util::StreamExt;
+use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
+use sqlx::{Connection, PgConnection, Row};
+use tokio::task::JoinSet;
+
+use super::pgcopy::{CopyReader, CopyWriter};
+use super::sql::{Dialect, ROW_ID, ident};
+use super::table::{EVENT_TS, ViewTable};
+use super::{
+    ACQUIRE_TIMEOUT, ChunkCounts, Claim, JobPlan, JobStatus, OfflineError, OfflineStore, PitView,
+};
+use crate::columnar::arrow_schema;
+use crate::model::{FieldSpec, ValueType};
+
+/// Entity rows per point-in-time query; larger sets are split across connections.
+const PIT_PART_ROWS: usize = 25_000;
+/// Connections in the pool: point-in-time parts and concurrent chunk commits.
+const CONNECTIONS: u32 = 8;
+
+/// The offline store in a Postgres schema.
+pub struct PostgresStore {
+    pool: PgPool,
+    schema: String,
+}
+
+impl PostgresStore {
+    /// Connects, creates `schema` and the job tables if missing.
+    pub async fn open(url: &str, schema: &str) -> Result<Self, OfflineError> {
+        if !crate::registry::is_schema_name(schema) {
+            return Err(OfflineError::Open(format!(
+                "schema `{schema}` must be lowercase letters, digits and `_`, at most 63 characters"
+            )));
+        }
+        let pool = PgPoolOptions::new()
+            .max_connections(CONNECTIONS)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .connect(url)
+            .await
+            .map_err(|e| OfflineError::Open(e.to_string()))?;
+        let store = Self {
+            pool,
+            schema: schema.to_owned(),
+        };
+        let s = ident(schema);
+        store
+            .ddl(&[
+                format!("CREATE SCHEMA IF NOT EXISTS {s}"),
+                format!(
+                    "CREATE TABLE IF NOT EXISTS {s}.backfill_jobs (
+                        id BIGSERIAL PRIMARY KEY,
+                        project TEXT NOT NULL,
+                        view TEXT NOT NULL,
+                        table_name TEXT NOT NULL,
+                        time_window TEXT NOT NULL,
+                        fingerprint TEXT NOT NULL,
+                        chunks INTEGER NOT NULL,
+                        error TEXT,
+                        created_at TIMESTAMPTZ NOT NULL DEFAULT clock_timestamp(),
+                        UNIQUE (table_name, fingerprint))"
+                ),
+                format!(
+                    "CREATE TABLE IF NOT EXISTS {s}.backfill_chunks (
+                        job_id BIGINT NOT NULL REFERENCES {s}.backfill_jobs (id) ON DELETE CASCADE,
+                        seq INTEGER NOT NULL,
+                        spec TEXT NOT NULL,
+                        done BOOLEAN NOT NULL DEFAULT false,
+                        lease_owner TEXT,
+                        lease_expires TIMESTAMPTZ,
+                        attempts INTEGER NOT NULL DEFAULT 0,
+                        rows_in BIGINT NOT NULL DEFAULT 0,
+                        rows_out BIGINT NOT NULL DEFAULT 0,
+                        rows_rejected BIGINT NOT NULL DEFAULT 0,
+                        finished_at TIMESTAMPTZ,
+                        PRIMARY KEY (job_id, seq))"
+                ),
+            ])
+            .await
+            .map_err(|e| OfflineError::Open(e.to_string()))?;
+        Ok(store)
+    }
+
+    /// Runs DDL in one transaction under a per-schema advisory lock, so processes starting
+    /// together do not race on `CREATE … IF NOT EXISTS`.
+    async fn ddl(&self, statements: &[String]) -> Result<(), OfflineError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+            .bind(format!("lockstep-offline:{}", self.schema))
+            .execute(&mut *tx)
+            .await?;
+        for statement in statements {
+            sqlx::query(statement).execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    fn qualified(&self, name: &str) -> String {
+        format!("{}.{}", ident(&self.schema), ident(name))
+    }
+
+    async fn status_where(&self, condition: &str, bind: i64) -> Result<Vec<JobStatus>, OfflineError> {
+        let sql = format!(
+            "SELECT j.id, j.project, j.view, j.table_name, j.time_window, j.chunks,
+                CAST(count(c.seq) FILTER (WHERE c.done) AS INTEGER),
+                CAST(count(c.seq) FILTER (WHERE NOT c.done AND c.lease_expires > clock_timestamp()) AS INTEGER),
+                CAST(COALESCE(sum(c.rows_in), 0) AS BIGINT),
+                CAST(COALESCE(sum(c.rows_out), 0) AS BIGINT),
+                CAST(COALESCE(sum(c.rows_rejected), 0) AS BIGINT),
+                CAST(extract(epoch FROM j.created_at) * 1000000 AS BIGINT), j.error
+             FROM {jobs} j LEFT JOIN {chunks} c ON c.job_id = j.id
+             WHERE {condition} GROUP BY j.id ORDER BY j.id DESC",
+            jobs = self.qualified("backfill_jobs"),
+            chunks = self.qualified("backfill_chunks"),
+        );
+        let rows = sqlx::query(&sql).bind(bind).fetch_all(&self.pool).await?;
+        rows.iter().map(status_from_row).collect()
+    }
+
+    /// One part of a point-in-time join, on its own connection: `COPY` the entity rows into
+    /// a temporary table, then `COPY` the joined features out.
+    async fn pit_part(
+        pool: PgPool,
+        sql: String,
+        entity_fields: Vec<FieldSpec>,
+        entities: RecordBatch,
+        first_row: i64,
+        types: Vec<ValueType>,
+    ) -> Result<(usize, Vec<ArrayRef>), OfflineError> {
+        let mut conn = pool.acquire().await?;
+        let mut tx = conn.begin().await?;
+        let columns: Vec<String> = entity_fields
+            .iter()
+            .map(|field| format!("{} {}", ident(&field.name), Dialect::Postgres.column_type(field.value_type)))
+            .collect();
+        sqlx::query(&format!(
+            "CREATE TEMPORARY TABLE lockstep_entities ({} BIGINT, {}) ON COMMIT DROP",
+            ident(ROW_ID),
+            columns.join(", ")
+        ))
+        .execute(&mut *tx)
+        .await?;
+        let names: Vec<String> = entity_fields.iter().map(|f| ident(&f.name)).collect();
+        let arrays: Vec<(ValueType, &ArrayRef)> = entity_fields
+            .iter()
+            .map(|field| {
+                let array = entities
+                    .column_by_name(&field.name)
+                    .expect("entity columns checked by the caller");
+                (field.value_type, array)
+            })
+            .collect();
+        let mut writer = CopyWriter::new();
+        writer.append(&arrays, entities.num_rows(), Some(first_row));
+        copy_in(
+            &mut tx,
+            &format!(
+                "COPY lockstep_entities ({}, {}) FROM STDIN (FORMAT binary)",
+                ident(ROW_ID),
+                names.join(", ")
+            ),
+            writer.finish(),
+        )
+        .await?;
+        sqlx::query("ANALYZE lockstep_entities").execute(&mut *tx).await?;
+        let decoded = copy_out(&mut tx, &format!("COPY ({sql}) TO STDOUT (FORMAT binary)"), &types).await?;
+        tx.commit().await?;
+        Ok(decoded)
+    }
+}
+
+async fn copy_in(conn: &mut PgConnection, statement: &str, payload: Vec<u8>) -> Result<u64, OfflineError> {
+    let mut copy = conn.copy_in_raw(statement).await?;
+    if let Err(error) = copy.send(payload).await {
+        // Best effort: the connection reports the original error either way.
+        let _ = copy.abort("send failed").await;
+        return Err(error.into());
+    }
+    Ok(copy.finish().await?)
+}
+
+async fn copy_out(
+    conn: &mut PgConnection,
+    statement: &str,
+    types: &[ValueType],
+) -> Result<(usize, Vec<ArrayRef>), OfflineError> {
+    let mut reader = CopyReader::new(types);
+    let mut stream = conn.copy_out_raw(statement).await?;
+    while let Some(bytes) = stream.next().await {
+        reader.feed(&bytes?)?;
+    }
+    reader.finish()
+}
+
+fn status_from_row(row: &PgRow) -> Result<JobStatus, OfflineError> {
+    let count = |i: usize| -> Result<u32, OfflineError> { Ok(row.try_get::<i32, _>(i)?.max(0) as u32) };
+    let total = |i: usize| -> Result<u64, OfflineError> { Ok(row.try_get::<i64, _>(i)?.max(0) as u64) };
+    Ok(JobStatus {
+        id: row.try_get(0)?,
+        project: row.try_get(1)?,
+        view: row.try_get(2)?,
+        table: row.try_get(3)?,
+        window: row.try_get(4)?,
+        chunks_total: count(5)?,
+        chunks_done: count(6)?,
+        chunks_running: count(7)?,
+        rows_in: total(8)?,
+        rows_out: total(9)?,
+        rows_rejected: total(10)?,
+        created_at_micros: row.try_get(11)?,
+        error: row.try_get(12)?,
+    })
+}
+
+#[async_trait]
+impl OfflineStore for PostgresStore {
+    fn backend(&self) -> &'static str {
+        "postgres"
+    }
+
+    async fn ensure_table(&self, table: &ViewTable) -> Result<(), OfflineError> {
+        let conflict = |message: String| OfflineError::Table {
+            view: table.view.clone(),
+            table: table.name.clone(),
+            message,
+        };
+        table.check().map_err(conflict)?;
+        let qualified = self.qualified(&table.name);
+        self.ddl(&[Dialect::Postgres.create_table(&qualified, table)]).await?;
+        let existing: Vec<String> = sqlx::query_scalar(
+            "SELECT column_name::text FROM information_schema.columns \
+             WHERE table_schema = $1 AND table_name = $2 ORDER BY ordinal_position",
+        )
+        .bind(&self.schema)
+        .bind(&table.name)
+        .fetch_all(&self.pool)
+        .await?;
+        let expected: Vec<String> = table.row_fields().into_iter().map(|f| f.name).collect();
+        if existing != expected {
+            return Err(conflict(format!(
+                "it exists with columns ({}), expected ({})",
+                existing.join(", "),
+                expected.join(", ")
+            )));
+        }
+        Ok(())
+    }
+
+    async fn create_job(&self, plan: &JobPlan) -> Result<JobStatus, OfflineError> {
+        let mut fingerprint = plan.fingerprint();
+        if plan.fresh {
+            fingerprint.push_str(&format!("#{}", crate::registry::now_micros()));
+        }
+        let mut tx = self.pool.begin().await?;
+        let created: Option<i64> = sqlx::query_scalar(&format!(
+            "INSERT INTO {} (project, view, table_name, time_window, fingerprint, chunks) \
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (table_name, fingerprint) DO NOTHING \
+             RETURNING id",
+            self.qualified("backfill_jobs")
+        ))
+        .bind(&plan.project)
+        .bind(&plan.view)
+        .bind(&plan.table)
+        .bind(&plan.window)
+        .bind(&fingerprint)
+        .bind(plan.chunks.len() as i32)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let id = match created {
+            Some(id) => {
+                let seqs: Vec<i32> = (0..plan.chunks.len() as i32).collect();
+                sqlx::query(&format!(
+                    "INSERT INTO {} (job_id, seq, spec) \
+                     SELECT $1, seq, spec FROM UNNEST($2::int4[], $3::text[]) AS u (seq, spec)",
+                    self.qualified("backfill_chunks")
+                ))
+                .bind(id)
+                .bind(&seqs)
+                .bind(&plan.chunks)
+                .execute(&mut *tx)
+                .await?;
+                id
+            }
+            None => {
+                sqlx::query_scalar(&format!(
+                    "SELECT id FROM {} WHERE table_name = $1 AND fingerprint = $2",
+                    self.qualified("backfill_jobs")
+                ))
+                .bind(&plan.table)
+                .bind(&fingerprint)
+                .fetch_one(&mut *tx)
+                .await?
+            }
+        };
+        tx.commit().await?;
+        self.job(id).await
+    }
+
+    async fn record_error(&self, job: i64, error: Option<&str>) -> Result<(), OfflineError> {
+        sqlx::query(&format!(
+            "UPDATE {} SET error = $2 WHERE id = $1",
+            self.qualified("backfill_jobs")
+        ))
+        .bind(job)
+        .bind(error)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn claim_chunk(
+        &self,
+        job: i64,
+        owner: &str,
+        lease: Duration,
+    ) -> Result<Option<Claim>, OfflineError> {
+        let chunks = self.qualified("backfill_chunks");
+        let row = sqlx::query(&format!(
+            "UPDATE {chunks} c SET lease_owner = $2, \
+                lease_expires = clock_timestamp() + make_interval(secs => $3), \
+                attempts = c.attempts + 1 \
+             WHERE (c.job_id, c.seq) = ( \
+                SELECT job_id, seq FROM {chunks} \
+                WHERE job_id = $1 AND NOT done \
+                  AND (lease_expires IS NULL OR lease_expires < clock_timestamp()) \
+                ORDER BY seq LIMIT 1 FOR UPDATE SKIP LOCKED) \
+             RETURNING c.seq, c.spec, c.attempts"
+        ))
+        .bind(job)
+        .bind(owner)
+        .bind(lease.as_secs_f64())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|row| {
+            Ok(Claim {
+                job,
+                seq: row.try_get::<i32, _>(0)? as u32,
+                spec: row.try_get(1)?,
+                owner: owner.to_owned(),
+                attempts: row.try_get::<i32, _>(2)? as u32,
+            })
+        })
+        .transpose()
+    }
+
+    async fn renew_lease(&self, claim: &Claim, lease: Duration) -> Result<bool, OfflineError> {
+        let done = sqlx::query(&format!(
+            "UPDATE {} SET lease_expires = clock_timestamp() + make_interval(secs => $4) \
+             WHERE job_id = $1 AND seq = $2 AND lease_owner = $3 AND NOT done",
+            self.qualified("backfill_chunks")
+        ))
+        .bind(claim.job)
+        .bind(claim.seq as i32)
+        .bind(&claim.owner)
+        .bind(lease.as_secs_f64())
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn commit_chunk(
+        &self,
+        table: &ViewTable,
+        claim: &Claim,
+        rows: &[RecordBatch],
+        counts: ChunkCounts,
+    ) -> Result<bool, OfflineError> {
+        let mut tx = self.pool.begin().await?;
+        // The checkpoint row first: its lock orders commits of the same chunk, and a lost
+        // lease aborts before any work.
+        let marked = sqlx::query(&format!(
+            "UPDATE {} SET done = true, lease_owner = NULL, lease_expires = NULL, \
+                rows_in = $4, rows_out = $5, rows_rejected = $6, finished_at = clock_timestamp() \
+             WHERE job_id = $1 AND seq = $2 AND lease_owner = $3 AND NOT done",
+            self.qualified("backfill_chunks")
+        ))
+        .bind(claim.job)
+        .bind(claim.seq as i32)
+        .bind(&claim.owner)
+        .bind(counts.rows_in as i64)
+        .bind(counts.rows_out as i64)
+        .bind(counts.rows_rejected as i64)
+        .execute(&mut *tx)
+        .await?;
+        if marked.rows_affected() != 1 {
+            return Ok(false);
+        }
+        // A crash loses only whole transactions, checkpoint and rows together, which the
+        // next run redoes: durability of each commit is not needed for correctness.
+        sqlx::query("SET LOCAL synchronous_commit = off").execute(&mut *tx).await?;
+        let fields = table.row_fields();
+        let total: usize = rows.iter().map(RecordBatch::num_rows).sum();
+        if total > 0 {
+            let staged: Vec<String> = fields
+                .iter()
+                .map(|field| format!("{} {}", ident(&field.name), Dialect::Postgres.column_type(field.value_type)))
+                .collect();
+            sqlx::query(&format!(
+                "CREATE TEMPORARY TABLE lockstep_stage (lockstep_ord BIGINT, {}) ON COMMIT DROP",
+                staged.join(", ")
+            ))
+            .execute(&mut *tx)
+            .await?;
+            let mut writer = CopyWriter::new();
+            let mut ordinal = 0i64;
+            for batch in rows {
+                let columns: Vec<(ValueType, &ArrayRef)> = fields
+                    .iter()
+                    .zip(batch.columns())
+                    .map(|(field, array)| (field.value_type, array))
+                    .collect();
+                writer.append(&columns, batch.num_rows(), Some(ordinal));
+                ordinal += batch.num_rows() as i64;
+            }
+            let names: Vec<String> = fields.iter().map(|f| ident(&f.name)).collect();
+            copy_in(
+                &mut tx,
+                &format!(
+                    "COPY lockstep_stage (lockstep_ord, {}) FROM STDIN (FORMAT binary)",
+                    names.join(", ")
+                ),
+                writer.finish(),
+            )
+            .await?;
+            let mut keys: Vec<String> = table.join_keys.iter().map(|k| ident(&k.name)).collect();
+            keys.push(ident(EVENT_TS));
+            let select = format!(
+                "SELECT DISTINCT ON ({keys}) {names} FROM lockstep_stage \
+                 ORDER BY {keys}, {created} DESC, lockstep_ord DESC",
+                keys = keys.join(", "),
+                names = names.join(", "),
+                created = ident(super::CREATED_TS),
+            );
+            sqlx::query(&Dialect::Postgres.upsert(&self.qualified(&table.name), table, &select))
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn job(&self, job: i64) -> Result<JobStatus, OfflineError> {
+        self.status_where("j.id = $1", job)
+            .await?
+            .pop()
+            .ok_or(OfflineError::UnknownJob(job))
+    }
+
+    async fn jobs(&self, limit: u32) -> Result<Vec<JobStatus>, OfflineError> {
+        let mut jobs = self.status_where("j.id > $1", 0).await?;
+        jobs.truncate(limit as usize);
+        Ok(jobs)
+    }
+
+    async fn point_in_time(
+        &self,
+        entities: &RecordBatch,
+        views: &[PitView],
+    ) -> Result<Vec<RecordBatch>, OfflineError> {
+        let entity_fields = super::entity_fields(entities, views)?;
+        let sql = Dialect::Postgres.point_in_time("lockstep_entities", views, |table| {
+            self.qualified(&table.name)
+        });
+        let feature_fields = super::feature_fields(views)?;
+        let types: Vec<ValueType> = feature_fields
+            .iter()
+            .flatten()
+            .map(|field| field.value_type)
+            .collect();
+        let types = if types.is_empty() { vec![ValueType::Int64] } else { types };
+        let mut parts = JoinSet::new();
+        let rows = entities.num_rows();
+        let starts: Vec<usize> = (0..rows.max(1)).step_by(PIT_PART_ROWS).collect();
+        for (index, &first) in starts.iter().enumerate() {
+            let length = PIT_PART_ROWS.min(rows - first);
+            let part = Self::pit_part(
+                self.pool.clone(),
+                sql.clone(),
+                entity_fields.clone(),
+                entities.slice(first, length),
+                first as i64,
+                types.clone(),
+            );
+            parts.spawn(async move { (index, part.await) });
+        }
+        let mut ordered: Vec<Option<Vec<ArrayRef>>> = vec![None; starts.len()];
+        while let Some(joined) = parts.join_next().await {
+            let (index, part) = joined.map_err(|e| OfflineError::Unavailable(e.to_string()))?;
+            ordered[index] = Some(part?.1);
+        }
+        super::assemble(ordered.into_iter().flatten().collect(), &feature_fields, rows)
+    }
+
+    async fn scan(&self, table: &ViewTable) -> Result<Vec<RecordBatch>, OfflineError> {
+        let fields = table.row_fields();
+        let types: Vec<ValueType> = fields.iter().map(|f| f.value_type).collect();
+        let sql = Dialect::Postgres.scan(&self.qualified(&table.name), table);
+        let mut conn = self.pool.acquire().await?;
+        let (_, arrays) = copy_out(&mut conn, &format!("COPY ({sql}) TO STDOUT (FORMAT binary)"), &types).await?;
+        let batch = RecordBatch::try_new(arrow_schema(&fields), arrays)
+            .map_err(|e| OfflineError::Corrupt(e.to_string()))?;
+        Ok(vec![batch])
+    }
+}

@@ -1,0 +1,185 @@
+//! SQL text shared by both offline backends, which differ only where the dialects do:
+//! column types, and how the point-in-time lookup picks one row per entity row.
+
+use super::table::{CREATED_TS, EVENT_TS, ViewTable};
+use super::PitView;
+use crate::model::ValueType;
+
+/// The SQL dialect of a backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    Postgres,
+    Sqlite,
+}
+
+/// The entity-row number column of the point-in-time temporary table.
+pub const ROW_ID: &str = "row_id";
+
+/// A quoted identifier: names are checked identifiers, but quoting keeps their case.
+pub fn ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+impl Dialect {
+    /// The column type of `value_type`. SQLite keeps timestamps as µs integers.
+    pub fn column_type(self, value_type: ValueType) -> &'static str {
+        match (self, value_type) {
+            (Dialect::Postgres, ValueType::Int64) => "BIGINT",
+            (Dialect::Postgres, ValueType::Float64) => "DOUBLE PRECISION",
+            (Dialect::Postgres, ValueType::Utf8) => "TEXT",
+            (Dialect::Postgres, ValueType::Boolean) => "BOOLEAN",
+            (Dialect::Postgres, ValueType::Timestamp) => "TIMESTAMPTZ",
+            (Dialect::Sqlite, ValueType::Int64 | ValueType::Timestamp | ValueType::Boolean) => {
+                "INTEGER"
+            }
+            (Dialect::Sqlite, ValueType::Float64) => "REAL",
+            (Dialect::Sqlite, ValueType::Utf8) => "TEXT",
+        }
+    }
+
+    /// `CREATE TABLE IF NOT EXISTS` for a view's table (named by `qualified`), keyed by join
+    /// keys and event time; the primary key is the point-in-time index.
+    pub fn create_table(self, qualified: &str, table: &ViewTable) -> String {
+        let columns: Vec<String> = table
+            .row_fields()
+            .iter()
+            .map(|field| {
+                let null = if field.nullable { "" } else { " NOT NULL" };
+                format!(
+                    "{} {}{null}",
+                    ident(&field.name),
+                    self.column_type(field.value_type)
+                )
+            })
+            .collect();
+        format!(
+            "CREATE TABLE IF NOT EXISTS {qualified} ({}, PRIMARY KEY ({}))",
+            columns.join(", "),
+            key_columns(table).join(", ")
+        )
+    }
+
+    /// The upsert of staged rows into a view's table: rows only replace rows with the same
+    /// keys and event time, only when not older by `created_ts`, and only when different.
+    /// `select` yields the row columns, deduplicated on the key.
+    pub fn upsert(self, qualified: &str, table: &ViewTable, select: &str) -> String {
+        let fields = table.row_fields();
+        let names: Vec<String> = fields.iter().map(|field| ident(&field.name)).collect();
+        let keys = key_columns(table);
+        let updated: Vec<String> = fields
+            .iter()
+            .map(|field| ident(&field.name))
+            .filter(|name| !keys.contains(name))
+            .collect();
+        let set: Vec<String> = updated
+            .iter()
+            .map(|name| format!("{name} = excluded.{name}"))
+            .collect();
+        let current: Vec<String> = updated.iter().map(|name| format!("t.{name}")).collect();
+        let incoming: Vec<String> = updated.iter().map(|name| format!("excluded.{name}")).collect();
+        let distinct = match self {
+            Dialect::Postgres => "IS DISTINCT FROM",
+            Dialect::Sqlite => "IS NOT",
+        };
+        let created = ident(CREATED_TS);
+        format!(
+            "INSERT INTO {qualified} AS t ({names}) {select} \
+             ON CONFLICT ({keys}) DO UPDATE SET {set} \
+             WHERE t.{created} < excluded.{created} \
+             OR (t.{created} = excluded.{created} AND ({current}) {distinct} ({incoming}))",
+            names = names.join(", "),
+            keys = keys.join(", "),
+            set = set.join(", "),
+            current = current.join(", "),
+            incoming = incoming.join(", "),
+        )
+    }
+
+    /// Every row of a table in key and time order.
+    pub fn scan(self, qualified: &str, table: &ViewTable) -> String {
+        let names: Vec<String> = table.row_fields().iter().map(|f| ident(&f.name)).collect();
+        format!(
+            "SELECT {} FROM {qualified} ORDER BY {}",
+            names.join(", "),
+            key_columns(table).join(", ")
+        )
+    }
+
+    /// The point-in-time query over the entity table `entities` (columns [`ROW_ID`],
+    /// [`EVENT_TS`] and the join keys): every requested feature, one row per entity row, in
+    /// row order. `qualify` gives a view table's qualified name.
+    pub fn point_in_time(
+        self,
+        entities: &str,
+        views: &[PitView],
+        qualify: impl Fn(&ViewTable) -> String,
+    ) -> String {
+        let event = ident(EVENT_TS);
+        let created = ident(CREATED_TS);
+        let mut selected = Vec::new();
+        let mut joins = Vec::new();
+        for (i, view) in views.iter().enumerate() {
+            let alias = format!("v{i}");
+            let source = qualify(&view.table);
+            let mut conditions: Vec<String> = view
+                .table
+                .join_keys
+                .iter()
+                .map(|key| format!("h.{k} = e.{k}", k = ident(&key.name)))
+                .collect();
+            conditions.push(format!("h.{event} <= e.{event}"));
+            if let Some(ttl) = view.table.ttl_seconds {
+                conditions.push(match self {
+                    Dialect::Postgres => {
+                        format!("h.{event} >= e.{event} - make_interval(secs => {ttl})")
+                    }
+                    Dialect::Sqlite => format!("h.{event} >= e.{event} - {}", ttl * 1_000_000),
+                });
+            }
+            let latest = format!(
+                "FROM {source} AS h WHERE {} ORDER BY h.{event} DESC, h.{created} DESC LIMIT 1",
+                conditions.join(" AND ")
+            );
+            for feature in &view.features {
+                selected.push(format!("{alias}.{}", ident(feature)));
+            }
+            joins.push(match self {
+                Dialect::Postgres => {
+                    let columns: Vec<String> = view
+                        .features
+                        .iter()
+                        .map(|feature| format!("h.{}", ident(feature)))
+                        .collect();
+                    let columns = if columns.is_empty() {
+                        "1".to_owned()
+                    } else {
+                        columns.join(", ")
+                    };
+                    format!("LEFT JOIN LATERAL (SELECT {columns} {latest}) AS {alias} ON true")
+                }
+                Dialect::Sqlite => format!(
+                    "LEFT JOIN {source} AS {alias} ON {alias}.rowid = (SELECT h.rowid {latest})"
+                ),
+            });
+        }
+        if selected.is_empty() {
+            selected.push(format!("e.{}", ident(ROW_ID)));
+        }
+        format!(
+            "SELECT {} FROM {entities} AS e {} ORDER BY e.{}",
+            selected.join(", "),
+            joins.join(" "),
+            ident(ROW_ID)
+        )
+    }
+}
+
+/// The primary key: join keys, then event time.
+fn key_columns(table: &ViewTable) -> Vec<String> {
+    table
+        .join_keys
+        .iter()
+        .map(|key| ident(&key.name))
+        .chain([ident(EVENT_TS)])
+        .collect()
+}

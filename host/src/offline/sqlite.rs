@@ -1,0 +1,521 @@
+//! The offline store in an embedded SQLite file: the same tables and checkpoints as on
+//! Postgres, multi-row upserts, one writer at a time, and the point-in-time join as a
+//! correlated `rowid` lookup per view. Timestamps are µs integers; NaN floats read back as
+//! null (SQLite stores NaN as NULL).
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
+use arrow::datatypes::{Float64Type, Int64Type, TimestampMicrosecondType};
+use async_trait::async_trait;
+use sqlx::query::Query;
+use sqlx::sqlite::{
+    SqliteArguments, SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
+    SqliteRow,
+};
+use sqlx::{Row, Sqlite, Transaction};
+use tokio::sync::{Mutex, MutexGuard};
+
+use super::sql::{Dialect, ROW_ID, ident};
+use super::table::ViewTable;
+use super::{
+    ACQUIRE_TIMEOUT, ChunkCounts, Claim, JobPlan, JobStatus, OfflineError, OfflineStore, PitView,
+};
+use crate::columnar::{ColumnBuilder, arrow_schema};
+use crate::model::ValueType;
+use crate::registry::now_micros;
+
+/// SQLite allows at most 32766 bound values per statement.
+const MAX_VARIABLES: usize = 32_000;
+
+/// The offline store in one SQLite file.
+pub struct SqliteStore {
+    pool: SqlitePool,
+    /// Writes take this lock, so transactions never race to upgrade to writers.
+    writer: Mutex<()>,
+}
+
+/// A write transaction with the writer lock held until it ends.
+struct WriteTx<'a> {
+    tx: Transaction<'static, Sqlite>,
+    _guard: MutexGuard<'a, ()>,
+}
+
+impl SqliteStore {
+    /// Opens (creating if missing) the file and its job tables.
+    pub async fn open(path: &Path) -> Result<Self, OfflineError> {
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|e| {
+                OfflineError::Open(format!("cannot create {}: {e}", parent.display()))
+            })?;
+        }
+        let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))
+            .map_err(|e| OfflineError::Open(e.to_string()))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .busy_timeout(Duration::from_secs(30));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .connect_with(options)
+            .await
+            .map_err(|e| OfflineError::Open(format!("{}: {e}", path.display())))?;
+        let store = Self {
+            pool,
+            writer: Mutex::new(()),
+        };
+        store.create_job_tables().await?;
+        Ok(store)
+    }
+
+    async fn create_job_tables(&self) -> Result<(), OfflineError> {
+        let mut tx = self.begin_write().await?;
+        for statement in [
+            "CREATE TABLE IF NOT EXISTS backfill_jobs (
+                id INTEGER PRIMARY KEY AUTOINCREMENT,
+                project TEXT NOT NULL,
+                view TEXT NOT NULL,
+                table_name TEXT NOT NULL,
+                time_window TEXT NOT NULL,
+                fingerprint TEXT NOT NULL,
+                chunks INTEGER NOT NULL,
+                error TEXT,
+                created_at INTEGER NOT NULL,
+                UNIQUE (table_name, fingerprint))",
+            "CREATE TABLE IF NOT EXISTS backfill_chunks (
+                job_id INTEGER NOT NULL REFERENCES backfill_jobs (id) ON DELETE CASCADE,
+                seq INTEGER NOT NULL,
+                spec TEXT NOT NULL,
+                done INTEGER NOT NULL DEFAULT 0,
+                lease_owner TEXT,
+                lease_expires INTEGER,
+                attempts INTEGER NOT NULL DEFAULT 0,
+                rows_in INTEGER NOT NULL DEFAULT 0,
+                rows_out INTEGER NOT NULL DEFAULT 0,
+                rows_rejected INTEGER NOT NULL DEFAULT 0,
+                finished_at INTEGER,
+                PRIMARY KEY (job_id, seq))",
+        ] {
+            sqlx::query(statement)
+                .execute(&mut *tx.tx)
+                .await
+                .map_err(|e| OfflineError::Open(e.to_string()))?;
+        }
+        tx.tx.commit().await?;
+        Ok(())
+    }
+
+    async fn begin_write(&self) -> Result<WriteTx<'_>, OfflineError> {
+        let guard = self.writer.lock().await;
+        // IMMEDIATE takes the write lock up front: another process's writer makes this wait
+        // (busy timeout) instead of failing mid-transaction.
+        let tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        Ok(WriteTx { tx, _guard: guard })
+    }
+
+    async fn status_where(&self, condition: &str, bind: i64) -> Result<Vec<JobStatus>, OfflineError> {
+        let sql = format!(
+            "SELECT j.id, j.project, j.view, j.table_name, j.time_window, j.chunks,
+                count(c.seq) FILTER (WHERE c.done),
+                count(c.seq) FILTER (WHERE NOT c.done AND c.lease_expires > $2),
+                COALESCE(sum(c.rows_in), 0), COALESCE(sum(c.rows_out), 0),
+                COALESCE(sum(c.rows_rejected), 0), j.created_at, j.error
+             FROM backfill_jobs j LEFT JOIN backfill_chunks c ON c.job_id = j.id
+             WHERE {condition} GROUP BY j.id ORDER BY j.id DESC"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(bind)
+            .bind(now_micros())
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(status_from_row).collect()
+    }
+}
+
+/// Inserts rows of `columns` into `table` (named columns), as many per statement as
+/// SQLite allows, with `suffix` (an upsert clause) after each.
+async fn insert_rows(
+    tx: &mut Transaction<'_, Sqlite>,
+    table: &str,
+    names: &[String],
+    columns: &[(ValueType, &ArrayRef)],
+    rows: usize,
+    first_ordinal: Option<i64>,
+    suffix: &str,
+) -> Result<(), OfflineError> {
+    let width = columns.len() + usize::from(first_ordinal.is_some());
+    let per_statement = (MAX_VARIABLES / width.max(1)).max(1);
+    let mut start = 0;
+    while start < rows {
+        let end = rows.min(start + per_statement);
+        let row = format!("({})", vec!["?"; width].join(", "));
+        let sql = format!(
+            "INSERT INTO {table} AS t ({}) VALUES {} {suffix}",
+            names.join(", "),
+            vec![row.as_str(); end - start].join(", ")
+        );
+        let mut query = sqlx::query(&sql);
+        for index in start..end {
+            if let Some(first) = first_ordinal {
+                query = query.bind(first + index as i64);
+            }
+            for (value_type, array) in columns {
+                query = bind(query, *value_type, array, index);
+            }
+        }
+        query.execute(&mut **tx).await?;
+        start = end;
+    }
+    Ok(())
+}
+
+fn bind<'q>(
+    query: Query<'q, Sqlite, SqliteArguments<'q>>,
+    value_type: ValueType,
+    array: &ArrayRef,
+    row: usize,
+) -> Query<'q, Sqlite, SqliteArguments<'q>> {
+    let valid = array.is_valid(row);
+    match value_type {
+        ValueType::Int64 => {
+            query.bind(valid.then(|| array.as_primitive::<Int64Type>().value(row)))
+        }
+        ValueType::Timestamp => {
+            query.bind(valid.then(|| array.as_primitive::<TimestampMicrosecondType>().value(row)))
+        }
+        ValueType::Float64 => {
+            query.bind(valid.then(|| array.as_primitive::<Float64Type>().value(row)))
+        }
+        ValueType::Boolean => query.bind(valid.then(|| array.as_boolean().value(row))),
+        ValueType::Utf8 => {
+            query.bind(valid.then(|| array.as_string::<i32>().value(row).to_owned()))
+        }
+    }
+}
+
+/// Decodes result rows into one array per type.
+fn decode(rows: &[SqliteRow], types: &[ValueType]) -> Result<Vec<ArrayRef>, OfflineError> {
+    let mut builders: Vec<ColumnBuilder> = types.iter().map(|&t| ColumnBuilder::new(t)).collect();
+    for row in rows {
+        for (index, (builder, value_type)) in builders.iter_mut().zip(types).enumerate() {
+            match value_type {
+                ValueType::Int64 | ValueType::Timestamp => {
+                    match row.try_get::<Option<i64>, _>(index)? {
+                        Some(value) => builder.int(value),
+                        None => builder.null(),
+                    }
+                }
+                ValueType::Float64 => match row.try_get::<Option<f64>, _>(index)? {
+                    Some(value) => builder.float(value),
+                    None => builder.null(),
+                },
+                ValueType::Boolean => match row.try_get::<Option<bool>, _>(index)? {
+                    Some(value) => builder.boolean(value),
+                    None => builder.null(),
+                },
+                ValueType::Utf8 => match row.try_get::<Option<&str>, _>(index)? {
+                    Some(value) => builder.text(value),
+                    None => builder.null(),
+                },
+            }
+        }
+    }
+    Ok(builders.into_iter().map(ColumnBuilder::finish).collect())
+}
+
+fn status_from_row(row: &SqliteRow) -> Result<JobStatus, OfflineError> {
+    let count = |i: usize| -> Result<u32, OfflineError> { Ok(row.try_get::<i64, _>(i)?.max(0) as u32) };
+    let total = |i: usize| -> Result<u64, OfflineError> { Ok(row.try_get::<i64, _>(i)?.max(0) as u64) };
+    Ok(JobStatus {
+        id: row.try_get(0)?,
+        project: row.try_get(1)?,
+        view: row.try_get(2)?,
+        table: row.try_get(3)?,
+        window: row.try_get(4)?,
+        chunks_total: count(5)?,
+        chunks_done: count(6)?,
+        chunks_running: count(7)?,
+        rows_in: total(8)?,
+        rows_out: total(9)?,
+        rows_rejected: total(10)?,
+        created_at_micros: row.try_get(11)?,
+        error: row.try_get(12)?,
+    })
+}
+
+#[async_trait]
+impl OfflineStore for SqliteStore {
+    fn backend(&self) -> &'static str {
+        "sqlite"
+    }
+
+    async fn ensure_table(&self, table: &ViewTable) -> Result<(), OfflineError> {
+        let conflict = |message: String| OfflineError::Table {
+            view: table.view.clone(),
+            table: table.name.clone(),
+            message,
+        };
+        table.check().map_err(conflict)?;
+        let mut tx = self.begin_write().await?;
+        sqlx::query(&Dialect::Sqlite.create_table(&ident(&table.name), table))
+            .execute(&mut *tx.tx)
+            .await?;
+        let existing: Vec<String> =
+            sqlx::query_scalar("SELECT name FROM pragma_table_info($1) ORDER BY cid")
+                .bind(&table.name)
+                .fetch_all(&mut *tx.tx)
+                .await?;
+        tx.tx.commit().await?;
+        let expected: Vec<String> = table.row_fields().into_iter().map(|f| f.name).collect();
+        if existing != expected {
+            return Err(conflict(format!(
+                "it exists with columns ({}), expected ({})",
+                existing.join(", "),
+                expected.join(", ")
+            )));
+        }
+        Ok(())
+    }
+
+    async fn create_job(&self, plan: &JobPlan) -> Result<JobStatus, OfflineError> {
+        let mut fingerprint = plan.fingerprint();
+        if plan.fresh {
+            fingerprint.push_str(&format!("#{}", now_micros()));
+        }
+        let mut tx = self.begin_write().await?;
+        let existing: Option<i64> = sqlx::query_scalar(
+            "SELECT id FROM backfill_jobs WHERE table_name = $1 AND fingerprint = $2",
+        )
+        .bind(&plan.table)
+        .bind(&fingerprint)
+        .fetch_optional(&mut *tx.tx)
+        .await?;
+        let id = match existing {
+            Some(id) => id,
+            None => {
+                let id: i64 = sqlx::query_scalar(
+                    "INSERT INTO backfill_jobs (project, view, table_name, time_window, \
+                     fingerprint, chunks, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+                     RETURNING id",
+                )
+                .bind(&plan.project)
+                .bind(&plan.view)
+                .bind(&plan.table)
+                .bind(&plan.window)
+                .bind(&fingerprint)
+                .bind(plan.chunks.len() as i64)
+                .bind(now_micros())
+                .fetch_one(&mut *tx.tx)
+                .await?;
+                for (seq, spec) in plan.chunks.iter().enumerate() {
+                    sqlx::query("INSERT INTO backfill_chunks (job_id, seq, spec) VALUES ($1, $2, $3)")
+                        .bind(id)
+                        .bind(seq as i64)
+                        .bind(spec)
+                        .execute(&mut *tx.tx)
+                        .await?;
+                }
+                id
+            }
+        };
+        tx.tx.commit().await?;
+        self.job(id).await
+    }
+
+    async fn record_error(&self, job: i64, error: Option<&str>) -> Result<(), OfflineError> {
+        let mut tx = self.begin_write().await?;
+        sqlx::query("UPDATE backfill_jobs SET error = $2 WHERE id = $1")
+            .bind(job)
+            .bind(error)
+            .execute(&mut *tx.tx)
+            .await?;
+        tx.tx.commit().await?;
+        Ok(())
+    }
+
+    async fn claim_chunk(
+        &self,
+        job: i64,
+        owner: &str,
+        lease: Duration,
+    ) -> Result<Option<Claim>, OfflineError> {
+        let mut tx = self.begin_write().await?;
+        let now = now_micros();
+        let row = sqlx::query(
+            "UPDATE backfill_chunks SET lease_owner = $2, lease_expires = $3, \
+                attempts = attempts + 1 \
+             WHERE job_id = $1 AND seq = ( \
+                SELECT seq FROM backfill_chunks WHERE job_id = $1 AND NOT done \
+                  AND (lease_expires IS NULL OR lease_expires < $4) ORDER BY seq LIMIT 1) \
+             RETURNING seq, spec, attempts",
+        )
+        .bind(job)
+        .bind(owner)
+        .bind(now + lease.as_micros() as i64)
+        .bind(now)
+        .fetch_optional(&mut *tx.tx)
+        .await?;
+        tx.tx.commit().await?;
+        row.map(|row| {
+            Ok(Claim {
+                job,
+                seq: row.try_get::<i64, _>(0)? as u32,
+                spec: row.try_get(1)?,
+                owner: owner.to_owned(),
+                attempts: row.try_get::<i64, _>(2)? as u32,
+            })
+        })
+        .transpose()
+    }
+
+    async fn renew_lease(&self, claim: &Claim, lease: Duration) -> Result<bool, OfflineError> {
+        let mut tx = self.begin_write().await?;
+        let done = sqlx::query(
+            "UPDATE backfill_chunks SET lease_expires = $4 \
+             WHERE job_id = $1 AND seq = $2 AND lease_owner = $3 AND NOT done",
+        )
+        .bind(claim.job)
+        .bind(claim.seq as i64)
+        .bind(&claim.owner)
+        .bind(now_micros() + lease.as_micros() as i64)
+        .execute(&mut *tx.tx)
+        .await?;
+        tx.tx.commit().await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn commit_chunk(
+        &self,
+        table: &ViewTable,
+        claim: &Claim,
+        rows: &[RecordBatch],
+        counts: ChunkCounts,
+    ) -> Result<bool, OfflineError> {
+        let mut tx = self.begin_write().await?;
+        let marked = sqlx::query(
+            "UPDATE backfill_chunks SET done = 1, lease_owner = NULL, lease_expires = NULL, \
+                rows_in = $4, rows_out = $5, rows_rejected = $6, finished_at = $7 \
+             WHERE job_id = $1 AND seq = $2 AND lease_owner = $3 AND NOT done",
+        )
+        .bind(claim.job)
+        .bind(claim.seq as i64)
+        .bind(&claim.owner)
+        .bind(counts.rows_in as i64)
+        .bind(counts.rows_out as i64)
+        .bind(counts.rows_rejected as i64)
+        .bind(now_micros())
+        .execute(&mut *tx.tx)
+        .await?;
+        if marked.rows_affected() != 1 {
+            return Ok(false);
+        }
+        let fields = table.row_fields();
+        let names: Vec<String> = fields.iter().map(|f| ident(&f.name)).collect();
+        // Rows apply in order, so a later duplicate in the chunk wins a tie, as on Postgres.
+        let upsert = Dialect::Sqlite.upsert("", table, "");
+        let suffix = &upsert[upsert.find("ON CONFLICT").expect("upsert clause")..];
+        for batch in rows {
+            let columns: Vec<(ValueType, &ArrayRef)> = fields
+                .iter()
+                .zip(batch.columns())
+                .map(|(field, array)| (field.value_type, array))
+                .collect();
+            insert_rows(
+                &mut tx.tx,
+                &ident(&table.name),
+                &names,
+                &columns,
+                batch.num_rows(),
+                None,
+                suffix,
+            )
+            .await?;
+        }
+        tx.tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn job(&self, job: i64) -> Result<JobStatus, OfflineError> {
+        self.status_where("j.id = $1", job)
+            .await?
+            .pop()
+            .ok_or(OfflineError::UnknownJob(job))
+    }
+
+    async fn jobs(&self, limit: u32) -> Result<Vec<JobStatus>, OfflineError> {
+        let mut jobs = self.status_where("j.id > $1", 0).await?;
+        jobs.truncate(limit as usize);
+        Ok(jobs)
+    }
+
+    async fn point_in_time(
+        &self,
+        entities: &RecordBatch,
+        views: &[PitView],
+    ) -> Result<Vec<RecordBatch>, OfflineError> {
+        let entity_fields = super::entity_fields(entities, views)?;
+        let feature_fields = super::feature_fields(views)?;
+        let types: Vec<ValueType> = feature_fields
+            .iter()
+            .flatten()
+            .map(|field| field.value_type)
+            .collect();
+        // A private connection: the temporary table lives as long as it does.
+        let mut conn = self.pool.acquire().await?;
+        let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+        let columns: Vec<String> = entity_fields
+            .iter()
+            .map(|f| format!("{} {}", ident(&f.name), Dialect::Sqlite.column_type(f.value_type)))
+            .collect();
+        sqlx::query("DROP TABLE IF EXISTS temp.lockstep_entities")
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(&format!(
+            "CREATE TEMPORARY TABLE lockstep_entities ({} INTEGER PRIMARY KEY, {})",
+            ident(ROW_ID),
+            columns.join(", ")
+        ))
+        .execute(&mut *tx)
+        .await?;
+        let arrays: Vec<(ValueType, &ArrayRef)> = entity_fields
+            .iter()
+            .map(|field| {
+                let array = entities
+                    .column_by_name(&field.name)
+                    .expect("entity columns checked");
+                (field.value_type, array)
+            })
+            .collect();
+        let mut names = vec![ident(ROW_ID)];
+        names.extend(entity_fields.iter().map(|f| ident(&f.name)));
+        insert_rows(
+            &mut tx,
+            "lockstep_entities",
+            &names,
+            &arrays,
+            entities.num_rows(),
+            Some(0),
+            "",
+        )
+        .await?;
+        let sql = Dialect::Sqlite.point_in_time("lockstep_entities", views, |table| ident(&table.name));
+        let rows = sqlx::query(&sql).fetch_all(&mut *tx).await?;
+        sqlx::query("DROP TABLE temp.lockstep_entities").execute(&mut *tx).await?;
+        tx.rollback().await?;
+        let arrays = if types.is_empty() { Vec::new() } else { decode(&rows, &types)? };
+        super::assemble(vec![arrays], &feature_fields, entities.num_rows())
+    }
+
+    async fn scan(&self, table: &ViewTable) -> Result<Vec<RecordBatch>, OfflineError> {
+        let fields = table.row_fields();
+        let types: Vec<ValueType> = fields.iter().map(|f| f.value_type).collect();
+        let sql = Dialect::Sqlite.scan(&ident(&table.name), table);
+        let rows = sqlx::query(&sql).fetch_all(&self.pool).await?;
+        let arrays = decode(&rows, &types)?;
+        let batch = RecordBatch::try_new(arrow_schema(&fields), arrays)
+            .map_err(|e| OfflineError::Corrupt(e.to_string()))?;
+        Ok(vec![batch])
+    }
+}

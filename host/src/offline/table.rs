@@ -1,0 +1,144 @@
+//! A feature view's offline table: its name (one per version of the view's schema and
+//! transform, so a changed view never rewrites stored values) and its columns.
+
+use serde::Serialize;
+
+use crate::model::definitions::ResolvedFeatureView;
+use crate::model::{Digest, FieldSpec, ValueType};
+
+/// The event time of a feature row.
+pub const EVENT_TS: &str = "event_ts";
+/// When the row was created at its source; breaks ties between equal event times.
+pub const CREATED_TS: &str = "created_ts";
+/// The sha256 of the transform that produced the row; null for views without one.
+pub const TRANSFORM_DIGEST: &str = "transform_digest";
+
+/// Longest table name Postgres keeps without truncating.
+const MAX_NAME: usize = 63;
+
+/// A feature view's offline table.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ViewTable {
+    pub project: String,
+    pub view: String,
+    /// `{project}__{view}__{8 hex}`: the hex fingerprints keys, features and transform.
+    pub name: String,
+    pub join_keys: Vec<FieldSpec>,
+    pub features: Vec<FieldSpec>,
+    pub ttl_seconds: Option<u64>,
+    pub transform: Option<Digest>,
+}
+
+impl ViewTable {
+    /// The table of `view` as currently defined.
+    pub fn for_view(project: &str, name: &str, view: &ResolvedFeatureView) -> Self {
+        Self::new(
+            project,
+            name,
+            view.join_keys.clone(),
+            view.features.clone(),
+            view.ttl_seconds,
+            view.transform.as_ref().map(|pin| pin.digest),
+        )
+    }
+
+    pub fn new(
+        project: &str,
+        view: &str,
+        join_keys: Vec<FieldSpec>,
+        features: Vec<FieldSpec>,
+        ttl_seconds: Option<u64>,
+        transform: Option<Digest>,
+    ) -> Self {
+        let identity = serde_json::json!({
+            "project": project,
+            "view": view,
+            "join_keys": join_keys,
+            "features": features,
+            "transform": transform.map(|digest| digest.to_string()),
+        });
+        let fingerprint = Digest::of(identity.to_string().as_bytes()).short();
+        let fingerprint = &fingerprint[..8.min(fingerprint.len())];
+        let mut stem = format!("{project}__{view}");
+        let room = MAX_NAME - fingerprint.len() - 2;
+        if stem.len() > room {
+            stem.truncate(room);
+        }
+        Self {
+            project: project.to_owned(),
+            view: view.to_owned(),
+            name: format!("{stem}__{fingerprint}"),
+            join_keys,
+            features,
+            ttl_seconds,
+            transform,
+        }
+    }
+
+    /// The columns of a stored row: join keys, [`EVENT_TS`], [`CREATED_TS`], features,
+    /// [`TRANSFORM_DIGEST`].
+    pub fn row_fields(&self) -> Vec<FieldSpec> {
+        let timestamp = |name: &str| FieldSpec {
+            name: name.to_owned(),
+            value_type: ValueType::Timestamp,
+            nullable: false,
+        };
+        let mut fields = self.join_keys.clone();
+        fields.push(timestamp(EVENT_TS));
+        fields.push(timestamp(CREATED_TS));
+        fields.extend(self.features.iter().cloned());
+        fields.push(FieldSpec {
+            name: TRANSFORM_DIGEST.to_owned(),
+            value_type: ValueType::Utf8,
+            nullable: true,
+        });
+        fields
+    }
+
+    /// The feature called `name`.
+    pub fn feature(&self, name: &str) -> Option<&FieldSpec> {
+        self.features.iter().find(|feature| feature.name == name)
+    }
+
+    /// Rejects column names that collide with each other or with the bookkeeping columns.
+    pub fn check(&self) -> Result<(), String> {
+        let mut seen = std::collections::BTreeSet::new();
+        for field in self.row_fields() {
+            if !seen.insert(field.name.clone()) {
+                return Err(format!(
+                    "column `{}` appears twice (`{EVENT_TS}`, `{CREATED_TS}` and \
+                     `{TRANSFORM_DIGEST}` are reserved)",
+                    field.name
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn field(name: &str) -> FieldSpec {
+        FieldSpec {
+            name: name.into(),
+            value_type: ValueType::Int64,
+            nullable: false,
+        }
+    }
+
+    #[test]
+    fn names_change_with_the_schema_and_fit_postgres() {
+        let table = ViewTable::new("movies", "v", vec![field("k")], vec![field("a")], None, None);
+        assert!(table.name.starts_with("movies__v__"));
+        assert_eq!(table.name.len(), "movies__v__".len() + 8);
+        let other = ViewTable::new("movies", "v", vec![field("k")], vec![field("b")], None, None);
+        assert_ne!(table.name, other.name);
+        let long = ViewTable::new(&"p".repeat(40), &"v".repeat(40), vec![], vec![], None, None);
+        assert_eq!(long.name.len(), MAX_NAME);
+        assert!(table.check().is_ok());
+        let clash = ViewTable::new("p", "v", vec![field("k")], vec![field(EVENT_TS)], None, None);
+        assert!(clash.check().unwrap_err().contains("appears twice"));
+    }
+}

@@ -1,0 +1,627 @@
+//! Backfills: a view's source planned into chunks up front, then chunk by chunk (by any
+//! number of workers, in this process or others) read → the view's pinned transform →
+//! offline upsert, each chunk's rows and checkpoint committed together. A killed backfill
+//! resumes where it stopped; a repeated one changes nothing.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arrow::array::{Array, ArrayRef, BooleanArray, RecordBatch, StringArray, TimestampMicrosecondArray};
+use arrow::compute::filter_record_batch;
+use serde::{Deserialize, Serialize};
+
+use super::{Lockstep, ReadyError};
+use crate::columnar::{self, ColumnarError, arrow_schema};
+use crate::model::definitions::{ResolvedFeatureView, Source};
+use crate::model::{Digest, FieldSpec};
+use crate::offline::{ChunkCounts, Claim, JobPlan, JobStatus, OfflineError, ViewTable};
+use crate::registry::RegistryError;
+use crate::runtime::{RunError, Runtime};
+use crate::source::{self, Chunk, SourceContext, SourceError, TimeWindow};
+
+/// What to backfill.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackfillRequest {
+    /// Defaults to the only project with definitions, or `default`.
+    #[serde(default)]
+    pub project: Option<String>,
+    pub view: String,
+    /// Event times from (inclusive), µs since the epoch.
+    #[serde(default)]
+    pub from: Option<i64>,
+    /// Event times to (exclusive), µs since the epoch.
+    #[serde(default)]
+    pub to: Option<i64>,
+    /// Plan a new job even if the same plan already ran (rewrites nothing that is equal).
+    #[serde(default)]
+    pub fresh: bool,
+}
+
+/// Why a backfill could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum BackfillError {
+    #[error("project `{project}` has no feature view `{view}`{known}")]
+    UnknownView {
+        project: String,
+        view: String,
+        known: String,
+    },
+    #[error("feature view `{0}` has `offline = false`: it has no offline table to backfill")]
+    NotOffline(String),
+    #[error("feature view `{view}` reads source `{source_name}`, a {kind} source: only parquet, csv and postgres sources can be backfilled")]
+    NotBatch {
+        view: String,
+        source_name: String,
+        kind: String,
+    },
+    #[error("`from` ({from}) must be before `to` ({to})")]
+    EmptyWindow { from: i64, to: i64 },
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    #[error(transparent)]
+    Offline(#[from] OfflineError),
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    #[error(transparent)]
+    Ready(#[from] ReadyError),
+    #[error("{chunk}: {error}")]
+    Transform { chunk: String, error: RunError },
+    #[error("{chunk}: {message}")]
+    Rows { chunk: String, message: String },
+    #[error("chunk {seq} of job {job} is not a chunk this version can read: {message}")]
+    BadChunk { job: i64, seq: u32, message: String },
+    #[error("backfill worker failed: {0}")]
+    Internal(String),
+}
+
+impl BackfillError {
+    /// Stable code for wire errors.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::UnknownView { .. } => "unknown_view",
+            Self::NotOffline(_) | Self::NotBatch { .. } | Self::EmptyWindow { .. } => {
+                "invalid_backfill"
+            }
+            Self::Source(_) => "source_error",
+            Self::Offline(error) => error.code(),
+            Self::Registry(error) => error.code(),
+            Self::Ready(ReadyError::Load { error, .. }) => error.code(),
+            Self::Ready(ReadyError::Missing(_)) => "transform_missing",
+            Self::Ready(ReadyError::Registry(error)) => error.code(),
+            Self::Transform { error, .. } => error.code(),
+            Self::Rows { .. } => "invalid_source_rows",
+            Self::BadChunk { .. } => "invalid_backfill_chunk",
+            Self::Internal(_) => "internal",
+        }
+    }
+}
+
+/// What a backfill reports as it goes.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum BackfillEvent {
+    /// The job exists: how much of it is left.
+    Planned { job: JobStatus, estimated_rows: Option<u64> },
+    /// One chunk committed by this process.
+    ChunkDone {
+        seq: u32,
+        chunk: String,
+        counts: ChunkCounts,
+        seconds: f64,
+    },
+    /// Another worker took over a chunk whose lease this process let lapse.
+    LeaseLost { seq: u32 },
+}
+
+/// A finished backfill run.
+#[derive(Debug, Clone, Serialize)]
+pub struct BackfillSummary {
+    pub job: JobStatus,
+    pub table: String,
+    /// Chunks and rows this process did (others may have done the rest).
+    pub chunks: u32,
+    pub rows_in: u64,
+    pub rows_out: u64,
+    pub rows_rejected: u64,
+    pub seconds: f64,
+}
+
+impl BackfillSummary {
+    /// Source rows processed per second by this process.
+    pub fn rows_per_second(&self) -> f64 {
+        if self.seconds > 0.0 {
+            self.rows_in as f64 / self.seconds
+        } else {
+            0.0
+        }
+    }
+}
+
+/// Everything a worker needs to run any chunk of one job.
+struct JobContext {
+    source: Source,
+    sources: SourceContext,
+    window: TimeWindow,
+    table: ViewTable,
+    /// Source columns to read: join keys, timestamps and the transform's inputs or the
+    /// features.
+    columns: Vec<FieldSpec>,
+    timestamp_field: String,
+    created_field: Option<String>,
+    transform: Option<(Digest, Vec<FieldSpec>, Vec<FieldSpec>)>,
+    batch_rows: usize,
+}
+
+/// A planned backfill, ready for workers.
+pub struct PlannedBackfill {
+    pub job: JobStatus,
+    pub estimated_rows: Option<u64>,
+    context: Arc<JobContext>,
+}
+
+impl Lockstep {
+    /// Finds the view, plans its chunks and records (or finds) the job.
+    pub async fn plan_backfill(
+        &self,
+        request: &BackfillRequest,
+    ) -> Result<PlannedBackfill, BackfillError> {
+        if let (Some(from), Some(to)) = (request.from, request.to)
+            && from >= to
+        {
+            return Err(BackfillError::EmptyWindow { from, to });
+        }
+        let project = self.project_or_default(request.project.as_deref()).await?;
+        let definitions = self
+            .definitions(&project)
+            .await
+            .map_err(|error| match error {
+                super::ApplyError::Registry(error) => BackfillError::Registry(error),
+                other => BackfillError::Internal(other.to_string()),
+            })?;
+        let Some(view) = definitions.feature_views.get(&request.view) else {
+            let known: Vec<&str> = definitions.feature_views.keys().map(String::as_str).collect();
+            return Err(BackfillError::UnknownView {
+                project,
+                view: request.view.clone(),
+                known: if known.is_empty() {
+                    " (it has no feature views; run `lockstep apply` first)".to_owned()
+                } else {
+                    format!(" (known: {})", known.join(", "))
+                },
+            });
+        };
+        if !view.offline {
+            return Err(BackfillError::NotOffline(request.view.clone()));
+        }
+        let source = definitions
+            .sources
+            .get(&view.source)
+            .cloned()
+            .ok_or_else(|| BackfillError::Internal(format!("source `{}` missing", view.source)))?;
+        use crate::model::definitions::SourceKind;
+        if !matches!(
+            source.kind,
+            SourceKind::Parquet | SourceKind::Csv | SourceKind::Postgres
+        ) {
+            return Err(BackfillError::NotBatch {
+                view: request.view.clone(),
+                source_name: view.source.clone(),
+                kind: source.kind.to_string(),
+            });
+        }
+        let table = ViewTable::for_view(&project, &request.view, view);
+        self.offline.ensure_table(&table).await?;
+        let transform = match &view.transform {
+            Some(pin) => {
+                let signature = self.ensure_loaded(&pin.digest).await?;
+                Some((
+                    pin.digest,
+                    super::field_specs(&signature.inputs),
+                    super::field_specs(&signature.outputs),
+                ))
+            }
+            None => None,
+        };
+        let context = job_context(
+            source,
+            self.sources.clone(),
+            request,
+            view,
+            table,
+            transform,
+            self.backfill.batch_rows,
+        );
+        let chunks = source::plan(
+            &context.source,
+            &context.sources,
+            context.window,
+            self.backfill.chunk_rows,
+        )
+        .await?;
+        let estimated_rows = chunks
+            .iter()
+            .map(Chunk::estimated_rows)
+            .sum::<Option<u64>>();
+        let specs = chunks
+            .iter()
+            .map(|chunk| serde_json::to_string(chunk).expect("chunks serialize"))
+            .collect();
+        let job = self
+            .offline
+            .create_job(&JobPlan {
+                project: project.clone(),
+                view: request.view.clone(),
+                table: context.table.name.clone(),
+                window: describe_window(context.window),
+                chunks: specs,
+                fresh: request.fresh,
+            })
+            .await?;
+        Ok(PlannedBackfill {
+            job,
+            estimated_rows,
+            context: Arc::new(context),
+        })
+    }
+
+    /// Works on a planned job until every chunk is done (by this process or others),
+    /// with `backfill.workers` chunks at a time.
+    pub async fn run_backfill(
+        &self,
+        planned: &PlannedBackfill,
+        events: &(dyn Fn(BackfillEvent) + Send + Sync),
+    ) -> Result<BackfillSummary, BackfillError> {
+        let started = Instant::now();
+        events(BackfillEvent::Planned {
+            job: planned.job.clone(),
+            estimated_rows: planned.estimated_rows,
+        });
+        let owner = format!(
+            "{}:{}:{}",
+            hostname(),
+            std::process::id(),
+            crate::registry::now_micros()
+        );
+        self.offline.record_error(planned.job.id, None).await?;
+        let workers = (0..self.backfill.workers.max(1))
+            .map(|index| self.work(planned, format!("{owner}:{index}"), events));
+        let done = match futures_util::future::try_join_all(workers).await {
+            Ok(done) => done,
+            Err(error) => {
+                // Best effort: the error itself is what the caller must see.
+                let _ = self
+                    .offline
+                    .record_error(planned.job.id, Some(&error.to_string()))
+                    .await;
+                return Err(error);
+            }
+        };
+        let mut totals = ChunkCounts::default();
+        let mut chunks = 0;
+        for (count, counts) in done {
+            chunks += count;
+            totals.rows_in += counts.rows_in;
+            totals.rows_out += counts.rows_out;
+            totals.rows_rejected += counts.rows_rejected;
+        }
+        Ok(BackfillSummary {
+            job: self.offline.job(planned.job.id).await?,
+            table: planned.context.table.name.clone(),
+            chunks,
+            rows_in: totals.rows_in,
+            rows_out: totals.rows_out,
+            rows_rejected: totals.rows_rejected,
+            seconds: started.elapsed().as_secs_f64(),
+        })
+    }
+
+    /// One worker: claim, run, commit, until no chunk is left.
+    async fn work(
+        &self,
+        planned: &PlannedBackfill,
+        owner: String,
+        events: &(dyn Fn(BackfillEvent) + Send + Sync),
+    ) -> Result<(u32, ChunkCounts), BackfillError> {
+        let lease = Duration::from_secs_f64(self.backfill.lease_seconds);
+        let job = planned.job.id;
+        let (mut chunks, mut totals) = (0, ChunkCounts::default());
+        loop {
+            let Some(claim) = self.offline.claim_chunk(job, &owner, lease).await? else {
+                if self.offline.job(job).await?.is_complete() {
+                    return Ok((chunks, totals));
+                }
+                // Other workers hold the rest, or a dead worker's lease has yet to lapse.
+                tokio::time::sleep((lease / 4).min(Duration::from_millis(500))).await;
+                continue;
+            };
+            let chunk: Chunk =
+                serde_json::from_str(&claim.spec).map_err(|e| BackfillError::BadChunk {
+                    job,
+                    seq: claim.seq,
+                    message: e.to_string(),
+                })?;
+            let started = Instant::now();
+            let (rows, counts) = self.run_leased(&planned.context, &claim, &chunk, lease).await?;
+            if self
+                .offline
+                .commit_chunk(&planned.context.table, &claim, &rows, counts)
+                .await?
+            {
+                chunks += 1;
+                totals.rows_in += counts.rows_in;
+                totals.rows_out += counts.rows_out;
+                totals.rows_rejected += counts.rows_rejected;
+                events(BackfillEvent::ChunkDone {
+                    seq: claim.seq,
+                    chunk: chunk.describe(),
+                    counts,
+                    seconds: started.elapsed().as_secs_f64(),
+                });
+            } else {
+                events(BackfillEvent::LeaseLost { seq: claim.seq });
+            }
+        }
+    }
+
+    /// Runs one chunk off the async threads, renewing its lease until it is done.
+    async fn run_leased(
+        &self,
+        context: &Arc<JobContext>,
+        claim: &Claim,
+        chunk: &Chunk,
+        lease: Duration,
+    ) -> Result<(Vec<RecordBatch>, ChunkCounts), BackfillError> {
+        let runtime = Arc::clone(&self.runtime);
+        let job = Arc::clone(context);
+        let owned = chunk.clone();
+        let mut work = tokio::task::spawn_blocking(move || run_chunk(&runtime, &job, &owned));
+        let mut renew = tokio::time::interval(lease / 3);
+        renew.tick().await;
+        loop {
+            tokio::select! {
+                result = &mut work => {
+                    return result.map_err(|e| BackfillError::Internal(e.to_string()))?;
+                }
+                _ = renew.tick() => {
+                    // A lost lease shows at commit time, which then writes nothing.
+                    if let Err(error) = self.offline.renew_lease(claim, lease).await {
+                        tracing::warn!(%error, seq = claim.seq, "could not renew a chunk lease");
+                    }
+                }
+            }
+        }
+    }
+
+    /// The project named, or the only one with definitions, or `default`.
+    pub(crate) async fn project_or_default(
+        &self,
+        project: Option<&str>,
+    ) -> Result<String, RegistryError> {
+        if let Some(project) = project {
+            return Ok(project.to_owned());
+        }
+        let projects = self.registry.projects().await?;
+        Ok(match projects.as_slice() {
+            [only] => only.clone(),
+            _ => crate::model::definitions::DEFAULT_PROJECT.to_owned(),
+        })
+    }
+}
+
+fn job_context(
+    source: Source,
+    sources: SourceContext,
+    request: &BackfillRequest,
+    view: &ResolvedFeatureView,
+    table: ViewTable,
+    transform: Option<(Digest, Vec<FieldSpec>, Vec<FieldSpec>)>,
+    batch_rows: usize,
+) -> JobContext {
+    let timestamp_field = source
+        .timestamp_field
+        .clone()
+        .expect("batch sources have a timestamp field (checked by resolve)");
+    let created_field = source.created_timestamp_field.clone();
+    let mut names: Vec<String> = view.join_keys.iter().map(|key| key.name.clone()).collect();
+    names.push(timestamp_field.clone());
+    names.extend(created_field.clone());
+    match &transform {
+        Some((_, inputs, _)) => names.extend(inputs.iter().map(|input| input.name.clone())),
+        None => names.extend(view.features.iter().map(|feature| feature.name.clone())),
+    }
+    let mut columns: Vec<FieldSpec> = Vec::new();
+    for name in names {
+        if columns.iter().all(|column| column.name != name)
+            && let Some(column) = source.column(&name)
+        {
+            columns.push(column);
+        }
+    }
+    JobContext {
+        source,
+        sources,
+        window: TimeWindow {
+            from: request.from,
+            to: request.to,
+        },
+        table,
+        columns,
+        timestamp_field,
+        created_field,
+        transform,
+        batch_rows,
+    }
+}
+
+/// Reads one chunk, runs the transform over it and lays the rows out for the table.
+fn run_chunk(
+    runtime: &Runtime,
+    job: &JobContext,
+    chunk: &Chunk,
+) -> Result<(Vec<RecordBatch>, ChunkCounts), BackfillError> {
+    let describe = || chunk.describe();
+    let reader = source::open(
+        &job.source,
+        &job.sources,
+        chunk,
+        &job.columns,
+        job.window,
+        job.batch_rows,
+    )?;
+    let mut counts = ChunkCounts::default();
+    let mut out = Vec::new();
+    for batch in reader {
+        let batch = batch?;
+        counts.rows_in += batch.num_rows() as u64;
+        let (batch, features) = match &job.transform {
+            None => (batch, None),
+            Some((digest, inputs, outputs)) => {
+                let (kept, output, rejected) = transform(runtime, digest, inputs, outputs, batch)
+                    .map_err(|error| match error {
+                        StepError::Run(error) => BackfillError::Transform {
+                            chunk: describe(),
+                            error,
+                        },
+                        StepError::Columns(error) => BackfillError::Rows {
+                            chunk: describe(),
+                            message: error.to_string(),
+                        },
+                    })?;
+                counts.rows_rejected += rejected;
+                (kept, Some(output))
+            }
+        };
+        if batch.num_rows() == 0 {
+            continue;
+        }
+        let rows = layout(job, &batch, features.as_ref()).map_err(|message| BackfillError::Rows {
+            chunk: describe(),
+            message,
+        })?;
+        counts.rows_out += rows.num_rows() as u64;
+        out.push(rows);
+    }
+    Ok((out, counts))
+}
+
+enum StepError {
+    Run(RunError),
+    Columns(ColumnarError),
+}
+
+/// Runs the transform over a source batch. Rows the transform rejects are dropped (the
+/// row-wise contract makes the rest's outputs the same without them); returns the kept
+/// source rows, their outputs and how many were dropped.
+fn transform(
+    runtime: &Runtime,
+    digest: &Digest,
+    inputs: &[FieldSpec],
+    outputs: &[FieldSpec],
+    batch: RecordBatch,
+) -> Result<(RecordBatch, RecordBatch, u64), StepError> {
+    let input = columnar::to_transform_batch(&batch, inputs).map_err(StepError::Columns)?;
+    match runtime.call(digest, &input) {
+        Ok(output) => {
+            let output = columnar::to_record_batch(&output, outputs).map_err(StepError::Columns)?;
+            Ok((batch, output, 0))
+        }
+        Err(RunError::GuestRows(errors)) => {
+            let mut keep = vec![true; batch.num_rows()];
+            for (row, _) in &errors {
+                if let Some(slot) = keep.get_mut(*row as usize) {
+                    *slot = false;
+                }
+            }
+            if let Some((row, message)) = errors.first() {
+                tracing::debug!(rejected = errors.len(), row, message, "transform rejected rows");
+            }
+            let rejected = keep.iter().filter(|k| !**k).count() as u64;
+            let kept = filter_record_batch(&batch, &BooleanArray::from(keep))
+                .expect("mask of the batch's length");
+            if kept.num_rows() == 0 {
+                let empty = RecordBatch::new_empty(arrow_schema(outputs));
+                return Ok((kept, empty, rejected));
+            }
+            let input = columnar::to_transform_batch(&kept, inputs).map_err(StepError::Columns)?;
+            let output = runtime.call(digest, &input).map_err(StepError::Run)?;
+            let output = columnar::to_record_batch(&output, outputs).map_err(StepError::Columns)?;
+            Ok((kept, output, rejected))
+        }
+        Err(error) => Err(StepError::Run(error)),
+    }
+}
+
+/// A source batch (and its transform outputs) in the table's row layout.
+fn layout(job: &JobContext, batch: &RecordBatch, outputs: Option<&RecordBatch>) -> Result<RecordBatch, String> {
+    let column = |name: &str| -> Result<ArrayRef, String> {
+        batch
+            .column_by_name(name)
+            .cloned()
+            .ok_or_else(|| format!("source column `{name}` is missing"))
+    };
+    let event = column(&job.timestamp_field)?;
+    let created = match &job.created_field {
+        None => event.clone(),
+        Some(name) => fill_nulls(&column(name)?, &event),
+    };
+    let mut arrays: Vec<ArrayRef> = Vec::new();
+    for key in &job.table.join_keys {
+        let array = column(&key.name)?;
+        if array.null_count() > 0 {
+            return Err(format!("join key `{}` is null in {} rows", key.name, array.null_count()));
+        }
+        arrays.push(array);
+    }
+    arrays.push(event);
+    arrays.push(created);
+    for feature in &job.table.features {
+        let array = match outputs {
+            Some(outputs) => outputs.column_by_name(&feature.name).cloned(),
+            None => batch.column_by_name(&feature.name).cloned(),
+        }
+        .ok_or_else(|| format!("feature `{}` is missing", feature.name))?;
+        arrays.push(array);
+    }
+    let digest = job.transform.as_ref().map(|(digest, _, _)| digest.to_string());
+    arrays.push(Arc::new(StringArray::from(vec![digest; batch.num_rows()])));
+    RecordBatch::try_new(arrow_schema(&job.table.row_fields()), arrays).map_err(|e| e.to_string())
+}
+
+/// `created`, with `event` where `created` is null.
+fn fill_nulls(created: &ArrayRef, event: &ArrayRef) -> ArrayRef {
+    if created.null_count() == 0 {
+        return created.clone();
+    }
+    let created = created
+        .as_any()
+        .downcast_ref::<TimestampMicrosecondArray>()
+        .expect("timestamp column");
+    let event = event
+        .as_any()
+        .downcast_ref::<TimestampMicrosecondArray>()
+        .expect("timestamp column");
+    let filled: TimestampMicrosecondArray = created
+        .iter()
+        .zip(event.iter())
+        .map(|(created, event)| created.or(event))
+        .collect();
+    Arc::new(filled.with_timezone("UTC"))
+}
+
+/// `[from, to)` in RFC 3339, or `all time`.
+pub fn describe_window(window: TimeWindow) -> String {
+    let show = |micros: Option<i64>| {
+        micros.map_or_else(|| "…".to_owned(), crate::runtime::batch::format_timestamp)
+    };
+    match (window.from, window.to) {
+        (None, None) => "all time".to_owned(),
+        (from, to) => format!("[{}, {})", show(from), show(to)),
+    }
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|name| name.trim().to_owned())
+        .unwrap_or_else(|_| "localhost".to_owned())
+}

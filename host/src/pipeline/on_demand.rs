@@ -1,0 +1,129 @@
+//! On-demand views evaluated over joined rows: one function for training sets and online
+//! requests, so both run the same component bytes the same way. Rows missing a required
+//! (non-nullable) input, or rejected by the transform, get null features.
+
+use arrow::array::{Array, ArrayRef, BooleanArray, RecordBatch, UInt32Array};
+use arrow::compute::{filter_record_batch, take};
+
+use crate::columnar::{self, arrow_schema};
+use crate::model::FieldSpec;
+use crate::model::definitions::ResolvedOnDemandView;
+use crate::runtime::{RunError, Runtime};
+
+/// What an evaluation produced: the view's features, one array per feature, and how many
+/// rows got nulls because an input was missing or the transform rejected them.
+#[derive(Debug)]
+pub struct Evaluated {
+    pub features: Vec<ArrayRef>,
+    pub missing_inputs: usize,
+    pub rejected: usize,
+}
+
+/// Runs `view`'s transform over `inputs` (one array per binding, in `view.inputs` order),
+/// `batch_rows` rows per call, and returns its features for every row.
+pub fn evaluate(
+    runtime: &Runtime,
+    view: &ResolvedOnDemandView,
+    outputs: &[FieldSpec],
+    inputs: &[ArrayRef],
+    rows: usize,
+    batch_rows: usize,
+) -> Result<Evaluated, RunError> {
+    let fields: Vec<FieldSpec> = view.inputs.iter().map(|binding| binding.input.clone()).collect();
+    // Only rows with every required input go to the transform.
+    let complete: Vec<bool> = (0..rows)
+        .map(|row| {
+            fields
+                .iter()
+                .zip(inputs)
+                .all(|(field, array)| field.nullable || array.is_valid(row))
+        })
+        .collect();
+    let missing_inputs = complete.iter().filter(|ok| !**ok).count();
+    // Nullable in the schema while filtering; the transform batch checks nullability.
+    let loose: Vec<FieldSpec> = fields
+        .iter()
+        .map(|field| FieldSpec {
+            nullable: true,
+            ..field.clone()
+        })
+        .collect();
+    let all = RecordBatch::try_new(arrow_schema(&loose), inputs.to_vec())
+        .map_err(|e| RunError::BadInput(e.to_string()))?;
+    let ready = if missing_inputs == 0 {
+        all
+    } else {
+        filter_record_batch(&all, &BooleanArray::from(complete.clone()))
+            .map_err(|e| RunError::BadInput(e.to_string()))?
+    };
+    let digest = &view.transform.digest;
+    let mut rejected = 0;
+    // Per compact row: its output row in `parts`, or None when rejected.
+    let mut parts: Vec<RecordBatch> = Vec::new();
+    let mut positions: Vec<Option<u32>> = Vec::with_capacity(ready.num_rows());
+    let mut produced = 0u32;
+    let mut start = 0;
+    while start < ready.num_rows() {
+        let length = batch_rows.min(ready.num_rows() - start);
+        let slice = ready.slice(start, length);
+        let input = columnar::to_transform_batch(&slice, &fields)
+            .map_err(|e| RunError::BadInput(e.to_string()))?;
+        let (output, kept) = match runtime.call(digest, &input) {
+            Ok(output) => (output, vec![true; length]),
+            Err(RunError::GuestRows(errors)) => {
+                let mut kept = vec![true; length];
+                for (row, _) in &errors {
+                    if let Some(slot) = kept.get_mut(*row as usize) {
+                        *slot = false;
+                    }
+                }
+                let retry = filter_record_batch(&slice, &BooleanArray::from(kept.clone()))
+                    .map_err(|e| RunError::BadInput(e.to_string()))?;
+                let input = columnar::to_transform_batch(&retry, &fields)
+                    .map_err(|e| RunError::BadInput(e.to_string()))?;
+                (runtime.call(digest, &input)?, kept)
+            }
+            Err(error) => return Err(error),
+        };
+        let output = columnar::to_record_batch(&output, outputs)
+            .map_err(|e| RunError::BadOutput(e.to_string()))?;
+        for keep in kept {
+            if keep {
+                positions.push(Some(produced));
+                produced += 1;
+            } else {
+                positions.push(None);
+                rejected += 1;
+            }
+        }
+        parts.push(output);
+        start += length;
+    }
+    let compact = if parts.is_empty() {
+        RecordBatch::new_empty(arrow_schema(outputs))
+    } else {
+        arrow::compute::concat_batches(&arrow_schema(outputs), &parts)
+            .map_err(|e| RunError::BadOutput(e.to_string()))?
+    };
+    // Scatter back: every row's output position, null for rows that produced none.
+    let mut compact_rows = positions.into_iter();
+    let indices: UInt32Array = complete
+        .iter()
+        .map(|&ok| if ok { compact_rows.next().flatten() } else { None })
+        .collect();
+    let features = view
+        .features
+        .iter()
+        .map(|feature| {
+            let column = compact
+                .column_by_name(&feature.name)
+                .ok_or_else(|| RunError::BadOutput(format!("no output `{}`", feature.name)))?;
+            take(column.as_ref(), &indices, None).map_err(|e| RunError::BadOutput(e.to_string()))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Evaluated {
+        features,
+        missing_inputs,
+        rejected,
+    })
+}

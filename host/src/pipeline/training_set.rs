@@ -1,0 +1,403 @@
+//! Training sets: entity rows (join keys, a timestamp, request fields) joined point in
+//! time to every requested feature view in the offline store, then the requested
+//! on-demand views evaluated over the joined rows by their pinned transforms: the same
+//! bytes the online path runs. Every entity row is kept, in order.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+use arrow::array::{ArrayRef, RecordBatch};
+use arrow::datatypes::{Field, Schema};
+use serde::{Deserialize, Serialize};
+
+use super::on_demand::evaluate;
+use super::{Lockstep, ReadyError};
+use crate::columnar::arrow_type;
+use crate::model::definitions::{Provider, Resolved};
+use crate::model::{FieldSpec, ValueType};
+use crate::offline::{EVENT_TS, OfflineError, PitView, ViewTable};
+use crate::registry::RegistryError;
+use crate::runtime::RunError;
+
+/// The column of entity rows that holds each row's time, unless told otherwise.
+pub const DEFAULT_TIMESTAMP_COLUMN: &str = "event_timestamp";
+
+/// What to retrieve.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainingSetRequest {
+    #[serde(default)]
+    pub project: Option<String>,
+    /// A feature service's name…
+    #[serde(default)]
+    pub feature_service: Option<String>,
+    /// …or feature references: `view:feature` or `view:*`.
+    #[serde(default)]
+    pub features: Vec<String>,
+    /// Name feature columns `view__feature` instead of `feature`.
+    #[serde(default)]
+    pub full_feature_names: bool,
+    /// The entity rows' time column; `event_timestamp` by default.
+    #[serde(default)]
+    pub timestamp_column: Option<String>,
+}
+
+/// Why a training set could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum TrainingSetError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("the entity rows: {0}")]
+    Entities(String),
+    #[error(transparent)]
+    Offline(#[from] OfflineError),
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    #[error(transparent)]
+    Ready(#[from] ReadyError),
+    #[error("on-demand view `{view}`: {error}")]
+    Transform { view: String, error: RunError },
+    #[error("writing {path}: {message}")]
+    Write { path: String, message: String },
+}
+
+impl TrainingSetError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Invalid(_) => "invalid_feature_request",
+            Self::Entities(_) => "invalid_entity_rows",
+            Self::Offline(error) => error.code(),
+            Self::Registry(error) => error.code(),
+            Self::Ready(ReadyError::Load { error, .. }) => error.code(),
+            Self::Ready(ReadyError::Missing(_)) => "transform_missing",
+            Self::Ready(ReadyError::Registry(error)) => error.code(),
+            Self::Transform { error, .. } => error.code(),
+            Self::Write { .. } => "write_failed",
+        }
+    }
+}
+
+/// A built training set: the entity columns, then one column per requested feature.
+#[derive(Debug, Clone)]
+pub struct TrainingSet {
+    pub batch: RecordBatch,
+    /// `(view, feature)` per feature column, in column order.
+    pub features: Vec<(String, String)>,
+    pub seconds: f64,
+}
+
+impl TrainingSet {
+    /// Writes the set as one Parquet file (zstd).
+    pub fn write_parquet(&self, path: &Path) -> Result<u64, TrainingSetError> {
+        let failed = |message: String| TrainingSetError::Write {
+            path: path.display().to_string(),
+            message,
+        };
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|e| failed(e.to_string()))?;
+        }
+        let file = std::fs::File::create(path).map_err(|e| failed(e.to_string()))?;
+        let properties = parquet::file::properties::WriterProperties::builder()
+            .set_compression(parquet::basic::Compression::ZSTD(Default::default()))
+            .build();
+        let mut writer =
+            parquet::arrow::ArrowWriter::try_new(file, self.batch.schema(), Some(properties))
+                .map_err(|e| failed(e.to_string()))?;
+        writer.write(&self.batch).map_err(|e| failed(e.to_string()))?;
+        writer.close().map_err(|e| failed(e.to_string()))?;
+        Ok(std::fs::metadata(path).map_err(|e| failed(e.to_string()))?.len())
+    }
+}
+
+/// The requested features grouped by view, in order of first mention.
+struct Selection {
+    /// `(view, feature)` in output order.
+    requested: Vec<(String, String)>,
+}
+
+impl Lockstep {
+    /// The entity columns a request needs (join keys and the timestamp) and may use
+    /// (request fields of on-demand views): what to read from an entity file.
+    pub async fn training_set_columns(
+        &self,
+        request: &TrainingSetRequest,
+    ) -> Result<(Vec<FieldSpec>, Vec<FieldSpec>), TrainingSetError> {
+        let (definitions, selection) = self.select(request).await?;
+        let plan = plan(&definitions, &selection)?;
+        let mut required = vec![FieldSpec {
+            name: timestamp_column(request).to_owned(),
+            value_type: ValueType::Timestamp,
+            nullable: false,
+        }];
+        required.extend(plan.keys.iter().cloned());
+        Ok((required, plan.request_fields))
+    }
+
+    /// Builds a training set for `entities`, which hold the join keys of every requested
+    /// view, the timestamp column and any request fields the on-demand views need.
+    pub async fn training_set(
+        &self,
+        request: &TrainingSetRequest,
+        entities: &RecordBatch,
+    ) -> Result<TrainingSet, TrainingSetError> {
+        let started = Instant::now();
+        let (definitions, selection) = self.select(request).await?;
+        let plan = plan(&definitions, &selection)?;
+        let time = timestamp_column(request);
+
+        // The store sees the keys and the time, renamed to its column.
+        let mut store_fields = vec![FieldSpec {
+            name: EVENT_TS.to_owned(),
+            value_type: ValueType::Timestamp,
+            nullable: false,
+        }];
+        let mut store_arrays = vec![entity_column(entities, time, ValueType::Timestamp)?];
+        for key in &plan.keys {
+            store_fields.push(key.clone());
+            store_arrays.push(entity_column(entities, &key.name, key.value_type)?);
+        }
+        let store_entities = RecordBatch::try_new(crate::columnar::arrow_schema(&store_fields), store_arrays)
+            .map_err(|e| TrainingSetError::Entities(e.to_string()))?;
+        let pit: Vec<PitView> = plan
+            .pit_views
+            .iter()
+            .map(|(view, features)| PitView {
+                table: ViewTable::for_view(
+                    definitions.project(),
+                    view,
+                    &definitions.feature_views[view],
+                ),
+                features: features.clone(),
+            })
+            .collect();
+        let joined = self.offline.point_in_time(&store_entities, &pit).await?;
+        let mut values: BTreeMap<(String, String), ArrayRef> = BTreeMap::new();
+        for ((view, features), batch) in plan.pit_views.iter().zip(&joined) {
+            for (feature, column) in features.iter().zip(batch.columns()) {
+                values.insert((view.clone(), feature.clone()), column.clone());
+            }
+        }
+
+        for name in &plan.on_demand {
+            let view = &definitions.on_demand_views[name];
+            let signature = self.ensure_loaded(&view.transform.digest).await?;
+            let outputs = super::field_specs(&signature.outputs);
+            let inputs = view
+                .inputs
+                .iter()
+                .map(|binding| match &binding.provider {
+                    Provider::Request | Provider::JoinKey => entity_column(
+                        entities,
+                        &binding.input.name,
+                        binding.input.value_type,
+                    ),
+                    Provider::View(source) => Ok(values
+                        [&(source.clone(), binding.input.name.clone())]
+                        .clone()),
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            let runtime = Arc::clone(&self.runtime);
+            let owned_view = view.clone();
+            let rows = entities.num_rows();
+            let batch_rows = self.backfill.batch_rows;
+            let evaluated = tokio::task::spawn_blocking(move || {
+                evaluate(&runtime, &owned_view, &outputs, &inputs, rows, batch_rows)
+            })
+            .await
+            .map_err(|e| TrainingSetError::Transform {
+                view: name.clone(),
+                error: RunError::Internal(e.to_string()),
+            })?
+            .map_err(|error| TrainingSetError::Transform {
+                view: name.clone(),
+                error,
+            })?;
+            if evaluated.missing_inputs + evaluated.rejected > 0 {
+                tracing::info!(
+                    view = %name,
+                    missing_inputs = evaluated.missing_inputs,
+                    rejected = evaluated.rejected,
+                    "on-demand features are null where inputs were missing or rows rejected"
+                );
+            }
+            for (feature, column) in view.features.iter().zip(evaluated.features) {
+                values.insert((name.clone(), feature.name.clone()), column);
+            }
+        }
+
+        // Entity columns as given, then the features in the order asked.
+        let mut fields: Vec<Field> = entities
+            .schema()
+            .fields()
+            .iter()
+            .map(|field| field.as_ref().clone())
+            .collect();
+        let mut arrays: Vec<ArrayRef> = entities.columns().to_vec();
+        for (view, feature) in &selection.requested {
+            let name = if request.full_feature_names {
+                format!("{view}__{feature}")
+            } else {
+                feature.clone()
+            };
+            if fields.iter().any(|field| field.name() == &name) {
+                return Err(TrainingSetError::Invalid(format!(
+                    "column `{name}` would appear twice (an entity column or another view's \
+                     feature has that name); ask for full feature names"
+                )));
+            }
+            let column = values[&(view.clone(), feature.clone())].clone();
+            fields.push(Field::new(name, column.data_type().clone(), true));
+            arrays.push(column);
+        }
+        let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays)
+            .map_err(|e| TrainingSetError::Entities(e.to_string()))?;
+        Ok(TrainingSet {
+            batch,
+            features: selection.requested,
+            seconds: started.elapsed().as_secs_f64(),
+        })
+    }
+
+    async fn select(
+        &self,
+        request: &TrainingSetRequest,
+    ) -> Result<(Resolved, Selection), TrainingSetError> {
+        let project = self.project_or_default(request.project.as_deref()).await?;
+        let definitions = self.definitions(&project).await.map_err(|error| match error {
+            super::ApplyError::Registry(error) => TrainingSetError::Registry(error),
+            other => TrainingSetError::Invalid(other.to_string()),
+        })?;
+        let requested = match (&request.feature_service, request.features.is_empty()) {
+            (Some(service), true) => definitions
+                .feature_services
+                .get(service)
+                .map(|service| service.features.clone())
+                .ok_or_else(|| {
+                    let known: Vec<&str> =
+                        definitions.feature_services.keys().map(String::as_str).collect();
+                    TrainingSetError::Invalid(format!(
+                        "project `{project}` has no feature service `{service}` (known: {})",
+                        if known.is_empty() { "none".to_owned() } else { known.join(", ") }
+                    ))
+                })?,
+            (None, false) => definitions
+                .feature_references(&request.features)
+                .map_err(TrainingSetError::Invalid)?,
+            _ => {
+                return Err(TrainingSetError::Invalid(
+                    "give either a feature service or a list of features".to_owned(),
+                ));
+            }
+        };
+        Ok((definitions, Selection { requested }))
+    }
+}
+
+/// What the join and the on-demand evaluation need.
+struct JoinPlan {
+    /// Every join key of the views joined, once.
+    keys: Vec<FieldSpec>,
+    /// Feature views and the features to join from each (requested ones and on-demand
+    /// inputs), in order of first mention.
+    pit_views: Vec<(String, Vec<String>)>,
+    /// On-demand views to evaluate.
+    on_demand: Vec<String>,
+    /// Request fields the on-demand views read.
+    request_fields: Vec<FieldSpec>,
+}
+
+fn plan(definitions: &Resolved, selection: &Selection) -> Result<JoinPlan, TrainingSetError> {
+    let mut plan = JoinPlan {
+        keys: Vec::new(),
+        pit_views: Vec::new(),
+        on_demand: Vec::new(),
+        request_fields: Vec::new(),
+    };
+    let join = |plan: &mut JoinPlan, view: &str, feature: &str| -> Result<(), TrainingSetError> {
+        let resolved = &definitions.feature_views[view];
+        if !resolved.offline {
+            return Err(TrainingSetError::Invalid(format!(
+                "feature view `{view}` has `offline = false`: it has no history to join"
+            )));
+        }
+        for key in &resolved.join_keys {
+            if !plan.keys.iter().any(|known| known.name == key.name) {
+                plan.keys.push(key.clone());
+            }
+        }
+        match plan.pit_views.iter_mut().find(|(name, _)| name == view) {
+            Some((_, features)) if !features.iter().any(|f| f == feature) => {
+                features.push(feature.to_owned())
+            }
+            Some(_) => {}
+            None => plan.pit_views.push((view.to_owned(), vec![feature.to_owned()])),
+        }
+        Ok(())
+    };
+    for (view, feature) in &selection.requested {
+        if definitions.feature_views.contains_key(view) {
+            join(&mut plan, view, feature)?;
+        } else if let Some(on_demand) = definitions.on_demand_views.get(view) {
+            if plan.on_demand.contains(view) {
+                continue;
+            }
+            plan.on_demand.push(view.clone());
+            for binding in &on_demand.inputs {
+                match &binding.provider {
+                    Provider::View(source) => join(&mut plan, source, &binding.input.name)?,
+                    Provider::JoinKey => {
+                        if !plan.keys.iter().any(|known| known.name == binding.input.name) {
+                            plan.keys.push(FieldSpec {
+                                nullable: false,
+                                ..binding.input.clone()
+                            });
+                        }
+                    }
+                    Provider::Request => {
+                        if !plan.request_fields.iter().any(|f| f.name == binding.input.name) {
+                            plan.request_fields.push(binding.input.clone());
+                        }
+                    }
+                }
+            }
+        }
+    }
+    Ok(plan)
+}
+
+fn timestamp_column(request: &TrainingSetRequest) -> &str {
+    request
+        .timestamp_column
+        .as_deref()
+        .unwrap_or(DEFAULT_TIMESTAMP_COLUMN)
+}
+
+/// Column `name` of the entity rows, which must have the canonical type of `value_type`.
+fn entity_column(
+    entities: &RecordBatch,
+    name: &str,
+    value_type: ValueType,
+) -> Result<ArrayRef, TrainingSetError> {
+    let column = entities.column_by_name(name).ok_or_else(|| {
+        let known: Vec<String> = entities
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect();
+        TrainingSetError::Entities(format!(
+            "no column `{name}` (columns: {})",
+            known.join(", ")
+        ))
+    })?;
+    let expected = arrow_type(value_type);
+    if column.data_type() != &expected {
+        return Err(TrainingSetError::Entities(format!(
+            "column `{name}` is {}, expected {value_type}",
+            column.data_type()
+        )));
+    }
+    Ok(column.clone())
+}

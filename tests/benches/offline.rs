@@ -1,0 +1,150 @@
+//! Offline-path benchmark against the local Postgres, on generated movie data:
+//!
+//! * backfill of `user_movie_interaction_features` (Parquet source → the movie-watch wasm
+//!   transform → binary `COPY` upsert with checkpoints): rows/s and peak memory, at two
+//!   input sizes so a flat peak shows memory does not grow with the input;
+//! * training set: 100,000 entity rows joined point in time to 3 views, and the feature
+//!   service (2 views + the on-demand scorer).
+//!
+//! `cargo bench -p lockstep-tests --bench offline` (1,000,000 events; set
+//! `LOCKSTEP_BENCH_EVENTS` for another size).
+
+use std::path::Path;
+use std::time::Instant;
+
+use lockstep::datagen::movies::{MovieDataSpec, write_entity_rows, write_movie_data};
+use lockstep::pipeline::{BackfillRequest, Lockstep, TrainingSetRequest};
+use lockstep_tests::{TestBackend, apply_movie_example, unique_name};
+
+const ENTITY_ROWS: u64 = 100_000;
+
+fn main() {
+    let events: u64 = std::env::var("LOCKSTEP_BENCH_EVENTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(run(events));
+}
+
+/// Peak resident memory since the last reset, in MiB (Linux).
+fn peak_rss_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|value| value.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(f64::NAN, |kib| kib / 1024.0)
+}
+
+/// Starts a new peak-memory measurement (Linux: `clear_refs` 5 resets VmHWM).
+fn reset_peak_rss() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+async fn backfill(lockstep: &Lockstep, view: &str) -> (u64, f64) {
+    let planned = lockstep
+        .plan_backfill(&BackfillRequest {
+            view: view.into(),
+            ..BackfillRequest::default()
+        })
+        .await
+        .unwrap();
+    let summary = lockstep.run_backfill(&planned, &|_| {}).await.unwrap();
+    (summary.rows_in, summary.seconds)
+}
+
+async fn open(backend: &TestBackend, dir: &Path) -> Lockstep {
+    let mut config = backend.config();
+    config.runtime.max_memory_bytes = 256 << 20;
+    config.sources.base_dir = dir.to_owned();
+    let lockstep = Lockstep::open(&config).await.unwrap();
+    apply_movie_example(&lockstep).await;
+    lockstep
+}
+
+async fn run(events: u64) {
+    println!("offline benchmark: movie data, Postgres at {}", lockstep_tests::test_database_url());
+    let root = std::env::temp_dir().join(unique_name("lockstep-bench-offline"));
+    let sizes = [events / 4, events];
+    let mut keep = None;
+    for events in sizes {
+        let dir = root.join(events.to_string());
+        let spec = MovieDataSpec {
+            events,
+            ..MovieDataSpec::benchmark()
+        };
+        let started = Instant::now();
+        write_movie_data(&dir.join("data"), &spec).unwrap();
+        println!(
+            "\ngenerated {events} watch events in {:.1}s",
+            started.elapsed().as_secs_f64()
+        );
+        let backend = TestBackend::postgres();
+        let lockstep = open(&backend, &dir).await;
+        let before = peak_rss_mib();
+        reset_peak_rss();
+        let (rows, seconds) = backfill(&lockstep, "user_movie_interaction_features").await;
+        println!(
+            "backfill user_movie_interaction_features: {rows} rows in {seconds:.2}s = {:.0} rows/s \
+             (transform + COPY upsert into Postgres), peak RSS {:.0} MiB (process before: {before:.0} MiB)",
+            rows as f64 / seconds,
+            peak_rss_mib()
+        );
+        keep = Some((backend, lockstep, dir, spec));
+    }
+    let (backend, lockstep, dir, spec) = keep.expect("at least one size");
+    for view in ["user_profile_features", "movie_metadata_features"] {
+        let (rows, seconds) = backfill(&lockstep, view).await;
+        println!("backfill {view}: {rows} rows in {seconds:.2}s");
+    }
+
+    let entities_path = dir.join("entities.parquet");
+    write_entity_rows(&entities_path, &spec, ENTITY_ROWS, 7).unwrap();
+    for (label, request) in [
+        (
+            "3 views",
+            TrainingSetRequest {
+                features: vec![
+                    "user_profile_features:*".into(),
+                    "movie_metadata_features:*".into(),
+                    "user_movie_interaction_features:*".into(),
+                ],
+                ..TrainingSetRequest::default()
+            },
+        ),
+        (
+            "service movie_recommendation_service (2 views + on-demand scorer)",
+            TrainingSetRequest {
+                feature_service: Some("movie_recommendation_service".into()),
+                ..TrainingSetRequest::default()
+            },
+        ),
+    ] {
+        let (required, optional) = lockstep.training_set_columns(&request).await.unwrap();
+        let (batches, _) =
+            lockstep::source::read_file(&entities_path, &required, &optional).unwrap();
+        let entities = arrow::compute::concat_batches(&batches[0].schema(), &batches).unwrap();
+        // One warm-up, then the best of three.
+        lockstep.training_set(&request, &entities).await.unwrap();
+        let mut best = f64::INFINITY;
+        let mut columns = 0;
+        for _ in 0..3 {
+            let started = Instant::now();
+            let set = lockstep.training_set(&request, &entities).await.unwrap();
+            best = best.min(started.elapsed().as_secs_f64());
+            columns = set.features.len();
+        }
+        println!(
+            "training set, {label}: {ENTITY_ROWS} entity rows × {columns} features in {best:.3}s \
+             = {:.0} rows/s",
+            ENTITY_ROWS as f64 / best
+        );
+    }
+    backend.cleanup().await;
+    let _ = std::fs::remove_dir_all(root);
+}
