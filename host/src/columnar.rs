@@ -26,13 +26,15 @@ pub fn arrow_type(value_type: ValueType) -> DataType {
     }
 }
 
+/// The Arrow field of `field`: its canonical type and nullability.
+pub fn arrow_field(field: &FieldSpec) -> Field {
+    Field::new(&field.name, arrow_type(field.value_type), field.nullable)
+}
+
 /// The Arrow schema of `fields`, in order.
 pub fn arrow_schema(fields: &[FieldSpec]) -> SchemaRef {
     Arc::new(Schema::new(
-        fields
-            .iter()
-            .map(|field| Field::new(&field.name, arrow_type(field.value_type), field.nullable))
-            .collect::<Vec<_>>(),
+        fields.iter().map(arrow_field).collect::<Vec<_>>(),
     ))
 }
 
@@ -52,9 +54,12 @@ pub enum ColumnarError {
 }
 
 /// The columns `fields` of `batch`, by name, as a transform batch.
-pub fn to_transform_batch(batch: &RecordBatch, fields: &[FieldSpec]) -> Result<Batch, ColumnarError> {
-    let num_rows =
-        u32::try_from(batch.num_rows()).map_err(|_| ColumnarError::TooManyRows(batch.num_rows()))?;
+pub fn to_transform_batch(
+    batch: &RecordBatch,
+    fields: &[FieldSpec],
+) -> Result<Batch, ColumnarError> {
+    let num_rows = u32::try_from(batch.num_rows())
+        .map_err(|_| ColumnarError::TooManyRows(batch.num_rows()))?;
     let columns = fields
         .iter()
         .map(|field| {
@@ -68,7 +73,11 @@ pub fn to_transform_batch(batch: &RecordBatch, fields: &[FieldSpec]) -> Result<B
 }
 
 /// One Arrow array as a transform column of `value_type`.
-pub fn to_column(name: &str, value_type: ValueType, array: &ArrayRef) -> Result<Column, ColumnarError> {
+pub fn to_column(
+    name: &str,
+    value_type: ValueType,
+    array: &ArrayRef,
+) -> Result<Column, ColumnarError> {
     let expected = arrow_type(value_type);
     if array.data_type() != &expected {
         return Err(ColumnarError::WrongType {
@@ -79,7 +88,9 @@ pub fn to_column(name: &str, value_type: ValueType, array: &ArrayRef) -> Result<
     }
     let values = match value_type {
         ValueType::Int64 => Values::Int64(array.as_primitive::<Int64Type>().values().to_vec()),
-        ValueType::Float64 => Values::Float64(array.as_primitive::<Float64Type>().values().to_vec()),
+        ValueType::Float64 => {
+            Values::Float64(array.as_primitive::<Float64Type>().values().to_vec())
+        }
         ValueType::Timestamp => Values::Timestamp(
             array
                 .as_primitive::<arrow::datatypes::TimestampMicrosecondType>()
@@ -125,9 +136,13 @@ pub fn to_array(column: &Column, rows: usize) -> ArrayRef {
         Values::Int64(v) => Arc::new(Int64Array::new(ScalarBuffer::from(v.clone()), nulls)),
         Values::Float64(v) => Arc::new(Float64Array::new(ScalarBuffer::from(v.clone()), nulls)),
         Values::Timestamp(v) => Arc::new(
-            TimestampMicrosecondArray::new(ScalarBuffer::from(v.clone()), nulls).with_timezone("UTC"),
+            TimestampMicrosecondArray::new(ScalarBuffer::from(v.clone()), nulls)
+                .with_timezone("UTC"),
         ),
-        Values::Boolean(v) => Arc::new(BooleanArray::new(BooleanBuffer::from_iter(v.iter().copied()), nulls)),
+        Values::Boolean(v) => Arc::new(BooleanArray::new(
+            BooleanBuffer::from_iter(v.iter().copied()),
+            nulls,
+        )),
         Values::Utf8(v) => {
             let offsets: Vec<i32> = v.offsets.iter().map(|&o| o as i32).collect();
             Arc::new(StringArray::new(
@@ -286,13 +301,13 @@ pub fn to_json(array: &dyn Array, row: usize) -> serde_json::Value {
         }
         DataType::Utf8 => Value::from(array.as_string::<i32>().value(row)),
         DataType::Boolean => Value::from(array.as_boolean().value(row)),
-        DataType::Timestamp(TimeUnit::Microsecond, _) => Value::from(
-            crate::runtime::batch::format_timestamp(
+        DataType::Timestamp(TimeUnit::Microsecond, _) => {
+            Value::from(crate::runtime::batch::format_timestamp(
                 array
                     .as_primitive::<arrow::datatypes::TimestampMicrosecondType>()
                     .value(row),
-            ),
-        ),
+            ))
+        }
         other => Value::from(format!("<{other}>")),
     }
 }
@@ -329,7 +344,10 @@ mod tests {
         // A sliced record batch (non-zero offsets) converts too.
         let sliced = to_transform_batch(&record.slice(5, 10), &fields).unwrap();
         let expected = crate::runtime::batch::slice(&batch, 5..15);
-        assert_eq!(crate::runtime::batch::first_difference(&expected, &sliced), None);
+        assert_eq!(
+            crate::runtime::batch::first_difference(&expected, &sliced),
+            None
+        );
     }
 
     #[test]
@@ -353,11 +371,17 @@ mod tests {
         assert_eq!(to_json(floats.as_ref(), 0), 0.5);
         assert_eq!(to_json(floats.as_ref(), 1), "NaN");
         assert_eq!(to_json(floats.as_ref(), 2), 3.0);
-        let error = from_json(&field("k", ValueType::Int64, false), &[serde_json::Value::Null])
-            .unwrap_err();
+        let error = from_json(
+            &field("k", ValueType::Int64, false),
+            &[serde_json::Value::Null],
+        )
+        .unwrap_err();
         assert_eq!(error, "`k`[0]: expected int64, found null");
-        let error =
-            from_json(&field("k", ValueType::Int64, true), &[serde_json::json!(1.5)]).unwrap_err();
+        let error = from_json(
+            &field("k", ValueType::Int64, true),
+            &[serde_json::json!(1.5)],
+        )
+        .unwrap_err();
         assert_eq!(error, "`k`[0]: expected int64 or null, found 1.5");
     }
 
@@ -377,7 +401,9 @@ mod tests {
             name: "y".into(),
             ..fields[0].clone()
         }];
-        let error = to_transform_batch(&batch, &missing).unwrap_err().to_string();
+        let error = to_transform_batch(&batch, &missing)
+            .unwrap_err()
+            .to_string();
         assert_eq!(error, "column `y` is missing");
     }
 }

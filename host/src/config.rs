@@ -9,8 +9,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::offline::OfflineLocation;
 use crate::registry::RegistryLocation;
-use crate::source::SourceContext;
 use crate::runtime::RuntimeConfig;
+use crate::source::SourceContext;
 
 /// Prefix of environment overrides: `LOCKSTEP__SERVER__LISTEN=0.0.0.0:6566`.
 pub const ENV_PREFIX: &str = "LOCKSTEP__";
@@ -158,12 +158,14 @@ impl Config {
     /// Where sources are read from: relative paths under `sources.base_dir`, `postgres`
     /// sources from `sources.postgres_url` or else the offline store's Postgres.
     pub fn source_context(&self) -> SourceContext {
-        let postgres_url = self.sources.postgres_url.clone().or_else(|| {
-            match self.offline_location() {
-                OfflineLocation::Postgres { url, .. } => Some(url),
-                OfflineLocation::Sqlite { .. } => None,
-            }
-        });
+        let postgres_url =
+            self.sources
+                .postgres_url
+                .clone()
+                .or_else(|| match self.offline_location() {
+                    OfflineLocation::Postgres { url, .. } => Some(url),
+                    OfflineLocation::Sqlite { .. } => None,
+                });
         SourceContext {
             base_dir: self.sources.base_dir.clone(),
             postgres_url,

@@ -37,7 +37,14 @@ fn peak_rss_mib() -> f64 {
     status
         .lines()
         .find_map(|line| line.strip_prefix("VmHWM:"))
-        .and_then(|value| value.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .and_then(|value| {
+            value
+                .trim()
+                .trim_end_matches("kB")
+                .trim()
+                .parse::<f64>()
+                .ok()
+        })
         .map_or(f64::NAN, |kib| kib / 1024.0)
 }
 
@@ -68,7 +75,10 @@ async fn open(backend: &TestBackend, dir: &Path) -> Lockstep {
 }
 
 async fn run(events: u64) {
-    println!("offline benchmark: movie data, Postgres at {}", lockstep_tests::test_database_url());
+    println!(
+        "offline benchmark: movie data, Postgres at {}",
+        lockstep_tests::test_database_url()
+    );
     let root = std::env::temp_dir().join(unique_name("lockstep-bench-offline"));
     let sizes = [events / 4, events];
     let mut keep = None;

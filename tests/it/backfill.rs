@@ -63,7 +63,9 @@ async fn a_killed_backfill_resumes_to_the_same_table_and_a_rerun_changes_nothing
 
     // The reference: a clean, uninterrupted run in its own schemas.
     let clean_backend = TestBackend::postgres();
-    let clean = Lockstep::open(&config_for(&clean_backend, &dir)).await.unwrap();
+    let clean = Lockstep::open(&config_for(&clean_backend, &dir))
+        .await
+        .unwrap();
     apply_movie_example(&clean).await;
     let planned = clean
         .plan_backfill(&BackfillRequest {
@@ -122,8 +124,15 @@ async fn a_killed_backfill_resumes_to_the_same_table_and_a_rerun_changes_nothing
     );
     let resumed = lockstep.offline().job(job.id).await.unwrap();
     assert!(resumed.is_complete(), "{resumed:?}");
-    assert_eq!(lockstep.offline().jobs(10).await.unwrap().len(), 1, "one job, resumed");
-    assert!(stdout.contains(&format!("backfill job {} complete", job.id)), "{stdout}");
+    assert_eq!(
+        lockstep.offline().jobs(10).await.unwrap().len(),
+        1,
+        "one job, resumed"
+    );
+    assert!(
+        stdout.contains(&format!("backfill job {} complete", job.id)),
+        "{stdout}"
+    );
     assert_eq!(table_checksum(&lockstep).await, expected);
 
     // A third run has nothing to do; a forced fresh run rewrites nothing.
@@ -132,7 +141,9 @@ async fn a_killed_backfill_resumes_to_the_same_table_and_a_rerun_changes_nothing
     assert!(output.status.success());
     assert!(stdout.contains("nothing to do"), "{stdout}");
     assert_eq!(table_checksum(&lockstep).await, expected);
-    let output = backfill_process(&config_file, &["--fresh"]).output().unwrap();
+    let output = backfill_process(&config_file, &["--fresh"])
+        .output()
+        .unwrap();
     assert!(
         output.status.success(),
         "{}",
@@ -199,8 +210,16 @@ async fn backfills_run_as_http_jobs_with_status() {
     // Unknown views and malformed bodies get their codes.
     for (body, status, code) in [
         (json!({ "view": "nope" }), 404, "unknown_view"),
-        (json!({ "view": "movie_metadata_features", "from": "yesterday" }), 400, "invalid_body"),
-        (json!({ "view": "movie_metadata_features", "colour": 1 }), 400, "invalid_body"),
+        (
+            json!({ "view": "movie_metadata_features", "from": "yesterday" }),
+            400,
+            "invalid_body",
+        ),
+        (
+            json!({ "view": "movie_metadata_features", "colour": 1 }),
+            400,
+            "invalid_body",
+        ),
         (
             json!({ "view": "movie_metadata_features", "from": "2026-02-01", "to": "2026-01-01" }),
             400,
@@ -218,7 +237,12 @@ async fn backfills_run_as_http_jobs_with_status() {
         let error: Value = response.json().await.unwrap();
         assert_eq!(error["error"]["code"], code, "{error}");
     }
-    let missing = server.client.get(server.at("/backfills/999")).send().await.unwrap();
+    let missing = server
+        .client
+        .get(server.at("/backfills/999"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(missing.status(), 404);
     server.stop().await;
     backend.cleanup().await;

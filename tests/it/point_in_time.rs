@@ -114,7 +114,8 @@ fn histories(rng: &mut SplitMix64, rows: usize) -> Histories {
             keys: vec![uniform(8) as i64],
             ts,
             created,
-            values: vec![score, label],
+            // In the view's feature order: source columns by name.
+            values: vec![label, score],
         });
         item.push(Event {
             keys: vec![uniform(6) as i64],
@@ -151,7 +152,7 @@ fn ts_field(name: &str) -> Field {
 fn write_parquet(path: &Path, batch: &RecordBatch, row_group_rows: usize) {
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     let properties = parquet::file::properties::WriterProperties::builder()
-        .set_max_row_group_size(row_group_rows)
+        .set_max_row_group_row_count(Some(row_group_rows))
         .build();
     let file = std::fs::File::create(path).unwrap();
     let mut writer =
@@ -178,8 +179,12 @@ fn write_sources(dir: &Path, histories: &Histories) {
             schema,
             vec![
                 Arc::new(Int64Array::from_iter_values(part.iter().map(|e| e.keys[0]))),
-                Arc::new(Float64Array::from_iter(part.iter().map(|e| e.values[0].as_f64()))),
-                Arc::new(StringArray::from_iter(part.iter().map(|e| e.values[1].as_str()))),
+                Arc::new(Float64Array::from_iter(
+                    part.iter().map(|e| e.values[1].as_f64()),
+                )),
+                Arc::new(StringArray::from_iter(
+                    part.iter().map(|e| e.values[0].as_str()),
+                )),
                 timestamps(part.iter().map(|e| e.ts)),
                 timestamps(part.iter().map(|e| e.created)),
             ],
@@ -322,8 +327,8 @@ async fn check(backend: TestBackend, seed: u64) {
             "item_id",
             "event_timestamp",
             "note",
-            "score",
             "label",
+            "score",
             "price",
             "in_stock",
             "clicks"
@@ -349,7 +354,10 @@ async fn check(backend: TestBackend, seed: u64) {
         let actual: Vec<Value> = (4..9)
             .map(|column| to_json(set.batch.column(column).as_ref(), row))
             .collect();
-        assert_eq!(to_json(set.batch.column(0).as_ref(), row), Value::from(user));
+        assert_eq!(
+            to_json(set.batch.column(0).as_ref(), row),
+            Value::from(user)
+        );
         if actual != expected {
             mismatches.push(format!(
                 "row {row} (user {user}, item {item}, t {t}): got {actual:?}, expected {expected:?}"

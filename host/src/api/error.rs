@@ -224,8 +224,12 @@ impl From<OfflineError> for ApiError {
             OfflineError::Unavailable(_) | OfflineError::Open(_) => {
                 Self::unavailable(error.code(), "the offline store", &error)
             }
-            OfflineError::UnknownJob(_) => Self::new(StatusCode::NOT_FOUND, error.code(), error.to_string()),
-            OfflineError::Table { .. } => Self::new(StatusCode::CONFLICT, error.code(), error.to_string()),
+            OfflineError::UnknownJob(_) => {
+                Self::new(StatusCode::NOT_FOUND, error.code(), error.to_string())
+            }
+            OfflineError::Table { .. } => {
+                Self::new(StatusCode::CONFLICT, error.code(), error.to_string())
+            }
             OfflineError::Input(_) => {
                 Self::new(StatusCode::BAD_REQUEST, error.code(), error.to_string())
             }
@@ -258,8 +262,12 @@ impl From<BackfillError> for ApiError {
     fn from(error: BackfillError) -> Self {
         let message = error.to_string();
         match error {
-            BackfillError::UnknownView { .. } => Self::new(StatusCode::NOT_FOUND, "unknown_view", message),
-            BackfillError::NotOffline(_) | BackfillError::NotBatch { .. } | BackfillError::EmptyWindow { .. } => {
+            BackfillError::UnknownView { .. } => {
+                Self::new(StatusCode::NOT_FOUND, "unknown_view", message)
+            }
+            BackfillError::NotOffline(_)
+            | BackfillError::NotBatch { .. }
+            | BackfillError::EmptyWindow { .. } => {
                 Self::new(StatusCode::BAD_REQUEST, "invalid_backfill", message)
             }
             BackfillError::Source(source) if source.is_retryable() => {
@@ -272,9 +280,11 @@ impl From<BackfillError> for ApiError {
             BackfillError::Registry(registry) => registry.into(),
             BackfillError::Ready(ready) => ready.into(),
             BackfillError::Transform { error, .. } => transform_failure(message, &error),
-            BackfillError::Rows { .. } => {
-                Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_source_rows", message)
-            }
+            BackfillError::Rows { .. } => Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_source_rows",
+                message,
+            ),
             BackfillError::BadChunk { .. } | BackfillError::Internal(_) => Self::internal(&message),
         }
     }

@@ -95,7 +95,9 @@ pub async fn start_backfill(
 
 /// `GET /backfills`: recent jobs, newest first.
 pub async fn list_backfills(State(state): Shared) -> Result<impl IntoResponse, ApiError> {
-    Ok(Json(json!({ "jobs": state.lockstep.offline().jobs(50).await? })))
+    Ok(Json(
+        json!({ "jobs": state.lockstep.offline().jobs(50).await? }),
+    ))
 }
 
 /// `GET /backfills/{id}`.
@@ -137,7 +139,9 @@ pub async fn training_set(
         let mut bytes = Vec::new();
         let mut writer = parquet::arrow::ArrowWriter::try_new(&mut bytes, set.batch.schema(), None)
             .map_err(|e| ApiError::internal(&e))?;
-        writer.write(&set.batch).map_err(|e| ApiError::internal(&e))?;
+        writer
+            .write(&set.batch)
+            .map_err(|e| ApiError::internal(&e))?;
         writer.close().map_err(|e| ApiError::internal(&e))?;
         return Ok(([(header::CONTENT_TYPE, PARQUET)], bytes).into_response());
     }
@@ -148,7 +152,9 @@ pub async fn training_set(
         .iter()
         .zip(set.batch.columns())
         .map(|(field, array)| {
-            let values = (0..array.len()).map(|row| to_json(array.as_ref(), row)).collect();
+            let values = (0..array.len())
+                .map(|row| to_json(array.as_ref(), row))
+                .collect();
             (field.name().clone(), serde_json::Value::Array(values))
         })
         .collect();
@@ -166,7 +172,8 @@ fn entity_batch(
     required: &[FieldSpec],
     optional: &[FieldSpec],
 ) -> Result<RecordBatch, ApiError> {
-    let invalid = |message: String| ApiError::new(StatusCode::BAD_REQUEST, "invalid_entity_rows", message);
+    let invalid =
+        |message: String| ApiError::new(StatusCode::BAD_REQUEST, "invalid_entity_rows", message);
     let rows = columns.values().map(Vec::len).max().unwrap_or(0);
     if let Some((name, values)) = columns.iter().find(|(_, values)| values.len() != rows) {
         return Err(invalid(format!(
@@ -178,7 +185,10 @@ fn entity_batch(
     let mut arrays = Vec::new();
     for field in required {
         let values = columns.get(&field.name).ok_or_else(|| {
-            invalid(format!("the entity rows need a column `{}` ({})", field.name, field.value_type))
+            invalid(format!(
+                "the entity rows need a column `{}` ({})",
+                field.name, field.value_type
+            ))
         })?;
         arrays.push(from_json(field, values).map_err(invalid)?);
         fields.push(field.clone());

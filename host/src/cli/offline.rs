@@ -25,12 +25,7 @@ pub async fn backfill(lockstep: &Lockstep, request: BackfillRequest) -> anyhow::
     let job = &planned.job;
     eprintln!(
         "backfill job {} of {} into offline table {}: {} chunk(s), {} already done, window {}",
-        job.id,
-        job.view,
-        job.table,
-        job.chunks_total,
-        job.chunks_done,
-        job.window
+        job.id, job.view, job.table, job.chunks_total, job.chunks_done, job.window
     );
     let progress = Progress::new(job, planned.estimated_rows);
     let summary = lockstep
@@ -47,7 +42,11 @@ fn print_summary(summary: &BackfillSummary, seconds: f64) {
     println!(
         "backfill job {} {}: {}/{} chunks done",
         job.id,
-        if job.is_complete() { "complete" } else { "incomplete" },
+        if job.is_complete() {
+            "complete"
+        } else {
+            "incomplete"
+        },
         job.chunks_done,
         job.chunks_total
     );
@@ -189,11 +188,10 @@ pub async fn training_set(
         .await
         .map_err(|e| super::coded(&e, e.code()))?;
     let path = entities.to_owned();
-    let (batches, _) = tokio::task::spawn_blocking(move || {
-        crate::source::read_file(&path, &required, &optional)
-    })
-    .await?
-    .map_err(|e| super::coded(&e, "invalid_entity_rows"))?;
+    let (batches, _) =
+        tokio::task::spawn_blocking(move || crate::source::read_file(&path, &required, &optional))
+            .await?
+            .map_err(|e| super::coded(&e, "invalid_entity_rows"))?;
     let schema = match batches.first() {
         Some(batch) => batch.schema(),
         None => anyhow::bail!("{} has no rows", entities.display()),

@@ -140,7 +140,10 @@ pub async fn run(command: Command, mut config: Config) -> anyhow::Result<()> {
             timestamp_column,
         } => {
             let (feature_service, features) = if features.contains(':') {
-                (None, features.split(',').map(|f| f.trim().to_owned()).collect())
+                (
+                    None,
+                    features.split(',').map(|f| f.trim().to_owned()).collect(),
+                )
             } else {
                 (Some(features), Vec::new())
             };
@@ -193,5 +196,3 @@ fn upload_code(error: &crate::pipeline::UploadError) -> &'static str {
         UploadError::Registry(registry) => registry.code(),
     }
 }
-
-

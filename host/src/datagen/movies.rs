@@ -45,6 +45,17 @@ const PROFILE_MAX_GAP_DAYS: i64 = 10;
 /// Probability that a watch event carries a rating.
 const RATED: f64 = 0.4;
 
+/// Activity skew of users: `u^1.5`, the top 1% watch ~4.6% of the events (see `Draw::skewed`).
+/// Only exactly rounded float operations (no `powf`), so every platform draws the same ranks.
+fn user_skew(u: f64) -> f64 {
+    u * u.sqrt()
+}
+
+/// Popularity skew of movies: `u^2`, the top 1% get ~10% of the watches.
+fn movie_skew(u: f64) -> f64 {
+    u * u
+}
+
 /// The size and shape of the generated movie data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MovieDataSpec {
@@ -202,7 +213,9 @@ pub fn user_profiles_schema() -> SchemaRef {
     ]))
 }
 
-/// The columns of `movie_metadata.csv`, as they should be read back.
+/// The columns of `movie_metadata.csv`, as they should be read back. Arrow's CSV reader cannot
+/// resolve the zone name `UTC` without its `chrono-tz` feature: read `event_timestamp` as
+/// `Timestamp(Microsecond, None)` (or zone `+00:00`); the values are the same UTC instants.
 pub fn movie_metadata_schema() -> SchemaRef {
     let mut fields = vec![
         Field::new("movie_id", DataType::Int64, false),
@@ -311,8 +324,8 @@ pub fn write_movie_data(dir: &Path, spec: &MovieDataSpec) -> Result<WrittenFiles
             let mut ratings = Vec::with_capacity(chunk.len());
             for &at in chunk {
                 side.emit_due(at)?;
-                let user = population.by_rank[rng.skewed(spec.users, 3)] as usize;
-                let movie = catalog.by_rank[rng.skewed(spec.movies, 4)] as usize;
+                let user = population.by_rank[rng.skewed(spec.users, user_skew)] as usize;
+                let movie = catalog.by_rank[rng.skewed(spec.movies, movie_skew)] as usize;
                 let runtime = catalog.movies[movie].runtime;
                 let roll = rng.unit();
                 let completion = if roll < 0.45 {
@@ -413,12 +426,12 @@ pub fn write_entity_rows(
             } else if roll < 0.3 {
                 1 + rng.below(spec.users)
             } else {
-                population.by_rank[rng.skewed(spec.users, 3)] + 1
+                population.by_rank[rng.skewed(spec.users, user_skew)] + 1
             };
             let movie = if rng.chance(0.05) {
                 None
             } else {
-                Some(catalog.by_rank[rng.skewed(spec.movies, 4)] as usize)
+                Some(catalog.by_rank[rng.skewed(spec.movies, movie_skew)] as usize)
             };
             let at = if rng.chance(0.05) {
                 START_MICROS - 1 - rng.below(7 * DAY_MICROS as u64) as i64
@@ -505,8 +518,9 @@ trait Draw {
     /// Uniform in `[0, 1)`.
     fn unit(&mut self) -> f64;
     fn chance(&mut self, p: f64) -> bool;
-    /// A rank in `0..n`, low ranks far more likely (`n * u^power`).
-    fn skewed(&mut self, n: u64, power: i32) -> usize;
+    /// A rank in `0..n`, low ranks more likely: `n * shape(u)`; with `shape(u) = u^k` the top
+    /// fraction `x` of the ranks gets a share `x^(1 / k)` of the draws.
+    fn skewed(&mut self, n: u64, shape: fn(f64) -> f64) -> usize;
 }
 
 impl Draw for SplitMix64 {
@@ -522,8 +536,8 @@ impl Draw for SplitMix64 {
         self.unit() < p
     }
 
-    fn skewed(&mut self, n: u64, power: i32) -> usize {
-        ((n as f64 * self.unit().powi(power)) as u64).min(n - 1) as usize
+    fn skewed(&mut self, n: u64, shape: fn(f64) -> f64) -> usize {
+        ((n as f64 * shape(self.unit())) as u64).min(n - 1) as usize
     }
 }
 
@@ -567,7 +581,7 @@ impl Catalog {
                 }
                 Movie {
                     runtime: 80 + rng.below(101) as i64,
-                    release_year: 2025 - (65.0 * rng.unit().powi(2)) as i64,
+                    release_year: 2025 - (65.0 * movie_skew(rng.unit())) as i64,
                     genres,
                     primary_genre: primary,
                     quality: (3.0 + 3.0 * (rng.unit() + rng.unit())).min(9.5),
@@ -580,8 +594,9 @@ impl Catalog {
         let n = spec.movies as f64;
         for (rank, &movie) in by_rank.iter().enumerate() {
             let movie = &mut movies[movie as usize];
+            // Follows the watch density at the rank, `x^(-1/2)` for `movie_skew`.
             movie.base_popularity =
-                0.5 + 2.0 * ((rank as f64 + 1.0) / n).powf(-0.75) * (0.8 + 0.4 * rng.unit());
+                0.5 + 5.0 / ((rank as f64 + 1.0) / n).sqrt() * (0.8 + 0.4 * rng.unit());
             movie.base_votes = 5 + (movie.base_popularity * (20.0 + 60.0 * rng.unit())) as u64;
         }
         Self { movies, by_rank }
@@ -947,7 +962,20 @@ mod tests {
     }
 
     fn read_csv(path: &Path) -> Vec<RecordBatch> {
-        arrow::csv::ReaderBuilder::new(movie_metadata_schema())
+        // Arrow's CSV reader cannot resolve the zone name "UTC" without chrono-tz: read the
+        // timestamps zone-less (the `Z` suffix makes them UTC instants anyway).
+        let fields = movie_metadata_schema()
+            .fields()
+            .iter()
+            .map(|field| match field.data_type() {
+                DataType::Timestamp(unit, _) => field
+                    .as_ref()
+                    .clone()
+                    .with_data_type(DataType::Timestamp(*unit, None)),
+                _ => field.as_ref().clone(),
+            })
+            .collect::<Vec<_>>();
+        arrow::csv::ReaderBuilder::new(Arc::new(Schema::new(fields)))
             .with_header(true)
             .build(File::open(path).unwrap())
             .unwrap()
@@ -1011,6 +1039,7 @@ mod tests {
         let mut rated = 0;
         let mut per_user: HashMap<i64, u64> = HashMap::new();
         let mut runtime_of: HashMap<i64, i64> = HashMap::new();
+        let mut rated_at: HashMap<i64, Vec<i64>> = HashMap::new();
         for path in &written.watch_event_files {
             let (schema, batches, row_groups) = read_parquet(path);
             assert_eq!(schema, watch_events_schema());
@@ -1036,6 +1065,9 @@ mod tests {
                 let runtimes = int64(batch, "runtime");
                 let seconds = int64(batch, "watch_seconds");
                 for i in 0..batch.num_rows() {
+                    if ratings.is_valid(i) {
+                        rated_at.entry(movies[i]).or_default().push(times[i]);
+                    }
                     assert!((1..=spec.users as i64).contains(&users[i]));
                     assert!((1..=spec.movies as i64).contains(&movies[i]));
                     assert!((80..=180).contains(&runtimes[i]));
@@ -1051,7 +1083,7 @@ mod tests {
         assert!((0.35..0.45).contains(&rated_share), "rated {rated_share}");
         let busiest = per_user.values().max().copied().unwrap();
         assert!(
-            busiest > 10 * spec.events / spec.users,
+            busiest > 4 * spec.events / spec.users,
             "activity not skewed"
         );
 
@@ -1126,9 +1158,12 @@ mod tests {
         assert_eq!(rows as u64, written.rows.movie_metadata);
         assert_eq!(rows as u64, spec.movies * 3);
         let mut last = i64::MIN;
+        // vote_count = the movie's votes before the period + its ratings up to the refresh.
+        let mut votes_before: HashMap<i64, i64> = HashMap::new();
         for batch in &batches {
             let movies = int64(batch, "movie_id");
             let runtimes = int64(batch, "runtime");
+            let vote_counts = int64(batch, "vote_count");
             let times = timestamps(batch, "event_timestamp");
             let votes = batch
                 .column_by_name("vote_average")
@@ -1153,6 +1188,13 @@ mod tests {
                 if let Some(&runtime) = runtime_of.get(&movies[i]) {
                     assert_eq!(runtime, runtimes[i], "movie {} runtime", movies[i]);
                 }
+                let ratings_so_far = rated_at.get(&movies[i]).map_or(0, |times_rated| {
+                    times_rated.iter().filter(|&&at| at <= times[i]).count() as i64
+                });
+                let before = *votes_before
+                    .entry(movies[i])
+                    .or_insert(vote_counts[i] - ratings_so_far);
+                assert_eq!(vote_counts[i] - ratings_so_far, before);
             }
         }
         // Popular movies show up in the events with the metadata's runtime.

@@ -237,7 +237,10 @@ pub trait OfflineStore: Send + Sync {
 }
 
 /// A digest of a table's whole content, for comparing two runs.
-pub async fn checksum(store: &dyn OfflineStore, table: &ViewTable) -> Result<(u64, String), OfflineError> {
+pub async fn checksum(
+    store: &dyn OfflineStore,
+    table: &ViewTable,
+) -> Result<(u64, String), OfflineError> {
     let batches = store.scan(table).await?;
     let mut rows = 0u64;
     let mut bytes = Vec::new();
@@ -263,7 +266,10 @@ pub(crate) const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The columns of the entity table: [`EVENT_TS`] and every join key of `views`, checked
 /// against the entity batch.
-fn entity_fields(entities: &RecordBatch, views: &[PitView]) -> Result<Vec<FieldSpec>, OfflineError> {
+fn entity_fields(
+    entities: &RecordBatch,
+    views: &[PitView],
+) -> Result<Vec<FieldSpec>, OfflineError> {
     let mut fields = vec![FieldSpec {
         name: EVENT_TS.to_owned(),
         value_type: ValueType::Timestamp,

@@ -28,7 +28,12 @@ impl CopyWriter {
 
     /// Appends `rows` rows made of `columns` (each `(type, array)`), prefixed by a row
     /// ordinal column when `first_ordinal` is given.
-    pub fn append(&mut self, columns: &[(ValueType, &ArrayRef)], rows: usize, first_ordinal: Option<i64>) {
+    pub fn append(
+        &mut self,
+        columns: &[(ValueType, &ArrayRef)],
+        rows: usize,
+        first_ordinal: Option<i64>,
+    ) {
         let count = columns.len() + usize::from(first_ordinal.is_some());
         let count = i16::try_from(count).expect("fewer than 32k columns");
         for row in 0..rows {
@@ -54,7 +59,9 @@ impl CopyWriter {
             return;
         }
         match value_type {
-            ValueType::Int64 => self.fixed(&array.as_primitive::<Int64Type>().value(row).to_be_bytes()),
+            ValueType::Int64 => {
+                self.fixed(&array.as_primitive::<Int64Type>().value(row).to_be_bytes())
+            }
             ValueType::Float64 => self.fixed(
                 &array
                     .as_primitive::<Float64Type>()
@@ -137,12 +144,19 @@ impl CopyReader {
             if &data[..SIGNATURE.len()] != SIGNATURE {
                 return Err(corrupt("not a binary COPY stream"));
             }
-            let extension = i32::from_be_bytes(data[SIGNATURE.len() + 4..header].try_into().expect("4 bytes"));
-            at = header + usize::try_from(extension).map_err(|_| corrupt("negative header extension"))?;
+            let extension = i32::from_be_bytes(
+                data[SIGNATURE.len() + 4..header]
+                    .try_into()
+                    .expect("4 bytes"),
+            );
+            at = header
+                + usize::try_from(extension).map_err(|_| corrupt("negative header extension"))?;
             self.header_done = true;
         }
         while !self.finished {
-            let Some(count) = data.get(at..at + 2) else { break };
+            let Some(count) = data.get(at..at + 2) else {
+                break;
+            };
             let count = i16::from_be_bytes(count.try_into().expect("2 bytes"));
             if count == -1 {
                 self.finished = true;
@@ -203,7 +217,13 @@ impl CopyReader {
         if !self.finished || !self.pending.is_empty() {
             return Err(corrupt("the COPY stream ended in the middle"));
         }
-        Ok((self.rows, self.builders.into_iter().map(ColumnBuilder::finish).collect()))
+        Ok((
+            self.rows,
+            self.builders
+                .into_iter()
+                .map(ColumnBuilder::finish)
+                .collect(),
+        ))
     }
 }
 
@@ -216,7 +236,9 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use arrow::array::{BooleanArray, Float64Array, Int64Array, StringArray, TimestampMicrosecondArray};
+    use arrow::array::{
+        BooleanArray, Float64Array, Int64Array, StringArray, TimestampMicrosecondArray,
+    };
 
     #[test]
     fn encoding_and_decoding_round_trip_in_any_piece_sizes() {

@@ -107,7 +107,11 @@ impl PostgresStore {
         format!("{}.{}", ident(&self.schema), ident(name))
     }
 
-    async fn status_where(&self, condition: &str, bind: i64) -> Result<Vec<JobStatus>, OfflineError> {
+    async fn status_where(
+        &self,
+        condition: &str,
+        bind: i64,
+    ) -> Result<Vec<JobStatus>, OfflineError> {
         let sql = format!(
             "SELECT j.id, j.project, j.view, j.table_name, j.time_window, j.chunks,
                 CAST(count(c.seq) FILTER (WHERE c.done) AS INTEGER),
@@ -139,7 +143,13 @@ impl PostgresStore {
         let mut tx = conn.begin().await?;
         let columns: Vec<String> = entity_fields
             .iter()
-            .map(|field| format!("{} {}", ident(&field.name), Dialect::Postgres.column_type(field.value_type)))
+            .map(|field| {
+                format!(
+                    "{} {}",
+                    ident(&field.name),
+                    Dialect::Postgres.column_type(field.value_type)
+                )
+            })
             .collect();
         sqlx::query(&format!(
             "CREATE TEMPORARY TABLE lockstep_entities ({} BIGINT, {}) ON COMMIT DROP",
@@ -170,14 +180,25 @@ impl PostgresStore {
             writer.finish(),
         )
         .await?;
-        sqlx::query("ANALYZE lockstep_entities").execute(&mut *tx).await?;
-        let decoded = copy_out(&mut tx, &format!("COPY ({sql}) TO STDOUT (FORMAT binary)"), &types).await?;
+        sqlx::query("ANALYZE lockstep_entities")
+            .execute(&mut *tx)
+            .await?;
+        let decoded = copy_out(
+            &mut tx,
+            &format!("COPY ({sql}) TO STDOUT (FORMAT binary)"),
+            &types,
+        )
+        .await?;
         tx.commit().await?;
         Ok(decoded)
     }
 }
 
-async fn copy_in(conn: &mut PgConnection, statement: &str, payload: Vec<u8>) -> Result<u64, OfflineError> {
+async fn copy_in(
+    conn: &mut PgConnection,
+    statement: &str,
+    payload: Vec<u8>,
+) -> Result<u64, OfflineError> {
     let mut copy = conn.copy_in_raw(statement).await?;
     if let Err(error) = copy.send(payload).await {
         // Best effort: the connection reports the original error either way.
@@ -201,8 +222,10 @@ async fn copy_out(
 }
 
 fn status_from_row(row: &PgRow) -> Result<JobStatus, OfflineError> {
-    let count = |i: usize| -> Result<u32, OfflineError> { Ok(row.try_get::<i32, _>(i)?.max(0) as u32) };
-    let total = |i: usize| -> Result<u64, OfflineError> { Ok(row.try_get::<i64, _>(i)?.max(0) as u64) };
+    let count =
+        |i: usize| -> Result<u32, OfflineError> { Ok(row.try_get::<i32, _>(i)?.max(0) as u32) };
+    let total =
+        |i: usize| -> Result<u64, OfflineError> { Ok(row.try_get::<i64, _>(i)?.max(0) as u64) };
     Ok(JobStatus {
         id: row.try_get(0)?,
         project: row.try_get(1)?,
@@ -234,7 +257,8 @@ impl OfflineStore for PostgresStore {
         };
         table.check().map_err(conflict)?;
         let qualified = self.qualified(&table.name);
-        self.ddl(&[Dialect::Postgres.create_table(&qualified, table)]).await?;
+        self.ddl(&[Dialect::Postgres.create_table(&qualified, table)])
+            .await?;
         let existing: Vec<String> = sqlx::query_scalar(
             "SELECT column_name::text FROM information_schema.columns \
              WHERE table_schema = $1 AND table_name = $2 ORDER BY ordinal_position",
@@ -395,13 +419,21 @@ impl OfflineStore for PostgresStore {
         }
         // A crash loses only whole transactions, checkpoint and rows together, which the
         // next run redoes: durability of each commit is not needed for correctness.
-        sqlx::query("SET LOCAL synchronous_commit = off").execute(&mut *tx).await?;
+        sqlx::query("SET LOCAL synchronous_commit = off")
+            .execute(&mut *tx)
+            .await?;
         let fields = table.row_fields();
         let total: usize = rows.iter().map(RecordBatch::num_rows).sum();
         if total > 0 {
             let staged: Vec<String> = fields
                 .iter()
-                .map(|field| format!("{} {}", ident(&field.name), Dialect::Postgres.column_type(field.value_type)))
+                .map(|field| {
+                    format!(
+                        "{} {}",
+                        ident(&field.name),
+                        Dialect::Postgres.column_type(field.value_type)
+                    )
+                })
                 .collect();
             sqlx::query(&format!(
                 "CREATE TEMPORARY TABLE lockstep_stage (lockstep_ord BIGINT, {}) ON COMMIT DROP",
@@ -475,7 +507,11 @@ impl OfflineStore for PostgresStore {
             .flatten()
             .map(|field| field.value_type)
             .collect();
-        let types = if types.is_empty() { vec![ValueType::Int64] } else { types };
+        let types = if types.is_empty() {
+            vec![ValueType::Int64]
+        } else {
+            types
+        };
         let mut parts = JoinSet::new();
         let rows = entities.num_rows();
         let starts: Vec<usize> = (0..rows.max(1)).step_by(PIT_PART_ROWS).collect();
@@ -496,7 +532,11 @@ impl OfflineStore for PostgresStore {
             let (index, part) = joined.map_err(|e| OfflineError::Unavailable(e.to_string()))?;
             ordered[index] = Some(part?.1);
         }
-        super::assemble(ordered.into_iter().flatten().collect(), &feature_fields, rows)
+        super::assemble(
+            ordered.into_iter().flatten().collect(),
+            &feature_fields,
+            rows,
+        )
     }
 
     async fn scan(&self, table: &ViewTable) -> Result<Vec<RecordBatch>, OfflineError> {
@@ -504,7 +544,12 @@ impl OfflineStore for PostgresStore {
         let types: Vec<ValueType> = fields.iter().map(|f| f.value_type).collect();
         let sql = Dialect::Postgres.scan(&self.qualified(&table.name), table);
         let mut conn = self.pool.acquire().await?;
-        let (_, arrays) = copy_out(&mut conn, &format!("COPY ({sql}) TO STDOUT (FORMAT binary)"), &types).await?;
+        let (_, arrays) = copy_out(
+            &mut conn,
+            &format!("COPY ({sql}) TO STDOUT (FORMAT binary)"),
+            &types,
+        )
+        .await?;
         let batch = RecordBatch::try_new(arrow_schema(&fields), arrays)
             .map_err(|e| OfflineError::Corrupt(e.to_string()))?;
         Ok(vec![batch])

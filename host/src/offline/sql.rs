@@ -1,8 +1,8 @@
 //! SQL text shared by both offline backends, which differ only where the dialects do:
 //! column types, and how the point-in-time lookup picks one row per entity row.
 
-use super::table::{CREATED_TS, EVENT_TS, ViewTable};
 use super::PitView;
+use super::table::{CREATED_TS, EVENT_TS, ViewTable};
 use crate::model::ValueType;
 
 /// The SQL dialect of a backend.
@@ -76,7 +76,10 @@ impl Dialect {
             .map(|name| format!("{name} = excluded.{name}"))
             .collect();
         let current: Vec<String> = updated.iter().map(|name| format!("t.{name}")).collect();
-        let incoming: Vec<String> = updated.iter().map(|name| format!("excluded.{name}")).collect();
+        let incoming: Vec<String> = updated
+            .iter()
+            .map(|name| format!("excluded.{name}"))
+            .collect();
         let distinct = match self {
             Dialect::Postgres => "IS DISTINCT FROM",
             Dialect::Sqlite => "IS NOT",

@@ -115,7 +115,11 @@ impl SqliteStore {
         Ok(WriteTx { tx, _guard: guard })
     }
 
-    async fn status_where(&self, condition: &str, bind: i64) -> Result<Vec<JobStatus>, OfflineError> {
+    async fn status_where(
+        &self,
+        condition: &str,
+        bind: i64,
+    ) -> Result<Vec<JobStatus>, OfflineError> {
         let sql = format!(
             "SELECT j.id, j.project, j.view, j.table_name, j.time_window, j.chunks,
                 count(c.seq) FILTER (WHERE c.done),
@@ -179,9 +183,7 @@ fn bind<'q>(
 ) -> Query<'q, Sqlite, SqliteArguments<'q>> {
     let valid = array.is_valid(row);
     match value_type {
-        ValueType::Int64 => {
-            query.bind(valid.then(|| array.as_primitive::<Int64Type>().value(row)))
-        }
+        ValueType::Int64 => query.bind(valid.then(|| array.as_primitive::<Int64Type>().value(row))),
         ValueType::Timestamp => {
             query.bind(valid.then(|| array.as_primitive::<TimestampMicrosecondType>().value(row)))
         }
@@ -226,8 +228,10 @@ fn decode(rows: &[SqliteRow], types: &[ValueType]) -> Result<Vec<ArrayRef>, Offl
 }
 
 fn status_from_row(row: &SqliteRow) -> Result<JobStatus, OfflineError> {
-    let count = |i: usize| -> Result<u32, OfflineError> { Ok(row.try_get::<i64, _>(i)?.max(0) as u32) };
-    let total = |i: usize| -> Result<u64, OfflineError> { Ok(row.try_get::<i64, _>(i)?.max(0) as u64) };
+    let count =
+        |i: usize| -> Result<u32, OfflineError> { Ok(row.try_get::<i64, _>(i)?.max(0) as u32) };
+    let total =
+        |i: usize| -> Result<u64, OfflineError> { Ok(row.try_get::<i64, _>(i)?.max(0) as u64) };
     Ok(JobStatus {
         id: row.try_get(0)?,
         project: row.try_get(1)?,
@@ -310,12 +314,14 @@ impl OfflineStore for SqliteStore {
                 .fetch_one(&mut *tx.tx)
                 .await?;
                 for (seq, spec) in plan.chunks.iter().enumerate() {
-                    sqlx::query("INSERT INTO backfill_chunks (job_id, seq, spec) VALUES ($1, $2, $3)")
-                        .bind(id)
-                        .bind(seq as i64)
-                        .bind(spec)
-                        .execute(&mut *tx.tx)
-                        .await?;
+                    sqlx::query(
+                        "INSERT INTO backfill_chunks (job_id, seq, spec) VALUES ($1, $2, $3)",
+                    )
+                    .bind(id)
+                    .bind(seq as i64)
+                    .bind(spec)
+                    .execute(&mut *tx.tx)
+                    .await?;
                 }
                 id
             }
@@ -467,7 +473,13 @@ impl OfflineStore for SqliteStore {
         let mut tx = sqlx::Connection::begin(&mut *conn).await?;
         let columns: Vec<String> = entity_fields
             .iter()
-            .map(|f| format!("{} {}", ident(&f.name), Dialect::Sqlite.column_type(f.value_type)))
+            .map(|f| {
+                format!(
+                    "{} {}",
+                    ident(&f.name),
+                    Dialect::Sqlite.column_type(f.value_type)
+                )
+            })
             .collect();
         sqlx::query("DROP TABLE IF EXISTS temp.lockstep_entities")
             .execute(&mut *tx)
@@ -500,11 +512,18 @@ impl OfflineStore for SqliteStore {
             "",
         )
         .await?;
-        let sql = Dialect::Sqlite.point_in_time("lockstep_entities", views, |table| ident(&table.name));
+        let sql =
+            Dialect::Sqlite.point_in_time("lockstep_entities", views, |table| ident(&table.name));
         let rows = sqlx::query(&sql).fetch_all(&mut *tx).await?;
-        sqlx::query("DROP TABLE temp.lockstep_entities").execute(&mut *tx).await?;
+        sqlx::query("DROP TABLE temp.lockstep_entities")
+            .execute(&mut *tx)
+            .await?;
         tx.rollback().await?;
-        let arrays = if types.is_empty() { Vec::new() } else { decode(&rows, &types)? };
+        let arrays = if types.is_empty() {
+            Vec::new()
+        } else {
+            decode(&rows, &types)?
+        };
         super::assemble(vec![arrays], &feature_fields, entities.num_rows())
     }
 

@@ -130,15 +130,36 @@ mod tests {
 
     #[test]
     fn names_change_with_the_schema_and_fit_postgres() {
-        let table = ViewTable::new("movies", "v", vec![field("k")], vec![field("a")], None, None);
+        let table = ViewTable::new(
+            "movies",
+            "v",
+            vec![field("k")],
+            vec![field("a")],
+            None,
+            None,
+        );
         assert!(table.name.starts_with("movies__v__"));
         assert_eq!(table.name.len(), "movies__v__".len() + 8);
-        let other = ViewTable::new("movies", "v", vec![field("k")], vec![field("b")], None, None);
+        let other = ViewTable::new(
+            "movies",
+            "v",
+            vec![field("k")],
+            vec![field("b")],
+            None,
+            None,
+        );
         assert_ne!(table.name, other.name);
         let long = ViewTable::new(&"p".repeat(40), &"v".repeat(40), vec![], vec![], None, None);
         assert_eq!(long.name.len(), MAX_NAME);
         assert!(table.check().is_ok());
-        let clash = ViewTable::new("p", "v", vec![field("k")], vec![field(EVENT_TS)], None, None);
+        let clash = ViewTable::new(
+            "p",
+            "v",
+            vec![field("k")],
+            vec![field(EVENT_TS)],
+            None,
+            None,
+        );
         assert!(clash.check().unwrap_err().contains("appears twice"));
     }
 }

@@ -6,7 +6,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use arrow::array::{Array, ArrayRef, BooleanArray, RecordBatch, StringArray, TimestampMicrosecondArray};
+use arrow::array::{
+    Array, ArrayRef, BooleanArray, RecordBatch, StringArray, TimestampMicrosecondArray,
+};
 use arrow::compute::filter_record_batch;
 use serde::{Deserialize, Serialize};
 
@@ -49,7 +51,9 @@ pub enum BackfillError {
     },
     #[error("feature view `{0}` has `offline = false`: it has no offline table to backfill")]
     NotOffline(String),
-    #[error("feature view `{view}` reads source `{source_name}`, a {kind} source: only parquet, csv and postgres sources can be backfilled")]
+    #[error(
+        "feature view `{view}` reads source `{source_name}`, a {kind} source: only parquet, csv and postgres sources can be backfilled"
+    )]
     NotBatch {
         view: String,
         source_name: String,
@@ -102,7 +106,10 @@ impl BackfillError {
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum BackfillEvent {
     /// The job exists: how much of it is left.
-    Planned { job: JobStatus, estimated_rows: Option<u64> },
+    Planned {
+        job: JobStatus,
+        estimated_rows: Option<u64>,
+    },
     /// One chunk committed by this process.
     ChunkDone {
         seq: u32,
@@ -180,7 +187,11 @@ impl Lockstep {
                 other => BackfillError::Internal(other.to_string()),
             })?;
         let Some(view) = definitions.feature_views.get(&request.view) else {
-            let known: Vec<&str> = definitions.feature_views.keys().map(String::as_str).collect();
+            let known: Vec<&str> = definitions
+                .feature_views
+                .keys()
+                .map(String::as_str)
+                .collect();
             return Err(BackfillError::UnknownView {
                 project,
                 view: request.view.clone(),
@@ -342,7 +353,9 @@ impl Lockstep {
                     message: e.to_string(),
                 })?;
             let started = Instant::now();
-            let (rows, counts) = self.run_leased(&planned.context, &claim, &chunk, lease).await?;
+            let (rows, counts) = self
+                .run_leased(&planned.context, &claim, &chunk, lease)
+                .await?;
             if self
                 .offline
                 .commit_chunk(&planned.context.table, &claim, &rows, counts)
@@ -479,15 +492,15 @@ fn run_chunk(
             Some((digest, inputs, outputs)) => {
                 let (kept, output, rejected) = transform(runtime, digest, inputs, outputs, batch)
                     .map_err(|error| match error {
-                        StepError::Run(error) => BackfillError::Transform {
-                            chunk: describe(),
-                            error,
-                        },
-                        StepError::Columns(error) => BackfillError::Rows {
-                            chunk: describe(),
-                            message: error.to_string(),
-                        },
-                    })?;
+                    StepError::Run(error) => BackfillError::Transform {
+                        chunk: describe(),
+                        error,
+                    },
+                    StepError::Columns(error) => BackfillError::Rows {
+                        chunk: describe(),
+                        message: error.to_string(),
+                    },
+                })?;
                 counts.rows_rejected += rejected;
                 (kept, Some(output))
             }
@@ -495,10 +508,11 @@ fn run_chunk(
         if batch.num_rows() == 0 {
             continue;
         }
-        let rows = layout(job, &batch, features.as_ref()).map_err(|message| BackfillError::Rows {
-            chunk: describe(),
-            message,
-        })?;
+        let rows =
+            layout(job, &batch, features.as_ref()).map_err(|message| BackfillError::Rows {
+                chunk: describe(),
+                message,
+            })?;
         counts.rows_out += rows.num_rows() as u64;
         out.push(rows);
     }
@@ -534,7 +548,12 @@ fn transform(
                 }
             }
             if let Some((row, message)) = errors.first() {
-                tracing::debug!(rejected = errors.len(), row, message, "transform rejected rows");
+                tracing::debug!(
+                    rejected = errors.len(),
+                    row,
+                    message,
+                    "transform rejected rows"
+                );
             }
             let rejected = keep.iter().filter(|k| !**k).count() as u64;
             let kept = filter_record_batch(&batch, &BooleanArray::from(keep))
@@ -553,7 +572,11 @@ fn transform(
 }
 
 /// A source batch (and its transform outputs) in the table's row layout.
-fn layout(job: &JobContext, batch: &RecordBatch, outputs: Option<&RecordBatch>) -> Result<RecordBatch, String> {
+fn layout(
+    job: &JobContext,
+    batch: &RecordBatch,
+    outputs: Option<&RecordBatch>,
+) -> Result<RecordBatch, String> {
     let column = |name: &str| -> Result<ArrayRef, String> {
         batch
             .column_by_name(name)
@@ -569,7 +592,11 @@ fn layout(job: &JobContext, batch: &RecordBatch, outputs: Option<&RecordBatch>) 
     for key in &job.table.join_keys {
         let array = column(&key.name)?;
         if array.null_count() > 0 {
-            return Err(format!("join key `{}` is null in {} rows", key.name, array.null_count()));
+            return Err(format!(
+                "join key `{}` is null in {} rows",
+                key.name,
+                array.null_count()
+            ));
         }
         arrays.push(array);
     }
@@ -583,7 +610,10 @@ fn layout(job: &JobContext, batch: &RecordBatch, outputs: Option<&RecordBatch>) 
         .ok_or_else(|| format!("feature `{}` is missing", feature.name))?;
         arrays.push(array);
     }
-    let digest = job.transform.as_ref().map(|(digest, _, _)| digest.to_string());
+    let digest = job
+        .transform
+        .as_ref()
+        .map(|(digest, _, _)| digest.to_string());
     arrays.push(Arc::new(StringArray::from(vec![digest; batch.num_rows()])));
     RecordBatch::try_new(arrow_schema(&job.table.row_fields()), arrays).map_err(|e| e.to_string())
 }

@@ -29,7 +29,11 @@ pub fn evaluate(
     rows: usize,
     batch_rows: usize,
 ) -> Result<Evaluated, RunError> {
-    let fields: Vec<FieldSpec> = view.inputs.iter().map(|binding| binding.input.clone()).collect();
+    let fields: Vec<FieldSpec> = view
+        .inputs
+        .iter()
+        .map(|binding| binding.input.clone())
+        .collect();
     // Only rows with every required input go to the transform.
     let complete: Vec<bool> = (0..rows)
         .map(|row| {
@@ -109,7 +113,13 @@ pub fn evaluate(
     let mut compact_rows = positions.into_iter();
     let indices: UInt32Array = complete
         .iter()
-        .map(|&ok| if ok { compact_rows.next().flatten() } else { None })
+        .map(|&ok| {
+            if ok {
+                compact_rows.next().flatten()
+            } else {
+                None
+            }
+        })
         .collect();
     let features = view
         .features

@@ -105,9 +105,13 @@ impl TrainingSet {
         let mut writer =
             parquet::arrow::ArrowWriter::try_new(file, self.batch.schema(), Some(properties))
                 .map_err(|e| failed(e.to_string()))?;
-        writer.write(&self.batch).map_err(|e| failed(e.to_string()))?;
+        writer
+            .write(&self.batch)
+            .map_err(|e| failed(e.to_string()))?;
         writer.close().map_err(|e| failed(e.to_string()))?;
-        Ok(std::fs::metadata(path).map_err(|e| failed(e.to_string()))?.len())
+        Ok(std::fs::metadata(path)
+            .map_err(|e| failed(e.to_string()))?
+            .len())
     }
 }
 
@@ -158,8 +162,9 @@ impl Lockstep {
             store_fields.push(key.clone());
             store_arrays.push(entity_column(entities, &key.name, key.value_type)?);
         }
-        let store_entities = RecordBatch::try_new(crate::columnar::arrow_schema(&store_fields), store_arrays)
-            .map_err(|e| TrainingSetError::Entities(e.to_string()))?;
+        let store_entities =
+            RecordBatch::try_new(crate::columnar::arrow_schema(&store_fields), store_arrays)
+                .map_err(|e| TrainingSetError::Entities(e.to_string()))?;
         let pit: Vec<PitView> = plan
             .pit_views
             .iter()
@@ -188,14 +193,12 @@ impl Lockstep {
                 .inputs
                 .iter()
                 .map(|binding| match &binding.provider {
-                    Provider::Request | Provider::JoinKey => entity_column(
-                        entities,
-                        &binding.input.name,
-                        binding.input.value_type,
-                    ),
-                    Provider::View(source) => Ok(values
-                        [&(source.clone(), binding.input.name.clone())]
-                        .clone()),
+                    Provider::Request | Provider::JoinKey => {
+                        entity_column(entities, &binding.input.name, binding.input.value_type)
+                    }
+                    Provider::View(source) => {
+                        Ok(values[&(source.clone(), binding.input.name.clone())].clone())
+                    }
                 })
                 .collect::<Result<Vec<_>, _>>()?;
             let runtime = Arc::clone(&self.runtime);
@@ -265,21 +268,31 @@ impl Lockstep {
         request: &TrainingSetRequest,
     ) -> Result<(Resolved, Selection), TrainingSetError> {
         let project = self.project_or_default(request.project.as_deref()).await?;
-        let definitions = self.definitions(&project).await.map_err(|error| match error {
-            super::ApplyError::Registry(error) => TrainingSetError::Registry(error),
-            other => TrainingSetError::Invalid(other.to_string()),
-        })?;
+        let definitions = self
+            .definitions(&project)
+            .await
+            .map_err(|error| match error {
+                super::ApplyError::Registry(error) => TrainingSetError::Registry(error),
+                other => TrainingSetError::Invalid(other.to_string()),
+            })?;
         let requested = match (&request.feature_service, request.features.is_empty()) {
             (Some(service), true) => definitions
                 .feature_services
                 .get(service)
                 .map(|service| service.features.clone())
                 .ok_or_else(|| {
-                    let known: Vec<&str> =
-                        definitions.feature_services.keys().map(String::as_str).collect();
+                    let known: Vec<&str> = definitions
+                        .feature_services
+                        .keys()
+                        .map(String::as_str)
+                        .collect();
                     TrainingSetError::Invalid(format!(
                         "project `{project}` has no feature service `{service}` (known: {})",
-                        if known.is_empty() { "none".to_owned() } else { known.join(", ") }
+                        if known.is_empty() {
+                            "none".to_owned()
+                        } else {
+                            known.join(", ")
+                        }
                     ))
                 })?,
             (None, false) => definitions
@@ -332,7 +345,9 @@ fn plan(definitions: &Resolved, selection: &Selection) -> Result<JoinPlan, Train
                 features.push(feature.to_owned())
             }
             Some(_) => {}
-            None => plan.pit_views.push((view.to_owned(), vec![feature.to_owned()])),
+            None => plan
+                .pit_views
+                .push((view.to_owned(), vec![feature.to_owned()])),
         }
         Ok(())
     };
@@ -348,7 +363,11 @@ fn plan(definitions: &Resolved, selection: &Selection) -> Result<JoinPlan, Train
                 match &binding.provider {
                     Provider::View(source) => join(&mut plan, source, &binding.input.name)?,
                     Provider::JoinKey => {
-                        if !plan.keys.iter().any(|known| known.name == binding.input.name) {
+                        if !plan
+                            .keys
+                            .iter()
+                            .any(|known| known.name == binding.input.name)
+                        {
                             plan.keys.push(FieldSpec {
                                 nullable: false,
                                 ..binding.input.clone()
@@ -356,7 +375,11 @@ fn plan(definitions: &Resolved, selection: &Selection) -> Result<JoinPlan, Train
                         }
                     }
                     Provider::Request => {
-                        if !plan.request_fields.iter().any(|f| f.name == binding.input.name) {
+                        if !plan
+                            .request_fields
+                            .iter()
+                            .any(|f| f.name == binding.input.name)
+                        {
                             plan.request_fields.push(binding.input.clone());
                         }
                     }

@@ -48,7 +48,7 @@ impl Shaper {
         time: Option<TimeFilter>,
         first_row: u64,
     ) -> Self {
-        let schema = canonical::arrow_schema(&outputs);
+        let schema = crate::columnar::arrow_schema(&outputs);
         Self {
             location,
             encoding,
@@ -62,10 +62,10 @@ impl Shaper {
     /// The columns read from the input, each once: the outputs, then the timestamp column.
     pub(super) fn inputs(&self) -> Vec<FieldSpec> {
         let mut inputs = self.outputs.clone();
-        if let Some(time) = &self.time {
-            if !inputs.iter().any(|field| field.name == time.field.name) {
-                inputs.push(time.field.clone());
-            }
+        if let Some(time) = &self.time
+            && !inputs.iter().any(|field| field.name == time.field.name)
+        {
+            inputs.push(time.field.clone());
         }
         inputs
     }

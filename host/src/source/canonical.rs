@@ -5,40 +5,18 @@ use std::sync::Arc;
 use arrow::array::{Array, ArrayRef, AsArray, PrimitiveArray, new_null_array};
 use arrow::compute::{CastOptions, cast_with_options};
 use arrow::datatypes::{
-    DataType, Date32Type, Date64Type, Field, Schema, SchemaRef, TimeUnit, TimestampMicrosecondType,
-    TimestampMillisecondType, TimestampNanosecondType, TimestampSecondType,
+    DataType, Date32Type, Date64Type, TimeUnit, TimestampMicrosecondType, TimestampMillisecondType,
+    TimestampNanosecondType, TimestampSecondType,
 };
 use arrow::error::ArrowError;
 
-use crate::model::{FieldSpec, ValueType};
+use crate::columnar::arrow_type;
+use crate::model::ValueType;
 
 /// The time zone of every canonical timestamp column.
 pub const UTC: &str = "UTC";
 
 const MICROS_PER_DAY: i64 = 86_400_000_000;
-
-/// The Arrow type every batch uses for `value_type`.
-pub fn arrow_type(value_type: ValueType) -> DataType {
-    match value_type {
-        ValueType::Int64 => DataType::Int64,
-        ValueType::Float64 => DataType::Float64,
-        ValueType::Utf8 => DataType::Utf8,
-        ValueType::Boolean => DataType::Boolean,
-        ValueType::Timestamp => DataType::Timestamp(TimeUnit::Microsecond, Some(UTC.into())),
-    }
-}
-
-/// The Arrow field of `field`: canonical type, the field's nullability.
-pub fn arrow_field(field: &FieldSpec) -> Field {
-    Field::new(&field.name, arrow_type(field.value_type), field.nullable)
-}
-
-/// The Arrow schema of batches with exactly `fields`, in order.
-pub fn arrow_schema(fields: &[FieldSpec]) -> SchemaRef {
-    Arc::new(Schema::new(
-        fields.iter().map(arrow_field).collect::<Vec<_>>(),
-    ))
-}
 
 /// Why a stored column could not be converted to its declared type.
 #[derive(Debug)]
@@ -178,13 +156,13 @@ pub(super) fn parse_text(array: &ArrayRef, declared: ValueType) -> Result<ArrayR
     // `safe` turns unparsable values into nulls; the first new null is the culprit.
     let parsed = cast_with_options(array, &target, &CastOptions::default())
         .map_err(|e| ConvertError::Range(e.to_string()))?;
-    if parsed.null_count() != text.null_count() {
-        if let Some(index) = (0..text.len()).find(|&i| text.is_valid(i) && parsed.is_null(i)) {
-            return Err(ConvertError::Value {
-                index,
-                value: text.value(index).to_owned(),
-            });
-        }
+    if parsed.null_count() != text.null_count()
+        && let Some(index) = (0..text.len()).find(|&i| text.is_valid(i) && parsed.is_null(i))
+    {
+        return Err(ConvertError::Value {
+            index,
+            value: text.value(index).to_owned(),
+        });
     }
     if declared == ValueType::Timestamp {
         let micros = parsed.as_primitive::<TimestampMicrosecondType>().clone();

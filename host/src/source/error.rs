@@ -101,9 +101,7 @@ impl SourceError {
         SourceError::schema(
             location,
             column,
-            format!(
-                "is declared in the source schema but missing; the columns present are: {found}"
-            ),
+            format!("is expected but missing; the columns present are: {found}"),
         )
     }
 }

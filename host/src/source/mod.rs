@@ -11,7 +11,7 @@
 //! # Output contract
 //!
 //! Every batch has exactly the requested columns, in the requested order, with the canonical
-//! types of [`arrow_type`] and the nullability of each [`FieldSpec`]. Stored columns are
+//! types of [`crate::columnar::arrow_type`] and the nullability of each [`FieldSpec`]. Stored columns are
 //! converted: any integer width to int64; Float32 to float64; LargeUtf8 and Utf8View to utf8;
 //! timestamps of any unit to µs (time zone labels do not change the instant; naive is UTC);
 //! Date32 and Date64 to midnight UTC. An integer column is never taken as a timestamp (its
@@ -40,7 +40,6 @@ mod postgres;
 #[cfg(test)]
 mod tests;
 
-pub use canonical::{arrow_field, arrow_schema, arrow_type};
 pub use chunk::{Chunk, TimeWindow};
 pub use error::SourceError;
 
@@ -49,6 +48,8 @@ use std::path::{Path, PathBuf};
 
 use arrow::array::RecordBatch;
 
+#[cfg(test)]
+use crate::columnar::arrow_schema;
 use crate::model::definitions::{Source, SourceKind};
 use crate::model::{FieldSpec, ValueType};
 use batches::TimeFilter;
@@ -77,6 +78,9 @@ pub struct SourceContext {
 ///   `ceil(count / target_rows)` equal time ranges (none when no row is in the window).
 ///
 /// Files are listed with a glob relative to `ctx.base_dir`; no match is [`SourceError::NoFiles`].
+/// Every declared column is checked against each file's schema (or header, or the Postgres
+/// relation). File metadata is read on tokio's blocking pool, so this must run inside a
+/// tokio runtime.
 pub async fn plan(
     source: &Source,
     ctx: &SourceContext,
@@ -173,7 +177,6 @@ pub fn open(
         (SourceKind::Postgres, Chunk::PostgresRange { from, to, .. }) => postgres::open(
             source,
             postgres_url(ctx)?,
-            chunk,
             (*from, *to),
             outputs,
             window,

@@ -24,7 +24,8 @@ use sqlx::postgres::{
 use sqlx::{Column, Connection, Executor, Row, Statement, TypeInfo, ValueRef};
 
 use super::batches::{Encoding, Shaper};
-use super::canonical::{self, UTC};
+use super::canonical::UTC;
+use super::chunk::format_micros;
 use super::{Chunk, ChunkReader, SourceError, TimeWindow};
 use crate::model::definitions::Source;
 use crate::model::{FieldSpec, ValueType};
@@ -109,7 +110,6 @@ fn split(timestamp_field: &str, min: i64, max: i64, count: u64, target_rows: usi
 pub(super) fn open(
     source: &Source,
     url: &str,
-    chunk: &Chunk,
     (from, to): (i64, i64),
     outputs: Vec<FieldSpec>,
     window: TimeWindow,
@@ -138,7 +138,13 @@ pub(super) fn open(
     );
     let job = Job {
         url: url.to_owned(),
-        location: format!("{} ({})", relation.location, chunk.describe()),
+        location: format!(
+            "{}, rows with {} in [{}, {})",
+            relation.location,
+            relation.timestamp_field,
+            format_micros(from),
+            format_micros(to)
+        ),
         relation,
         select,
         bounds: (from, to),
@@ -262,7 +268,7 @@ impl Job {
         let schema = Arc::new(Schema::new(
             self.outputs
                 .iter()
-                .map(|f| Field::new(&f.name, canonical::arrow_type(f.value_type), true))
+                .map(|f| Field::new(&f.name, crate::columnar::arrow_type(f.value_type), true))
                 .collect::<Vec<_>>(),
         ));
         let mut shaper = Shaper::new(
@@ -297,10 +303,10 @@ impl Job {
                     message: format!("cannot assemble a batch of {}: {e}", self.location),
                     retryable: false,
                 })?;
-            if let Some(batch) = shaper.shape(&batch)? {
-                if sender.send(Message::Batch(batch)).is_err() {
-                    return Ok(());
-                }
+            if let Some(batch) = shaper.shape(&batch)?
+                && sender.send(Message::Batch(batch)).is_err()
+            {
+                return Ok(());
             }
             if rows.len() < self.batch_rows {
                 break;
@@ -324,6 +330,8 @@ struct Relation {
 }
 
 impl Relation {
+    /// A `table` is split on `.` (`schema.table`) and each part quoted as an identifier, so
+    /// names are case-sensitive; a `query` is used as a subquery, a trailing `;` dropped.
     fn of(source: &Source) -> Result<Self, SourceError> {
         let (from, location) = match (&source.table, &source.query) {
             (Some(table), None) => {

@@ -171,7 +171,10 @@ impl Resolved {
 impl Resolved {
     /// Expands feature references (`view:feature`, `view:*`) into `(view, feature)` pairs,
     /// in order, each once.
-    pub fn feature_references(&self, references: &[String]) -> Result<Vec<(String, String)>, String> {
+    pub fn feature_references(
+        &self,
+        references: &[String],
+    ) -> Result<Vec<(String, String)>, String> {
         let mut pairs: Vec<(String, String)> = Vec::new();
         for reference in references {
             let (view, feature) = reference
@@ -192,9 +195,15 @@ impl Resolved {
             let selected: Vec<&FieldSpec> = if feature == "*" {
                 available.iter().collect()
             } else {
-                let field = available.iter().find(|field| field.name == feature).ok_or_else(|| {
-                    format!("view `{view}` has no feature `{feature}` (features: {})", names(available))
-                })?;
+                let field = available
+                    .iter()
+                    .find(|field| field.name == feature)
+                    .ok_or_else(|| {
+                        format!(
+                            "view `{view}` has no feature `{feature}` (features: {})",
+                            names(available)
+                        )
+                    })?;
                 vec![field]
             };
             for field in selected {
