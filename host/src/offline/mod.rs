@@ -248,10 +248,7 @@ pub async fn checksum(
         rows += batch.num_rows() as u64;
         for row in 0..batch.num_rows() {
             for column in batch.columns() {
-                let cell = arrow::util::display::array_value_to_string(column, row)
-                    .map_err(|e| OfflineError::Corrupt(e.to_string()))?;
-                let null = if column.is_null(row) { "\u{0}" } else { "" };
-                bytes.extend_from_slice(null.as_bytes());
+                let cell = crate::columnar::to_json(column.as_ref(), row).to_string();
                 bytes.extend_from_slice(cell.as_bytes());
                 bytes.push(0x1f);
             }

@@ -87,7 +87,7 @@ impl BackfillError {
             Self::NotOffline(_) | Self::NotBatch { .. } | Self::EmptyWindow { .. } => {
                 "invalid_backfill"
             }
-            Self::Source(_) => "source_error",
+            Self::Source(error) => error.code(),
             Self::Offline(error) => error.code(),
             Self::Registry(error) => error.code(),
             Self::Ready(ReadyError::Load { error, .. }) => error.code(),
