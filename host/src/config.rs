@@ -191,7 +191,7 @@ pub struct BackfillConfig {
 impl Default for BackfillConfig {
     fn default() -> Self {
         Self {
-            chunk_rows: 200_000,
+            chunk_rows: 100_000,
             batch_rows: 16_384,
             workers: 2,
             lease_seconds: 30.0,

@@ -61,7 +61,27 @@ async fn backfill(lockstep: &Lockstep, view: &str) -> (u64, f64) {
         })
         .await
         .unwrap();
-    let summary = lockstep.run_backfill(&planned, &|_| {}).await.unwrap();
+    let split = std::sync::Mutex::new((0.0, 0.0));
+    let summary = lockstep
+        .run_backfill(&planned, &|event| {
+            if let lockstep::pipeline::BackfillEvent::ChunkDone {
+                compute_seconds,
+                write_seconds,
+                ..
+            } = event
+            {
+                let mut split = split.lock().unwrap();
+                split.0 += compute_seconds;
+                split.1 += write_seconds;
+            }
+        })
+        .await
+        .unwrap();
+    let (compute, write) = *split.lock().unwrap();
+    println!(
+        "  {view}: {} chunks; summed over workers: read + transform {compute:.2}s, write {write:.2}s",
+        summary.chunks
+    );
     (summary.rows_in, summary.seconds)
 }
 

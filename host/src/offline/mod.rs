@@ -258,6 +258,58 @@ pub async fn checksum(
     Ok((rows, crate::model::Digest::of(&bytes).to_string()))
 }
 
+/// A chunk's rows as one batch in primary-key order, one row per key and event time: the
+/// one with the greatest created time, the later row on a tie (what applying the rows one
+/// by one as upserts gives). Key order makes index inserts sequential.
+pub(crate) fn prepare_rows(
+    table: &ViewTable,
+    rows: &[RecordBatch],
+) -> Result<RecordBatch, OfflineError> {
+    use arrow::row::{RowConverter, SortField};
+    let fields = table.row_fields();
+    let schema = arrow_schema(&fields);
+    let failed = |e: arrow::error::ArrowError| OfflineError::Input(e.to_string());
+    let all = arrow::compute::concat_batches(&schema, rows).map_err(failed)?;
+    // Join keys, event time, then created time: the sort order and the tie-breaks.
+    let keys = table.join_keys.len() + 1;
+    let converter = RowConverter::new(
+        fields[..=keys]
+            .iter()
+            .map(|field| SortField::new(arrow_type(field.value_type)))
+            .collect(),
+    )
+    .map_err(failed)?;
+    let converted = converter
+        .convert_columns(&all.columns()[..=keys])
+        .map_err(failed)?;
+    let key_only = RowConverter::new(
+        fields[..keys]
+            .iter()
+            .map(|field| SortField::new(arrow_type(field.value_type)))
+            .collect(),
+    )
+    .map_err(failed)?;
+    let key_rows = key_only
+        .convert_columns(&all.columns()[..keys])
+        .map_err(failed)?;
+    let mut order: Vec<u32> = (0..all.num_rows() as u32).collect();
+    // Stable: equal keys and created times keep their input order.
+    order.sort_by(|&a, &b| converted.row(a as usize).cmp(&converted.row(b as usize)));
+    // The last row of each run of equal keys wins.
+    let winners: Vec<u32> = order
+        .iter()
+        .enumerate()
+        .filter(|&(position, &row)| {
+            order
+                .get(position + 1)
+                .is_none_or(|&next| key_rows.row(next as usize) != key_rows.row(row as usize))
+        })
+        .map(|(_, &row)| row)
+        .collect();
+    arrow::compute::take_record_batch(&all, &arrow::array::UInt32Array::from(winners))
+        .map_err(failed)
+}
+
 /// How long a store call waits for a pooled connection before reporting unavailable.
 pub(crate) const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 

@@ -14,15 +14,15 @@ use tokio::task::JoinSet;
 
 use super::pgcopy::{CopyReader, CopyWriter};
 use super::sql::{Dialect, ROW_ID, ident};
-use super::table::{EVENT_TS, ViewTable};
+use super::table::ViewTable;
 use super::{
     ACQUIRE_TIMEOUT, ChunkCounts, Claim, JobPlan, JobStatus, OfflineError, OfflineStore, PitView,
 };
 use crate::columnar::arrow_schema;
 use crate::model::{FieldSpec, ValueType};
 
-/// Entity rows per point-in-time query; larger sets are split across connections.
-const PIT_PART_ROWS: usize = 25_000;
+/// Fewest entity rows worth a point-in-time query (and connection) of their own.
+const PIT_MIN_PART_ROWS: usize = 10_000;
 /// Connections in the pool: point-in-time parts and concurrent chunk commits.
 const CONNECTIONS: u32 = 8;
 
@@ -129,6 +129,86 @@ impl PostgresStore {
         rows.iter().map(status_from_row).collect()
     }
 
+    /// Writes prepared rows (see [`super::prepare_rows`]) into a view's table. Most chunks hold only new keys (a first
+    /// backfill), so the rows are first `COPY`ed straight into the table under a savepoint;
+    /// if any key already exists, that is rolled back and the rows go through a staging
+    /// table and the newer-wins upsert instead.
+    async fn write_rows(
+        &self,
+        tx: &mut PgConnection,
+        table: &ViewTable,
+        rows: &RecordBatch,
+    ) -> Result<(), OfflineError> {
+        let fields = table.row_fields();
+        let names: Vec<String> = fields.iter().map(|f| ident(&f.name)).collect();
+        let columns: Vec<(ValueType, &ArrayRef)> = fields
+            .iter()
+            .zip(rows.columns())
+            .map(|(field, array)| (field.value_type, array))
+            .collect();
+        let mut writer = CopyWriter::new();
+        writer.append(&columns, rows.num_rows(), None);
+        let payload = writer.finish();
+        let qualified = self.qualified(&table.name);
+        sqlx::query("SAVEPOINT lockstep_direct")
+            .execute(&mut *tx)
+            .await?;
+        let direct = copy_in(
+            tx,
+            &format!(
+                "COPY {qualified} ({}) FROM STDIN (FORMAT binary)",
+                names.join(", ")
+            ),
+            payload.clone(),
+        )
+        .await;
+        match direct {
+            Ok(_) => {
+                sqlx::query("RELEASE SAVEPOINT lockstep_direct")
+                    .execute(&mut *tx)
+                    .await?;
+                return Ok(());
+            }
+            Err(CopyFailure::UniqueViolation) => {
+                sqlx::query("ROLLBACK TO SAVEPOINT lockstep_direct")
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            Err(CopyFailure::Other(error)) => return Err(error),
+        }
+        let staged: Vec<String> = fields
+            .iter()
+            .map(|field| {
+                format!(
+                    "{} {}",
+                    ident(&field.name),
+                    Dialect::Postgres.column_type(field.value_type)
+                )
+            })
+            .collect();
+        sqlx::query(&format!(
+            "CREATE TEMPORARY TABLE lockstep_stage ({}) ON COMMIT DROP",
+            staged.join(", ")
+        ))
+        .execute(&mut *tx)
+        .await?;
+        copy_in(
+            tx,
+            &format!(
+                "COPY lockstep_stage ({}) FROM STDIN (FORMAT binary)",
+                names.join(", ")
+            ),
+            payload,
+        )
+        .await
+        .map_err(CopyFailure::into_error)?;
+        let select = format!("SELECT {} FROM lockstep_stage", names.join(", "));
+        sqlx::query(&Dialect::Postgres.upsert(&qualified, table, &select))
+            .execute(&mut *tx)
+            .await?;
+        Ok(())
+    }
+
     /// One part of a point-in-time join, on its own connection: `COPY` the entity rows into
     /// a temporary table, then `COPY` the joined features out.
     async fn pit_part(
@@ -179,10 +259,11 @@ impl PostgresStore {
             ),
             writer.finish(),
         )
-        .await?;
-        sqlx::query("ANALYZE lockstep_entities")
-            .execute(&mut *tx)
-            .await?;
+        .await
+        .map_err(CopyFailure::into_error)?;
+        // Thousands of short index lookups: compiling them to machine code costs more than
+        // it saves.
+        sqlx::query("SET LOCAL jit = off").execute(&mut *tx).await?;
         let decoded = copy_out(
             &mut tx,
             &format!("COPY ({sql}) TO STDOUT (FORMAT binary)"),
@@ -194,11 +275,39 @@ impl PostgresStore {
     }
 }
 
+/// Why a `COPY … FROM STDIN` failed: a duplicate key (the caller may fall back), or not.
+enum CopyFailure {
+    UniqueViolation,
+    Other(OfflineError),
+}
+
+impl CopyFailure {
+    fn into_error(self) -> OfflineError {
+        match self {
+            CopyFailure::UniqueViolation => {
+                OfflineError::Corrupt("duplicate keys in rows already deduplicated".into())
+            }
+            CopyFailure::Other(error) => error,
+        }
+    }
+}
+
+impl From<sqlx::Error> for CopyFailure {
+    fn from(error: sqlx::Error) -> Self {
+        match &error {
+            sqlx::Error::Database(db) if db.code().as_deref() == Some("23505") => {
+                CopyFailure::UniqueViolation
+            }
+            _ => CopyFailure::Other(error.into()),
+        }
+    }
+}
+
 async fn copy_in(
     conn: &mut PgConnection,
     statement: &str,
     payload: Vec<u8>,
-) -> Result<u64, OfflineError> {
+) -> Result<u64, CopyFailure> {
     let mut copy = conn.copy_in_raw(statement).await?;
     if let Err(error) = copy.send(payload).await {
         // Best effort: the connection reports the original error either way.
@@ -422,58 +531,9 @@ impl OfflineStore for PostgresStore {
         sqlx::query("SET LOCAL synchronous_commit = off")
             .execute(&mut *tx)
             .await?;
-        let fields = table.row_fields();
-        let total: usize = rows.iter().map(RecordBatch::num_rows).sum();
-        if total > 0 {
-            let staged: Vec<String> = fields
-                .iter()
-                .map(|field| {
-                    format!(
-                        "{} {}",
-                        ident(&field.name),
-                        Dialect::Postgres.column_type(field.value_type)
-                    )
-                })
-                .collect();
-            sqlx::query(&format!(
-                "CREATE TEMPORARY TABLE lockstep_stage (lockstep_ord BIGINT, {}) ON COMMIT DROP",
-                staged.join(", ")
-            ))
-            .execute(&mut *tx)
-            .await?;
-            let mut writer = CopyWriter::new();
-            let mut ordinal = 0i64;
-            for batch in rows {
-                let columns: Vec<(ValueType, &ArrayRef)> = fields
-                    .iter()
-                    .zip(batch.columns())
-                    .map(|(field, array)| (field.value_type, array))
-                    .collect();
-                writer.append(&columns, batch.num_rows(), Some(ordinal));
-                ordinal += batch.num_rows() as i64;
-            }
-            let names: Vec<String> = fields.iter().map(|f| ident(&f.name)).collect();
-            copy_in(
-                &mut tx,
-                &format!(
-                    "COPY lockstep_stage (lockstep_ord, {}) FROM STDIN (FORMAT binary)",
-                    names.join(", ")
-                ),
-                writer.finish(),
-            )
-            .await?;
-            let mut keys: Vec<String> = table.join_keys.iter().map(|k| ident(&k.name)).collect();
-            keys.push(ident(EVENT_TS));
-            let select = format!(
-                "SELECT DISTINCT ON ({keys}) {names} FROM lockstep_stage \
-                 ORDER BY {keys}, {created} DESC, lockstep_ord DESC",
-                keys = keys.join(", "),
-                names = names.join(", "),
-                created = ident(super::CREATED_TS),
-            );
-            sqlx::query(&Dialect::Postgres.upsert(&self.qualified(&table.name), table, &select))
-                .execute(&mut *tx)
-                .await?;
+        let rows = super::prepare_rows(table, rows)?;
+        if rows.num_rows() > 0 {
+            self.write_rows(&mut tx, table, &rows).await?;
         }
         tx.commit().await?;
         Ok(true)
@@ -514,9 +574,14 @@ impl OfflineStore for PostgresStore {
         };
         let mut parts = JoinSet::new();
         let rows = entities.num_rows();
-        let starts: Vec<usize> = (0..rows.max(1)).step_by(PIT_PART_ROWS).collect();
+        // One part per core (the lookups are CPU-bound in Postgres), none under the minimum.
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let part_rows = rows
+            .div_ceil(cores.min(CONNECTIONS as usize))
+            .max(PIT_MIN_PART_ROWS);
+        let starts: Vec<usize> = (0..rows.max(1)).step_by(part_rows).collect();
         for (index, &first) in starts.iter().enumerate() {
-            let length = PIT_PART_ROWS.min(rows - first);
+            let length = part_rows.min(rows - first);
             let part = Self::pit_part(
                 self.pool.clone(),
                 sql.clone(),

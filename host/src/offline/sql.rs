@@ -118,7 +118,6 @@ impl Dialect {
         qualify: impl Fn(&ViewTable) -> String,
     ) -> String {
         let event = ident(EVENT_TS);
-        let created = ident(CREATED_TS);
         let mut selected = Vec::new();
         let mut joins = Vec::new();
         for (i, view) in views.iter().enumerate() {
@@ -139,8 +138,11 @@ impl Dialect {
                     Dialect::Sqlite => format!("h.{event} >= e.{event} - {}", ttl * 1_000_000),
                 });
             }
+            // Keys and event time are the primary key, and the upsert kept the row with the
+            // greatest created time for each: the newest event time alone picks the row, so
+            // the lookup is one backward step in the primary-key index.
             let latest = format!(
-                "FROM {source} AS h WHERE {} ORDER BY h.{event} DESC, h.{created} DESC LIMIT 1",
+                "FROM {source} AS h WHERE {} ORDER BY h.{event} DESC LIMIT 1",
                 conditions.join(" AND ")
             );
             for feature in &view.features {

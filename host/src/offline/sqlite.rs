@@ -417,28 +417,26 @@ impl OfflineStore for SqliteStore {
         if marked.rows_affected() != 1 {
             return Ok(false);
         }
+        let rows = super::prepare_rows(table, rows)?;
         let fields = table.row_fields();
         let names: Vec<String> = fields.iter().map(|f| ident(&f.name)).collect();
-        // Rows apply in order, so a later duplicate in the chunk wins a tie, as on Postgres.
         let upsert = Dialect::Sqlite.upsert("", table, "");
         let suffix = &upsert[upsert.find("ON CONFLICT").expect("upsert clause")..];
-        for batch in rows {
-            let columns: Vec<(ValueType, &ArrayRef)> = fields
-                .iter()
-                .zip(batch.columns())
-                .map(|(field, array)| (field.value_type, array))
-                .collect();
-            insert_rows(
-                &mut tx.tx,
-                &ident(&table.name),
-                &names,
-                &columns,
-                batch.num_rows(),
-                None,
-                suffix,
-            )
-            .await?;
-        }
+        let columns: Vec<(ValueType, &ArrayRef)> = fields
+            .iter()
+            .zip(rows.columns())
+            .map(|(field, array)| (field.value_type, array))
+            .collect();
+        insert_rows(
+            &mut tx.tx,
+            &ident(&table.name),
+            &names,
+            &columns,
+            rows.num_rows(),
+            None,
+            suffix,
+        )
+        .await?;
         tx.tx.commit().await?;
         Ok(true)
     }

@@ -115,7 +115,10 @@ pub enum BackfillEvent {
         seq: u32,
         chunk: String,
         counts: ChunkCounts,
-        seconds: f64,
+        /// Reading and transforming the chunk.
+        compute_seconds: f64,
+        /// Writing it and its checkpoint.
+        write_seconds: f64,
     },
     /// Another worker took over a chunk whose lease this process let lapse.
     LeaseLost { seq: u32 },
@@ -343,7 +346,7 @@ impl Lockstep {
                     return Ok((chunks, totals));
                 }
                 // Other workers hold the rest, or a dead worker's lease has yet to lapse.
-                tokio::time::sleep((lease / 4).min(Duration::from_millis(500))).await;
+                tokio::time::sleep((lease / 4).min(Duration::from_millis(50))).await;
                 continue;
             };
             let chunk: Chunk =
@@ -356,6 +359,7 @@ impl Lockstep {
             let (rows, counts) = self
                 .run_leased(&planned.context, &claim, &chunk, lease)
                 .await?;
+            let computed = Instant::now();
             if self
                 .offline
                 .commit_chunk(&planned.context.table, &claim, &rows, counts)
@@ -369,7 +373,8 @@ impl Lockstep {
                     seq: claim.seq,
                     chunk: chunk.describe(),
                     counts,
-                    seconds: started.elapsed().as_secs_f64(),
+                    compute_seconds: (computed - started).as_secs_f64(),
+                    write_seconds: computed.elapsed().as_secs_f64(),
                 });
             } else {
                 events(BackfillEvent::LeaseLost { seq: claim.seq });
