@@ -310,6 +310,50 @@ pub(crate) fn prepare_rows(
         .map_err(failed)
 }
 
+/// A job status from a row of the status query both backends run (counts as BIGINT).
+fn status_from_row<'r, R>(row: &'r R) -> Result<JobStatus, OfflineError>
+where
+    R: sqlx::Row,
+    usize: sqlx::ColumnIndex<R>,
+    i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    Option<String>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    let count = |i: usize| -> Result<i64, OfflineError> { Ok(row.try_get::<i64, _>(i)?.max(0)) };
+    Ok(JobStatus {
+        id: row.try_get(0)?,
+        project: row.try_get(1)?,
+        view: row.try_get(2)?,
+        table: row.try_get(3)?,
+        window: row.try_get(4)?,
+        chunks_total: count(5)? as u32,
+        chunks_done: count(6)? as u32,
+        chunks_running: count(7)? as u32,
+        rows_in: count(8)? as u64,
+        rows_out: count(9)? as u64,
+        rows_rejected: count(10)? as u64,
+        created_at_micros: row.try_get(11)?,
+        error: row.try_get(12)?,
+    })
+}
+
+/// Fails unless a view's existing table has exactly the expected columns, in order.
+fn check_existing_columns(table: &ViewTable, existing: Vec<String>) -> Result<(), OfflineError> {
+    let expected: Vec<String> = table.row_fields().into_iter().map(|f| f.name).collect();
+    if existing == expected {
+        return Ok(());
+    }
+    Err(OfflineError::Table {
+        view: table.view.clone(),
+        table: table.name.clone(),
+        message: format!(
+            "it exists with columns ({}), expected ({})",
+            existing.join(", "),
+            expected.join(", ")
+        ),
+    })
+}
+
 /// How long a store call waits for a pooled connection before reporting unavailable.
 pub(crate) const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 

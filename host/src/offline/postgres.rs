@@ -8,7 +8,7 @@ use std::time::Duration;
 use arrow::array::{ArrayRef, RecordBatch};
 use async_trait::async_trait;
 use futures_util::StreamExt;
-use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
+use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::{Connection, PgConnection, Row};
 use tokio::task::JoinSet;
 
@@ -113,9 +113,9 @@ impl PostgresStore {
         bind: i64,
     ) -> Result<Vec<JobStatus>, OfflineError> {
         let sql = format!(
-            "SELECT j.id, j.project, j.view, j.table_name, j.time_window, j.chunks,
-                CAST(count(c.seq) FILTER (WHERE c.done) AS INTEGER),
-                CAST(count(c.seq) FILTER (WHERE NOT c.done AND c.lease_expires > clock_timestamp()) AS INTEGER),
+            "SELECT j.id, j.project, j.view, j.table_name, j.time_window, CAST(j.chunks AS BIGINT),
+                count(c.seq) FILTER (WHERE c.done),
+                count(c.seq) FILTER (WHERE NOT c.done AND c.lease_expires > clock_timestamp()),
                 CAST(COALESCE(sum(c.rows_in), 0) AS BIGINT),
                 CAST(COALESCE(sum(c.rows_out), 0) AS BIGINT),
                 CAST(COALESCE(sum(c.rows_rejected), 0) AS BIGINT),
@@ -126,7 +126,7 @@ impl PostgresStore {
             chunks = self.qualified("backfill_chunks"),
         );
         let rows = sqlx::query(&sql).bind(bind).fetch_all(&self.pool).await?;
-        rows.iter().map(status_from_row).collect()
+        rows.iter().map(super::status_from_row).collect()
     }
 
     /// Writes prepared rows (see [`super::prepare_rows`]) into a view's table. Most chunks hold only new keys (a first
@@ -176,19 +176,10 @@ impl PostgresStore {
             }
             Err(CopyFailure::Other(error)) => return Err(error),
         }
-        let staged: Vec<String> = fields
-            .iter()
-            .map(|field| {
-                format!(
-                    "{} {}",
-                    ident(&field.name),
-                    Dialect::Postgres.column_type(field.value_type)
-                )
-            })
-            .collect();
+        let staged = Dialect::Postgres.column_defs(&fields);
         sqlx::query(&format!(
             "CREATE TEMPORARY TABLE lockstep_stage ({}) ON COMMIT DROP",
-            staged.join(", ")
+            staged
         ))
         .execute(&mut *tx)
         .await?;
@@ -221,20 +212,11 @@ impl PostgresStore {
     ) -> Result<(usize, Vec<ArrayRef>), OfflineError> {
         let mut conn = pool.acquire().await?;
         let mut tx = conn.begin().await?;
-        let columns: Vec<String> = entity_fields
-            .iter()
-            .map(|field| {
-                format!(
-                    "{} {}",
-                    ident(&field.name),
-                    Dialect::Postgres.column_type(field.value_type)
-                )
-            })
-            .collect();
+        let columns = Dialect::Postgres.column_defs(&entity_fields);
         sqlx::query(&format!(
             "CREATE TEMPORARY TABLE lockstep_entities ({} BIGINT, {}) ON COMMIT DROP",
             ident(ROW_ID),
-            columns.join(", ")
+            columns
         ))
         .execute(&mut *tx)
         .await?;
@@ -330,28 +312,6 @@ async fn copy_out(
     reader.finish()
 }
 
-fn status_from_row(row: &PgRow) -> Result<JobStatus, OfflineError> {
-    let count =
-        |i: usize| -> Result<u32, OfflineError> { Ok(row.try_get::<i32, _>(i)?.max(0) as u32) };
-    let total =
-        |i: usize| -> Result<u64, OfflineError> { Ok(row.try_get::<i64, _>(i)?.max(0) as u64) };
-    Ok(JobStatus {
-        id: row.try_get(0)?,
-        project: row.try_get(1)?,
-        view: row.try_get(2)?,
-        table: row.try_get(3)?,
-        window: row.try_get(4)?,
-        chunks_total: count(5)?,
-        chunks_done: count(6)?,
-        chunks_running: count(7)?,
-        rows_in: total(8)?,
-        rows_out: total(9)?,
-        rows_rejected: total(10)?,
-        created_at_micros: row.try_get(11)?,
-        error: row.try_get(12)?,
-    })
-}
-
 #[async_trait]
 impl OfflineStore for PostgresStore {
     fn backend(&self) -> &'static str {
@@ -359,12 +319,11 @@ impl OfflineStore for PostgresStore {
     }
 
     async fn ensure_table(&self, table: &ViewTable) -> Result<(), OfflineError> {
-        let conflict = |message: String| OfflineError::Table {
+        table.check().map_err(|message| OfflineError::Table {
             view: table.view.clone(),
             table: table.name.clone(),
             message,
-        };
-        table.check().map_err(conflict)?;
+        })?;
         let qualified = self.qualified(&table.name);
         self.ddl(&[Dialect::Postgres.create_table(&qualified, table)])
             .await?;
@@ -376,15 +335,7 @@ impl OfflineStore for PostgresStore {
         .bind(&table.name)
         .fetch_all(&self.pool)
         .await?;
-        let expected: Vec<String> = table.row_fields().into_iter().map(|f| f.name).collect();
-        if existing != expected {
-            return Err(conflict(format!(
-                "it exists with columns ({}), expected ({})",
-                existing.join(", "),
-                expected.join(", ")
-            )));
-        }
-        Ok(())
+        super::check_existing_columns(table, existing)
     }
 
     async fn create_job(&self, plan: &JobPlan) -> Result<JobStatus, OfflineError> {

@@ -37,6 +37,21 @@ impl Dialect {
         }
     }
 
+    /// Column definitions (`"name" TYPE`) for `fields`, without constraints.
+    pub fn column_defs(self, fields: &[crate::model::FieldSpec]) -> String {
+        fields
+            .iter()
+            .map(|field| {
+                format!(
+                    "{} {}",
+                    ident(&field.name),
+                    self.column_type(field.value_type)
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
     /// `CREATE TABLE IF NOT EXISTS` for a view's table (named by `qualified`), keyed by join
     /// keys and event time; the primary key is the point-in-time index.
     pub fn create_table(self, qualified: &str, table: &ViewTable) -> String {

@@ -134,7 +134,7 @@ impl SqliteStore {
             .bind(now_micros())
             .fetch_all(&self.pool)
             .await?;
-        rows.iter().map(status_from_row).collect()
+        rows.iter().map(super::status_from_row).collect()
     }
 }
 
@@ -227,28 +227,6 @@ fn decode(rows: &[SqliteRow], types: &[ValueType]) -> Result<Vec<ArrayRef>, Offl
     Ok(builders.into_iter().map(ColumnBuilder::finish).collect())
 }
 
-fn status_from_row(row: &SqliteRow) -> Result<JobStatus, OfflineError> {
-    let count =
-        |i: usize| -> Result<u32, OfflineError> { Ok(row.try_get::<i64, _>(i)?.max(0) as u32) };
-    let total =
-        |i: usize| -> Result<u64, OfflineError> { Ok(row.try_get::<i64, _>(i)?.max(0) as u64) };
-    Ok(JobStatus {
-        id: row.try_get(0)?,
-        project: row.try_get(1)?,
-        view: row.try_get(2)?,
-        table: row.try_get(3)?,
-        window: row.try_get(4)?,
-        chunks_total: count(5)?,
-        chunks_done: count(6)?,
-        chunks_running: count(7)?,
-        rows_in: total(8)?,
-        rows_out: total(9)?,
-        rows_rejected: total(10)?,
-        created_at_micros: row.try_get(11)?,
-        error: row.try_get(12)?,
-    })
-}
-
 #[async_trait]
 impl OfflineStore for SqliteStore {
     fn backend(&self) -> &'static str {
@@ -256,12 +234,11 @@ impl OfflineStore for SqliteStore {
     }
 
     async fn ensure_table(&self, table: &ViewTable) -> Result<(), OfflineError> {
-        let conflict = |message: String| OfflineError::Table {
+        table.check().map_err(|message| OfflineError::Table {
             view: table.view.clone(),
             table: table.name.clone(),
             message,
-        };
-        table.check().map_err(conflict)?;
+        })?;
         let mut tx = self.begin_write().await?;
         sqlx::query(&Dialect::Sqlite.create_table(&ident(&table.name), table))
             .execute(&mut *tx.tx)
@@ -272,15 +249,7 @@ impl OfflineStore for SqliteStore {
                 .fetch_all(&mut *tx.tx)
                 .await?;
         tx.tx.commit().await?;
-        let expected: Vec<String> = table.row_fields().into_iter().map(|f| f.name).collect();
-        if existing != expected {
-            return Err(conflict(format!(
-                "it exists with columns ({}), expected ({})",
-                existing.join(", "),
-                expected.join(", ")
-            )));
-        }
-        Ok(())
+        super::check_existing_columns(table, existing)
     }
 
     async fn create_job(&self, plan: &JobPlan) -> Result<JobStatus, OfflineError> {
@@ -469,23 +438,14 @@ impl OfflineStore for SqliteStore {
         // A private connection: the temporary table lives as long as it does.
         let mut conn = self.pool.acquire().await?;
         let mut tx = sqlx::Connection::begin(&mut *conn).await?;
-        let columns: Vec<String> = entity_fields
-            .iter()
-            .map(|f| {
-                format!(
-                    "{} {}",
-                    ident(&f.name),
-                    Dialect::Sqlite.column_type(f.value_type)
-                )
-            })
-            .collect();
+        let columns = Dialect::Sqlite.column_defs(&entity_fields);
         sqlx::query("DROP TABLE IF EXISTS temp.lockstep_entities")
             .execute(&mut *tx)
             .await?;
         sqlx::query(&format!(
             "CREATE TEMPORARY TABLE lockstep_entities ({} INTEGER PRIMARY KEY, {})",
             ident(ROW_ID),
-            columns.join(", ")
+            columns
         ))
         .execute(&mut *tx)
         .await?;

@@ -61,6 +61,16 @@ pub enum ReadyError {
     Registry(#[from] RegistryError),
 }
 
+impl ReadyError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Load { error, .. } => error.code(),
+            Self::Missing(_) => "transform_missing",
+            Self::Registry(error) => error.code(),
+        }
+    }
+}
+
 impl Lockstep {
     /// Starts the runtime and opens (migrating) the configured registry and offline store.
     pub async fn open(config: &Config) -> Result<Self, OpenError> {

@@ -70,9 +70,7 @@ impl TrainingSetError {
             Self::Entities(_) => "invalid_entity_rows",
             Self::Offline(error) => error.code(),
             Self::Registry(error) => error.code(),
-            Self::Ready(ReadyError::Load { error, .. }) => error.code(),
-            Self::Ready(ReadyError::Missing(_)) => "transform_missing",
-            Self::Ready(ReadyError::Registry(error)) => error.code(),
+            Self::Ready(error) => error.code(),
             Self::Transform { error, .. } => error.code(),
             Self::Write { .. } => "write_failed",
         }
