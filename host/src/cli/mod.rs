@@ -295,6 +295,8 @@ fn datagen(
         movies,
         events,
         seed,
+        events_per_file: 50_000,
+        row_group_rows: 16_384,
         ..MovieDataSpec::small()
     };
     let written = write_movie_data(out, &spec)?;
