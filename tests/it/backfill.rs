@@ -207,6 +207,61 @@ async fn backfills_run_as_http_jobs_with_status() {
         .unwrap();
     assert_eq!(list["jobs"][0]["id"], id);
 
+    // A training set over HTTP: JSON columns in, JSON columns (or Parquet) out, every row
+    // kept in order; movie 1 has metadata from 2026-01-01, movie 999999 none.
+    let request = json!({
+        "features": ["movie_metadata_features:vote_average", "movie_metadata_features:genre_drama"],
+        "entities": {
+            "movie_id": [999999, 1, 1],
+            "event_timestamp": ["2026-01-05T00:00:00Z", "2026-01-05T00:00:00Z", "2025-12-01"],
+        }
+    });
+    let response = server
+        .client
+        .post(server.at("/training-set"))
+        .json(&request)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let set: Value = response.json().await.unwrap();
+    assert_eq!(set["rows"], 3, "{set}");
+    assert_eq!(set["columns"]["movie_id"], json!([999999, 1, 1]), "{set}");
+    let votes = &set["columns"]["vote_average"];
+    assert!(
+        votes[0].is_null() && votes[1].is_number() && votes[2].is_null(),
+        "{set}"
+    );
+    let parquet = server
+        .client
+        .post(server.at("/training-set"))
+        .header("accept", "application/vnd.apache.parquet")
+        .json(&request)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(parquet.status(), 200);
+    assert!(parquet.bytes().await.unwrap().starts_with(b"PAR1"));
+    let missing = server
+        .client
+        .post(server.at("/training-set"))
+        .json(
+            &json!({ "features": ["movie_metadata_features:*"], "entities": { "movie_id": [1] } }),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 400);
+    let error: Value = missing.json().await.unwrap();
+    assert_eq!(error["error"]["code"], "invalid_entity_rows", "{error}");
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("event_timestamp"),
+        "{error}"
+    );
+
     // Unknown views and malformed bodies get their codes.
     for (body, status, code) in [
         (json!({ "view": "nope" }), 404, "unknown_view"),
