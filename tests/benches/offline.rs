@@ -116,14 +116,15 @@ async fn run(events: u64) {
         );
         let backend = TestBackend::postgres();
         let lockstep = open(&backend, &dir).await;
-        let before = peak_rss_mib();
-        reset_peak_rss();
+        let before = rss_mib();
+        let sampler = RssSampler::start();
         let (rows, seconds) = backfill(&lockstep, "user_movie_interaction_features").await;
         println!(
             "backfill user_movie_interaction_features: {rows} rows in {seconds:.2}s = {:.0} rows/s \
-             (transform + COPY upsert into Postgres), peak RSS {:.0} MiB (process before: {before:.0} MiB)",
+             (transform + COPY upsert into Postgres), peak RSS during it {:.0} MiB \
+             (before it: {before:.0} MiB)",
             rows as f64 / seconds,
-            peak_rss_mib()
+            sampler.peak()
         );
         keep = Some((backend, lockstep, dir, spec));
     }
