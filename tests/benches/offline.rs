@@ -10,6 +10,8 @@
 //! `LOCKSTEP_BENCH_EVENTS` for another size).
 
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use lockstep::datagen::movies::{MovieDataSpec, write_entity_rows, write_movie_data};
@@ -31,12 +33,12 @@ fn main() {
     runtime.block_on(run(events));
 }
 
-/// Peak resident memory since the last reset, in MiB (Linux).
-fn peak_rss_mib() -> f64 {
+/// Resident memory now, in MiB (Linux).
+fn rss_mib() -> f64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     status
         .lines()
-        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .find_map(|line| line.strip_prefix("VmRSS:"))
         .and_then(|value| {
             value
                 .trim()
@@ -48,9 +50,31 @@ fn peak_rss_mib() -> f64 {
         .map_or(f64::NAN, |kib| kib / 1024.0)
 }
 
-/// Starts a new peak-memory measurement (Linux: `clear_refs` 5 resets VmHWM).
-fn reset_peak_rss() {
-    let _ = std::fs::write("/proc/self/clear_refs", "5");
+/// Samples resident memory every 5 ms until [`RssSampler::peak`]: the highest seen.
+struct RssSampler {
+    stop: Arc<AtomicBool>,
+    thread: std::thread::JoinHandle<f64>,
+}
+
+impl RssSampler {
+    fn start() -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&stop);
+        let thread = std::thread::spawn(move || {
+            let mut peak: f64 = 0.0;
+            while !flag.load(Ordering::Relaxed) {
+                peak = peak.max(rss_mib());
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            peak.max(rss_mib())
+        });
+        Self { stop, thread }
+    }
+
+    fn peak(self) -> f64 {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.join().unwrap_or(f64::NAN)
+    }
 }
 
 async fn backfill(lockstep: &Lockstep, view: &str) -> (u64, f64) {
