@@ -10,9 +10,7 @@ use lockstep::config::Config;
 use lockstep::datagen::movies::{MovieDataSpec, write_movie_data};
 use lockstep::offline::{ViewTable, checksum};
 use lockstep::pipeline::{BackfillRequest, Lockstep};
-use lockstep_tests::{
-    TestBackend, TestServer, apply_movie_example, lockstep_binary, unique_name, write_config,
-};
+use lockstep_tests::{TestBackend, TestServer, apply_movie_example, unique_name, write_config};
 use serde_json::{Value, json};
 
 const VIEW: &str = "user_movie_interaction_features";
@@ -44,7 +42,8 @@ async fn table_checksum(lockstep: &Lockstep) -> (u64, String) {
 }
 
 fn backfill_process(config_file: &Path, extra: &[&str]) -> Command {
-    let mut command = Command::new(lockstep_binary());
+    // The `lockstep` CLI, built by cargo for these tests (`tests/src/bin/lockstep-cli.rs`).
+    let mut command = Command::new(env!("CARGO_BIN_EXE_lockstep-cli"));
     command
         .arg("--config")
         .arg(config_file)

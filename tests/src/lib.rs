@@ -220,23 +220,6 @@ impl TestServer {
     }
 }
 
-/// The `lockstep` binary next to the running test binary (`cargo test --workspace` builds
-/// it into the same target directory).
-pub fn lockstep_binary() -> PathBuf {
-    let exe = std::env::current_exe().expect("test binary path");
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("test binaries live in target/<profile>/deps");
-    let binary = profile_dir.join("lockstep");
-    assert!(
-        binary.exists(),
-        "{} is missing: run the tests with `cargo test --workspace` so the binary is built",
-        binary.display()
-    );
-    binary
-}
-
 /// The movie-recommendation example's definitions file.
 pub fn movie_definitions() -> String {
     std::fs::read_to_string(repo_root().join("examples/movie-recommendation/lockstep.toml"))
