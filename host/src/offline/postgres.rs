@@ -107,25 +107,17 @@ impl PostgresStore {
         format!("{}.{}", ident(&self.schema), ident(name))
     }
 
-    async fn status_where(
-        &self,
-        condition: &str,
-        bind: i64,
-    ) -> Result<Vec<JobStatus>, OfflineError> {
-        let sql = format!(
-            "SELECT j.id, j.project, j.view, j.table_name, j.time_window, CAST(j.chunks AS BIGINT),
-                count(c.seq) FILTER (WHERE c.done),
-                count(c.seq) FILTER (WHERE NOT c.done AND c.lease_expires > clock_timestamp()),
-                CAST(COALESCE(sum(c.rows_in), 0) AS BIGINT),
-                CAST(COALESCE(sum(c.rows_out), 0) AS BIGINT),
-                CAST(COALESCE(sum(c.rows_rejected), 0) AS BIGINT),
-                CAST(extract(epoch FROM j.created_at) * 1000000 AS BIGINT), j.error
-             FROM {jobs} j LEFT JOIN {chunks} c ON c.job_id = j.id
-             WHERE {condition} GROUP BY j.id ORDER BY j.id DESC",
-            jobs = self.qualified("backfill_jobs"),
-            chunks = self.qualified("backfill_chunks"),
+    /// Statuses of job `id` (every job when `None`), newest first, at most `limit`.
+    async fn statuses(&self, id: Option<i64>, limit: u32) -> Result<Vec<JobStatus>, OfflineError> {
+        let sql = Dialect::Postgres.job_status(
+            &self.qualified("backfill_jobs"),
+            &self.qualified("backfill_chunks"),
         );
-        let rows = sqlx::query(&sql).bind(bind).fetch_all(&self.pool).await?;
+        let rows = sqlx::query(&sql)
+            .bind(id)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter().map(super::status_from_row).collect()
     }
 
@@ -491,16 +483,14 @@ impl OfflineStore for PostgresStore {
     }
 
     async fn job(&self, job: i64) -> Result<JobStatus, OfflineError> {
-        self.status_where("j.id = $1", job)
+        self.statuses(Some(job), 1)
             .await?
             .pop()
             .ok_or(OfflineError::UnknownJob(job))
     }
 
     async fn jobs(&self, limit: u32) -> Result<Vec<JobStatus>, OfflineError> {
-        let mut jobs = self.status_where("j.id > $1", 0).await?;
-        jobs.truncate(limit as usize);
-        Ok(jobs)
+        self.statuses(None, limit).await
     }
 
     async fn point_in_time(

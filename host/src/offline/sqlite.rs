@@ -115,22 +115,12 @@ impl SqliteStore {
         Ok(WriteTx { tx, _guard: guard })
     }
 
-    async fn status_where(
-        &self,
-        condition: &str,
-        bind: i64,
-    ) -> Result<Vec<JobStatus>, OfflineError> {
-        let sql = format!(
-            "SELECT j.id, j.project, j.view, j.table_name, j.time_window, j.chunks,
-                count(c.seq) FILTER (WHERE c.done),
-                count(c.seq) FILTER (WHERE NOT c.done AND c.lease_expires > $2),
-                COALESCE(sum(c.rows_in), 0), COALESCE(sum(c.rows_out), 0),
-                COALESCE(sum(c.rows_rejected), 0), j.created_at, j.error
-             FROM backfill_jobs j LEFT JOIN backfill_chunks c ON c.job_id = j.id
-             WHERE {condition} GROUP BY j.id ORDER BY j.id DESC"
-        );
+    /// Statuses of job `id` (every job when `None`), newest first, at most `limit`.
+    async fn statuses(&self, id: Option<i64>, limit: u32) -> Result<Vec<JobStatus>, OfflineError> {
+        let sql = Dialect::Sqlite.job_status("backfill_jobs", "backfill_chunks");
         let rows = sqlx::query(&sql)
-            .bind(bind)
+            .bind(id)
+            .bind(i64::from(limit))
             .bind(now_micros())
             .fetch_all(&self.pool)
             .await?;
@@ -411,16 +401,14 @@ impl OfflineStore for SqliteStore {
     }
 
     async fn job(&self, job: i64) -> Result<JobStatus, OfflineError> {
-        self.status_where("j.id = $1", job)
+        self.statuses(Some(job), 1)
             .await?
             .pop()
             .ok_or(OfflineError::UnknownJob(job))
     }
 
     async fn jobs(&self, limit: u32) -> Result<Vec<JobStatus>, OfflineError> {
-        let mut jobs = self.status_where("j.id > $1", 0).await?;
-        jobs.truncate(limit as usize);
-        Ok(jobs)
+        self.statuses(None, limit).await
     }
 
     async fn point_in_time(
