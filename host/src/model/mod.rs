@@ -3,8 +3,10 @@
 
 pub mod definitions;
 mod digest;
+mod view_table;
 
 pub use digest::{Digest, InvalidDigest};
+pub use view_table::{CREATED_TS, EVENT_TS, TRANSFORM_DIGEST, ViewTable};
 
 use std::fmt;
 use std::str::FromStr;

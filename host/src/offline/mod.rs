@@ -7,7 +7,6 @@ mod pgcopy;
 mod postgres;
 mod sql;
 mod sqlite;
-mod table;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -20,9 +19,9 @@ use serde::{Deserialize, Serialize};
 use crate::columnar::{arrow_schema, arrow_type};
 use crate::model::{FieldSpec, ValueType};
 
+pub use crate::model::{CREATED_TS, EVENT_TS, TRANSFORM_DIGEST, ViewTable};
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
-pub use table::{CREATED_TS, EVENT_TS, TRANSFORM_DIGEST, ViewTable};
 
 /// Where the offline store lives.
 #[derive(Debug, Clone)]

@@ -14,11 +14,11 @@ use tokio::task::JoinSet;
 
 use super::pgcopy::{CopyReader, CopyWriter};
 use super::sql::{Dialect, ROW_ID, ident};
-use super::table::ViewTable;
 use super::{
     ACQUIRE_TIMEOUT, ChunkCounts, Claim, JobPlan, JobStatus, OfflineError, OfflineStore, PitView,
 };
 use crate::columnar::arrow_schema;
+use crate::model::ViewTable;
 use crate::model::{FieldSpec, ValueType};
 
 /// Fewest entity rows worth a point-in-time query (and connection) of their own.

@@ -2,8 +2,8 @@
 //! column types, and how the point-in-time lookup picks one row per entity row.
 
 use super::PitView;
-use super::table::{CREATED_TS, EVENT_TS, ViewTable};
 use crate::model::ValueType;
+use crate::model::{CREATED_TS, EVENT_TS, ViewTable};
 
 /// The SQL dialect of a backend.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -19,12 +19,12 @@ use sqlx::{Row, Sqlite, Transaction};
 use tokio::sync::{Mutex, MutexGuard};
 
 use super::sql::{Dialect, ROW_ID, ident};
-use super::table::ViewTable;
 use super::{
     ACQUIRE_TIMEOUT, ChunkCounts, Claim, JobPlan, JobStatus, OfflineError, OfflineStore, PitView,
 };
 use crate::columnar::{ColumnBuilder, arrow_schema};
 use crate::model::ValueType;
+use crate::model::ViewTable;
 use crate::registry::now_micros;
 
 /// SQLite allows at most 32766 bound values per statement.

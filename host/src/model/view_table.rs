@@ -1,10 +1,11 @@
-//! A feature view's offline table: its name (one per version of the view's schema and
-//! transform, so a changed view never rewrites stored values) and its columns.
+//! A feature view's stored form, shared by the offline table and the online keys: its name
+//! (one per version of the view's schema and transform, so a changed view never rewrites
+//! stored values) and its columns.
 
 use serde::Serialize;
 
-use crate::model::definitions::ResolvedFeatureView;
-use crate::model::{Digest, FieldSpec, ValueType};
+use super::definitions::ResolvedFeatureView;
+use super::{Digest, FieldSpec, ValueType};
 
 /// The event time of a feature row.
 pub const EVENT_TS: &str = "event_ts";
@@ -16,7 +17,7 @@ pub const TRANSFORM_DIGEST: &str = "transform_digest";
 /// Longest table name Postgres keeps without truncating.
 const MAX_NAME: usize = 63;
 
-/// A feature view's offline table.
+/// A feature view as stored: the offline table and the online keys of one version of it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ViewTable {
     pub project: String,
