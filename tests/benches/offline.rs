@@ -1,17 +1,17 @@
 //! Offline-path benchmark against the local Postgres, on generated movie data:
 //!
 //! * backfill of `user_movie_interaction_features` (Parquet source → the movie-watch wasm
-//!   transform → binary `COPY` upsert with checkpoints): rows/s and peak memory, at two
-//!   input sizes so a flat peak shows memory does not grow with the input;
+//!   transform → binary `COPY` upsert with checkpoints): rows/s and peak memory, each in a
+//!   process of its own (peak = its `VmHWM`), at two input sizes, so equal peaks show that
+//!   memory does not grow with the input;
 //! * training set: 100,000 entity rows joined point in time to 3 views, and the feature
 //!   service (2 views + the on-demand scorer).
 //!
 //! `cargo bench -p lockstep-tests --bench offline` (1,000,000 events; set
-//! `LOCKSTEP_BENCH_EVENTS` for another size).
+//! `LOCKSTEP_BENCH_EVENTS` for another size, `LOCKSTEP_BENCH_KEEP=1` to keep the data and
+//! tables for a look afterwards).
 
 use std::path::Path;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use lockstep::datagen::movies::{MovieDataSpec, write_entity_rows, write_movie_data};
@@ -19,6 +19,9 @@ use lockstep::pipeline::{BackfillRequest, Lockstep, TrainingSetRequest};
 use lockstep_tests::{TestBackend, apply_movie_example, unique_name};
 
 const ENTITY_ROWS: u64 = 100_000;
+
+/// Set in the child process that runs one backfill: `{schema} {data dir}`.
+const CHILD: &str = "LOCKSTEP_BENCH_BACKFILL_CHILD";
 
 fn main() {
     let events: u64 = std::env::var("LOCKSTEP_BENCH_EVENTS")
@@ -30,15 +33,49 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    runtime.block_on(run(events));
+    match std::env::var(CHILD) {
+        Ok(child) => {
+            let (schema, dir) = child.split_once(' ').expect("schema and directory");
+            runtime.block_on(backfill_child(schema, Path::new(dir)));
+        }
+        Err(_) => runtime.block_on(run(events)),
+    }
 }
 
-/// Resident memory now, in MiB (Linux).
-fn rss_mib() -> f64 {
+/// The child's part: one backfill in a fresh process, so its peak memory is its own.
+async fn backfill_child(schema: &str, dir: &Path) {
+    let backend = TestBackend::Postgres {
+        schema: schema.to_owned(),
+    };
+    let lockstep = open(&backend, dir).await;
+    let before = peak_rss_mib();
+    let (rows, seconds) = backfill(&lockstep, "user_movie_interaction_features").await;
+    println!(
+        "backfill user_movie_interaction_features: {rows} rows in {seconds:.2}s = {:.0} rows/s \
+         (transform + COPY upsert into Postgres), peak RSS {:.0} MiB (after opening: {before:.0} MiB)",
+        rows as f64 / seconds,
+        peak_rss_mib()
+    );
+}
+
+/// Runs [`backfill_child`] in a new process of this benchmark, on `backend`'s schema.
+fn backfill_in_child(backend: &TestBackend, dir: &Path) {
+    let TestBackend::Postgres { schema } = backend else {
+        panic!("the benchmark runs on Postgres");
+    };
+    let status = std::process::Command::new(std::env::current_exe().unwrap())
+        .env(CHILD, format!("{schema} {}", dir.display()))
+        .status()
+        .unwrap();
+    assert!(status.success(), "the backfill child failed: {status}");
+}
+
+/// The process's peak resident memory so far, in MiB (Linux's `VmHWM`).
+fn peak_rss_mib() -> f64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     status
         .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .find_map(|line| line.strip_prefix("VmHWM:"))
         .and_then(|value| {
             value
                 .trim()
@@ -48,33 +85,6 @@ fn rss_mib() -> f64 {
                 .ok()
         })
         .map_or(f64::NAN, |kib| kib / 1024.0)
-}
-
-/// Samples resident memory every 5 ms until [`RssSampler::peak`]: the highest seen.
-struct RssSampler {
-    stop: Arc<AtomicBool>,
-    thread: std::thread::JoinHandle<f64>,
-}
-
-impl RssSampler {
-    fn start() -> Self {
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = Arc::clone(&stop);
-        let thread = std::thread::spawn(move || {
-            let mut peak: f64 = 0.0;
-            while !flag.load(Ordering::Relaxed) {
-                peak = peak.max(rss_mib());
-                std::thread::sleep(std::time::Duration::from_millis(5));
-            }
-            peak.max(rss_mib())
-        });
-        Self { stop, thread }
-    }
-
-    fn peak(self) -> f64 {
-        self.stop.store(true, Ordering::Relaxed);
-        self.thread.join().unwrap_or(f64::NAN)
-    }
 }
 
 async fn backfill(lockstep: &Lockstep, view: &str) -> (u64, f64) {
@@ -139,17 +149,9 @@ async fn run(events: u64) {
             started.elapsed().as_secs_f64()
         );
         let backend = TestBackend::postgres();
+        // Creates the schema and applies the definitions for the child.
         let lockstep = open(&backend, &dir).await;
-        let before = rss_mib();
-        let sampler = RssSampler::start();
-        let (rows, seconds) = backfill(&lockstep, "user_movie_interaction_features").await;
-        println!(
-            "backfill user_movie_interaction_features: {rows} rows in {seconds:.2}s = {:.0} rows/s \
-             (transform + COPY upsert into Postgres), peak RSS during it {:.0} MiB \
-             (before it: {before:.0} MiB)",
-            rows as f64 / seconds,
-            sampler.peak()
-        );
+        backfill_in_child(&backend, &dir);
         keep = Some((backend, lockstep, dir, spec));
     }
     let (backend, lockstep, dir, spec) = keep.expect("at least one size");
@@ -200,6 +202,13 @@ async fn run(events: u64) {
             ENTITY_ROWS as f64 / best
         );
     }
-    backend.cleanup().await;
-    let _ = std::fs::remove_dir_all(root);
+    if std::env::var_os("LOCKSTEP_BENCH_KEEP").is_some() {
+        println!(
+            "\nkept the data in {} and the tables in {backend:?}",
+            root.display()
+        );
+    } else {
+        backend.cleanup().await;
+        let _ = std::fs::remove_dir_all(root);
+    }
 }

@@ -421,29 +421,77 @@ fn feature_fields(views: &[PitView]) -> Result<Vec<Vec<FieldSpec>>, OfflineError
         .collect()
 }
 
-/// Concatenates the parts of a point-in-time result (each all features, in order) and
-/// splits it into one batch per view.
+/// One view's point-in-time result for some entity rows, in any order: each row's entity
+/// row id and the view's features.
+struct PitPiece {
+    row_ids: ArrayRef,
+    features: Vec<ArrayRef>,
+}
+
+impl PitPiece {
+    /// Splits decoded query columns: the row id first, then the features.
+    fn from_columns(mut columns: Vec<ArrayRef>) -> Result<Self, OfflineError> {
+        if columns.is_empty() {
+            return Err(OfflineError::Corrupt(
+                "a point-in-time result without row ids".into(),
+            ));
+        }
+        let features = columns.split_off(1);
+        Ok(Self {
+            row_ids: columns.remove(0),
+            features,
+        })
+    }
+}
+
+/// Puts each view's pieces (together covering every entity row `0..rows` once) back in
+/// entity row order: one batch per view.
 fn assemble(
-    parts: Vec<Vec<ArrayRef>>,
+    views: Vec<Vec<PitPiece>>,
     fields: &[Vec<FieldSpec>],
     rows: usize,
 ) -> Result<Vec<RecordBatch>, OfflineError> {
-    let width: usize = fields.iter().map(Vec::len).sum();
-    let mut columns = Vec::with_capacity(width);
-    for column in 0..width {
-        let pieces: Vec<&dyn Array> = parts.iter().map(|part| part[column].as_ref()).collect();
-        columns.push(
-            arrow::compute::concat(&pieces).map_err(|e| OfflineError::Corrupt(e.to_string()))?,
-        );
-    }
-    let mut columns = columns.into_iter();
-    fields
-        .iter()
-        .map(|view_fields| {
-            let arrays: Vec<ArrayRef> = columns.by_ref().take(view_fields.len()).collect();
+    let corrupt = |e: arrow::error::ArrowError| OfflineError::Corrupt(e.to_string());
+    views
+        .into_iter()
+        .zip(fields)
+        .map(|(pieces, view_fields)| {
+            if pieces.is_empty() && rows == 0 {
+                return Ok(RecordBatch::new_empty(arrow_schema(view_fields)));
+            }
+            let ids: Vec<&dyn Array> = pieces.iter().map(|p| p.row_ids.as_ref()).collect();
+            let ids = arrow::compute::concat(&ids).map_err(corrupt)?;
+            let ids = ids
+                .as_any()
+                .downcast_ref::<arrow::array::Int64Array>()
+                .ok_or_else(|| OfflineError::Corrupt("row ids are not int64".into()))?;
+            // position[row id] = where that row's values are in the concatenated pieces.
+            let mut position = vec![u32::MAX; rows];
+            for (at, id) in ids.iter().enumerate() {
+                let slot = id
+                    .and_then(|id| usize::try_from(id).ok())
+                    .and_then(|id| position.get_mut(id))
+                    .ok_or_else(|| OfflineError::Corrupt(format!("row id {id:?} out of range")))?;
+                *slot = at as u32;
+            }
+            if ids.len() != rows || position.contains(&u32::MAX) {
+                return Err(OfflineError::Corrupt(format!(
+                    "the point-in-time join returned {} rows for {rows} entity rows",
+                    ids.len()
+                )));
+            }
+            let position = arrow::array::UInt32Array::from(position);
+            let arrays = (0..view_fields.len())
+                .map(|column| {
+                    let parts: Vec<&dyn Array> =
+                        pieces.iter().map(|p| p.features[column].as_ref()).collect();
+                    let joined = arrow::compute::concat(&parts).map_err(corrupt)?;
+                    arrow::compute::take(&joined, &position, None).map_err(corrupt)
+                })
+                .collect::<Result<Vec<_>, _>>()?;
             let options = RecordBatchOptions::new().with_row_count(Some(rows));
             RecordBatch::try_new_with_options(arrow_schema(view_fields), arrays, &options)
-                .map_err(|e| OfflineError::Corrupt(e.to_string()))
+                .map_err(corrupt)
         })
         .collect()
 }

@@ -15,7 +15,8 @@ use tokio::task::JoinSet;
 use super::pgcopy::{CopyReader, CopyWriter};
 use super::sql::{Dialect, ROW_ID, ident};
 use super::{
-    ACQUIRE_TIMEOUT, ChunkCounts, Claim, JobPlan, JobStatus, OfflineError, OfflineStore, PitView,
+    ACQUIRE_TIMEOUT, ChunkCounts, Claim, JobPlan, JobStatus, OfflineError, OfflineStore, PitPiece,
+    PitView,
 };
 use crate::columnar::arrow_schema;
 use crate::model::ViewTable;
@@ -193,15 +194,14 @@ impl PostgresStore {
     }
 
     /// One part of a point-in-time join, on its own connection: `COPY` the entity rows into
-    /// a temporary table, then `COPY` the joined features out.
+    /// a temporary table, then `COPY` each view's joined features out.
     async fn pit_part(
         pool: PgPool,
-        sql: String,
+        queries: Vec<(String, Vec<ValueType>)>,
         entity_fields: Vec<FieldSpec>,
         entities: RecordBatch,
         first_row: i64,
-        types: Vec<ValueType>,
-    ) -> Result<(usize, Vec<ArrayRef>), OfflineError> {
+    ) -> Result<Vec<PitPiece>, OfflineError> {
         let mut conn = pool.acquire().await?;
         let mut tx = conn.begin().await?;
         let columns = Dialect::Postgres.column_defs(&entity_fields);
@@ -238,14 +238,18 @@ impl PostgresStore {
         // Thousands of short index lookups: compiling them to machine code costs more than
         // it saves.
         sqlx::query("SET LOCAL jit = off").execute(&mut *tx).await?;
-        let decoded = copy_out(
-            &mut tx,
-            &format!("COPY ({sql}) TO STDOUT (FORMAT binary)"),
-            &types,
-        )
-        .await?;
+        let mut pieces = Vec::with_capacity(queries.len());
+        for (sql, types) in &queries {
+            let (_, columns) = copy_out(
+                &mut tx,
+                &format!("COPY ({sql}) TO STDOUT (FORMAT binary)"),
+                types,
+            )
+            .await?;
+            pieces.push(PitPiece::from_columns(columns)?);
+        }
         tx.commit().await?;
-        Ok(decoded)
+        Ok(pieces)
     }
 }
 
@@ -499,20 +503,23 @@ impl OfflineStore for PostgresStore {
         views: &[PitView],
     ) -> Result<Vec<RecordBatch>, OfflineError> {
         let entity_fields = super::entity_fields(entities, views)?;
-        let sql = Dialect::Postgres.point_in_time("lockstep_entities", views, |table| {
-            self.qualified(&table.name)
-        });
         let feature_fields = super::feature_fields(views)?;
-        let types: Vec<ValueType> = feature_fields
+        // Per view: its query and the types it returns (row id, then features).
+        let queries: Vec<(String, Vec<ValueType>)> = views
             .iter()
-            .flatten()
-            .map(|field| field.value_type)
+            .zip(&feature_fields)
+            .map(|(view, fields)| {
+                let sql = Dialect::Postgres.point_in_time(
+                    "lockstep_entities",
+                    view,
+                    &self.qualified(&view.table.name),
+                );
+                let types = std::iter::once(ValueType::Int64)
+                    .chain(fields.iter().map(|field| field.value_type))
+                    .collect();
+                (sql, types)
+            })
             .collect();
-        let types = if types.is_empty() {
-            vec![ValueType::Int64]
-        } else {
-            types
-        };
         let mut parts = JoinSet::new();
         let rows = entities.num_rows();
         // One part per core (the lookups are CPU-bound in Postgres), none under the minimum.
@@ -520,29 +527,24 @@ impl OfflineStore for PostgresStore {
         let part_rows = rows
             .div_ceil(cores.min(CONNECTIONS as usize))
             .max(PIT_MIN_PART_ROWS);
-        let starts: Vec<usize> = (0..rows.max(1)).step_by(part_rows).collect();
-        for (index, &first) in starts.iter().enumerate() {
+        for first in (0..rows).step_by(part_rows) {
             let length = part_rows.min(rows - first);
-            let part = Self::pit_part(
+            parts.spawn(Self::pit_part(
                 self.pool.clone(),
-                sql.clone(),
+                queries.clone(),
                 entity_fields.clone(),
                 entities.slice(first, length),
                 first as i64,
-                types.clone(),
-            );
-            parts.spawn(async move { (index, part.await) });
+            ));
         }
-        let mut ordered: Vec<Option<Vec<ArrayRef>>> = vec![None; starts.len()];
+        let mut pieces: Vec<Vec<PitPiece>> = views.iter().map(|_| Vec::new()).collect();
         while let Some(joined) = parts.join_next().await {
-            let (index, part) = joined.map_err(|e| OfflineError::Unavailable(e.to_string()))?;
-            ordered[index] = Some(part?.1);
+            let part = joined.map_err(|e| OfflineError::Unavailable(e.to_string()))??;
+            for (view, piece) in pieces.iter_mut().zip(part) {
+                view.push(piece);
+            }
         }
-        super::assemble(
-            ordered.into_iter().flatten().collect(),
-            &feature_fields,
-            rows,
-        )
+        super::assemble(pieces, &feature_fields, rows)
     }
 
     async fn scan(&self, table: &ViewTable) -> Result<Vec<RecordBatch>, OfflineError> {

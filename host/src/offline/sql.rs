@@ -147,74 +147,77 @@ impl Dialect {
         )
     }
 
-    /// The point-in-time query over the entity table `entities` (columns [`ROW_ID`],
-    /// [`EVENT_TS`] and the join keys): every requested feature, one row per entity row, in
-    /// row order. `qualify` gives a view table's qualified name.
-    pub fn point_in_time(
-        self,
-        entities: &str,
-        views: &[PitView],
-        qualify: impl Fn(&ViewTable) -> String,
-    ) -> String {
+    /// The point-in-time query of one view over the entity table `entities` (columns
+    /// [`ROW_ID`], [`EVENT_TS`] and the join keys): for every entity row, its row id and the
+    /// view's features (null when no row matches). The entity rows are visited in the view's
+    /// key order, so consecutive lookups walk neighbouring index pages; the caller puts the
+    /// results back in row order by id. `source` is the view table's qualified name.
+    pub fn point_in_time(self, entities: &str, view: &PitView, source: &str) -> String {
         let event = ident(EVENT_TS);
-        let mut selected = Vec::new();
-        let mut joins = Vec::new();
-        for (i, view) in views.iter().enumerate() {
-            let alias = format!("v{i}");
-            let source = qualify(&view.table);
-            let mut conditions: Vec<String> = view
-                .table
-                .join_keys
-                .iter()
-                .map(|key| format!("h.{k} = e.{k}", k = ident(&key.name)))
-                .collect();
-            conditions.push(format!("h.{event} <= e.{event}"));
-            if let Some(ttl) = view.table.ttl_seconds {
-                conditions.push(match self {
-                    Dialect::Postgres => {
-                        format!("h.{event} >= e.{event} - make_interval(secs => {ttl})")
-                    }
-                    Dialect::Sqlite => format!("h.{event} >= e.{event} - {}", ttl * 1_000_000),
-                });
-            }
-            // Keys and event time are the primary key, and the upsert kept the row with the
-            // greatest created time for each: the newest event time alone picks the row, so
-            // the lookup is one backward step in the primary-key index.
-            let latest = format!(
-                "FROM {source} AS h WHERE {} ORDER BY h.{event} DESC LIMIT 1",
-                conditions.join(" AND ")
-            );
-            for feature in &view.features {
-                selected.push(format!("{alias}.{}", ident(feature)));
-            }
-            joins.push(match self {
+        let table = &view.table;
+        let mut conditions: Vec<String> = table
+            .join_keys
+            .iter()
+            .map(|key| format!("h.{k} = e.{k}", k = ident(&key.name)))
+            .collect();
+        conditions.push(format!("h.{event} <= e.{event}"));
+        if let Some(ttl) = table.ttl_seconds {
+            conditions.push(match self {
                 Dialect::Postgres => {
-                    let columns: Vec<String> = view
-                        .features
-                        .iter()
-                        .map(|feature| format!("h.{}", ident(feature)))
-                        .collect();
-                    let columns = if columns.is_empty() {
-                        "1".to_owned()
-                    } else {
-                        columns.join(", ")
-                    };
-                    format!("LEFT JOIN LATERAL (SELECT {columns} {latest}) AS {alias} ON true")
+                    format!("h.{event} >= e.{event} - make_interval(secs => {ttl})")
                 }
-                Dialect::Sqlite => format!(
-                    "LEFT JOIN {source} AS {alias} ON {alias}.rowid = (SELECT h.rowid {latest})"
-                ),
+                Dialect::Sqlite => format!("h.{event} >= e.{event} - {}", ttl * 1_000_000),
             });
         }
-        if selected.is_empty() {
-            selected.push(format!("e.{}", ident(ROW_ID)));
+        // Keys and event time are the primary key, and the upsert kept the row with the
+        // greatest created time for each: the newest event time alone picks the row, so the
+        // lookup is one backward step in the primary-key index.
+        let latest = format!(
+            "FROM {source} AS h WHERE {} ORDER BY h.{event} DESC LIMIT 1",
+            conditions.join(" AND ")
+        );
+        let order = key_columns(table).join(", ");
+        let row_id = ident(ROW_ID);
+        let features = |alias: &str| -> Vec<String> {
+            std::iter::once(format!("e.{row_id}"))
+                .chain(
+                    view.features
+                        .iter()
+                        .map(|feature| format!("{alias}.{}", ident(feature))),
+                )
+                .collect()
+        };
+        match self {
+            Dialect::Postgres => {
+                let columns: Vec<String> = view
+                    .features
+                    .iter()
+                    .map(|feature| format!("h.{}", ident(feature)))
+                    .collect();
+                let columns = if columns.is_empty() {
+                    "1".to_owned()
+                } else {
+                    columns.join(", ")
+                };
+                format!(
+                    "SELECT {} FROM (SELECT * FROM {entities} ORDER BY {order}) AS e \
+                     LEFT JOIN LATERAL (SELECT {columns} {latest}) AS v ON true",
+                    features("v").join(", ")
+                )
+            }
+            Dialect::Sqlite => format!(
+                "SELECT {} FROM {entities} AS e \
+                 LEFT JOIN {source} AS v ON v.rowid = (SELECT h.rowid {latest}) ORDER BY {}",
+                features("v").join(", "),
+                table
+                    .join_keys
+                    .iter()
+                    .map(|key| format!("e.{}", ident(&key.name)))
+                    .chain([format!("e.{event}")])
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
         }
-        format!(
-            "SELECT {} FROM {entities} AS e {} ORDER BY e.{}",
-            selected.join(", "),
-            joins.join(" "),
-            ident(ROW_ID)
-        )
     }
 }
 

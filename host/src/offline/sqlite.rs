@@ -20,7 +20,8 @@ use tokio::sync::{Mutex, MutexGuard};
 
 use super::sql::{Dialect, ROW_ID, ident};
 use super::{
-    ACQUIRE_TIMEOUT, ChunkCounts, Claim, JobPlan, JobStatus, OfflineError, OfflineStore, PitView,
+    ACQUIRE_TIMEOUT, ChunkCounts, Claim, JobPlan, JobStatus, OfflineError, OfflineStore, PitPiece,
+    PitView,
 };
 use crate::columnar::{ColumnBuilder, arrow_schema};
 use crate::model::ValueType;
@@ -418,11 +419,6 @@ impl OfflineStore for SqliteStore {
     ) -> Result<Vec<RecordBatch>, OfflineError> {
         let entity_fields = super::entity_fields(entities, views)?;
         let feature_fields = super::feature_fields(views)?;
-        let types: Vec<ValueType> = feature_fields
-            .iter()
-            .flatten()
-            .map(|field| field.value_type)
-            .collect();
         // A private connection: the temporary table lives as long as it does.
         let mut conn = self.pool.acquire().await?;
         let mut tx = sqlx::Connection::begin(&mut *conn).await?;
@@ -458,19 +454,21 @@ impl OfflineStore for SqliteStore {
             "",
         )
         .await?;
-        let sql =
-            Dialect::Sqlite.point_in_time("lockstep_entities", views, |table| ident(&table.name));
-        let rows = sqlx::query(&sql).fetch_all(&mut *tx).await?;
+        let mut pieces = Vec::with_capacity(views.len());
+        for (view, fields) in views.iter().zip(&feature_fields) {
+            let sql =
+                Dialect::Sqlite.point_in_time("lockstep_entities", view, &ident(&view.table.name));
+            let rows = sqlx::query(&sql).fetch_all(&mut *tx).await?;
+            let types: Vec<ValueType> = std::iter::once(ValueType::Int64)
+                .chain(fields.iter().map(|field| field.value_type))
+                .collect();
+            pieces.push(vec![PitPiece::from_columns(decode(&rows, &types)?)?]);
+        }
         sqlx::query("DROP TABLE temp.lockstep_entities")
             .execute(&mut *tx)
             .await?;
         tx.rollback().await?;
-        let arrays = if types.is_empty() {
-            Vec::new()
-        } else {
-            decode(&rows, &types)?
-        };
-        super::assemble(vec![arrays], &feature_fields, entities.num_rows())
+        super::assemble(pieces, &feature_fields, entities.num_rows())
     }
 
     async fn scan(&self, table: &ViewTable) -> Result<Vec<RecordBatch>, OfflineError> {
