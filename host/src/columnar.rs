@@ -302,7 +302,7 @@ pub fn to_json(array: &dyn Array, row: usize) -> serde_json::Value {
         DataType::Utf8 => Value::from(array.as_string::<i32>().value(row)),
         DataType::Boolean => Value::from(array.as_boolean().value(row)),
         DataType::Timestamp(TimeUnit::Microsecond, _) => {
-            Value::from(crate::runtime::batch::format_timestamp(
+            Value::from(crate::model::format_timestamp(
                 array
                     .as_primitive::<arrow::datatypes::TimestampMicrosecondType>()
                     .value(row),

@@ -1,13 +1,15 @@
 //! Host configuration: built-in defaults < a TOML file < `LOCKSTEP__SECTION__KEY` environment
-//! variables (plus the conventional `DATABASE_URL`). Unknown keys are errors; secrets (API
-//! tokens) come only from the environment.
+//! variables (plus the conventional `DATABASE_URL` and `REDIS_URL`). Unknown keys are errors;
+//! secrets (API tokens) come only from the environment.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
 use crate::offline::OfflineLocation;
+use crate::online::OnlineLocation;
 use crate::registry::RegistryLocation;
 use crate::runtime::RuntimeConfig;
 use crate::source::SourceContext;
@@ -22,6 +24,7 @@ pub struct Config {
     pub server: ServerConfig,
     pub registry: RegistryConfig,
     pub offline: OfflineConfig,
+    pub online: OnlineConfig,
     pub backfill: BackfillConfig,
     pub sources: SourcesConfig,
     pub runtime: RuntimeConfig,
@@ -173,6 +176,63 @@ impl Config {
     }
 }
 
+/// Where the latest feature values are served from.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OnlineConfig {
+    /// `redis://…`; when absent, the embedded SQLite file below is used.
+    pub redis_url: Option<String>,
+    /// Prefix of every key (`{namespace}:…`), so several deployments can share a server.
+    pub namespace: String,
+    /// Embedded online store file.
+    pub sqlite_path: PathBuf,
+    /// Longest a Redis round trip (connecting included) may take, in milliseconds.
+    pub timeout_ms: u64,
+}
+
+impl Default for OnlineConfig {
+    fn default() -> Self {
+        Self {
+            redis_url: None,
+            namespace: "lockstep".to_owned(),
+            sqlite_path: PathBuf::from(".lockstep/online.db"),
+            timeout_ms: 250,
+        }
+    }
+}
+
+impl OnlineConfig {
+    pub fn validate(&self) -> Result<(), String> {
+        if self.timeout_ms == 0 {
+            return Err("online.timeout_ms must be positive".into());
+        }
+        crate::online::check_namespace(&self.namespace)
+            .map_err(|message| format!("online.namespace: {message}"))
+    }
+
+    /// The deadline of every online store round trip.
+    pub fn timeout(&self) -> Duration {
+        Duration::from_millis(self.timeout_ms)
+    }
+}
+
+impl Config {
+    /// The online store: Redis when a URL is set, else embedded.
+    pub fn online_location(&self) -> OnlineLocation {
+        let namespace = self.online.namespace.clone();
+        match &self.online.redis_url {
+            Some(url) => OnlineLocation::Redis {
+                url: url.clone(),
+                namespace,
+            },
+            None => OnlineLocation::Embedded {
+                path: self.online.sqlite_path.clone(),
+                namespace,
+            },
+        }
+    }
+}
+
 /// How backfills split and run their work.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -270,11 +330,16 @@ impl Config {
             })?;
             merge(&mut merged, table);
         }
-        let mut env: Vec<(String, String)> = env.into_iter().collect();
-        env.sort();
-        for (name, value) in &env {
-            let keys: Vec<String> = if name == "DATABASE_URL" {
-                vec!["registry".into(), "database_url".into()]
+        // The conventional variables first, then the LOCKSTEP__ ones, each group sorted: an
+        // explicit LOCKSTEP__REGISTRY__DATABASE_URL or LOCKSTEP__ONLINE__REDIS_URL wins.
+        let mut env: Vec<(Option<[&str; 2]>, String, String)> = env
+            .into_iter()
+            .map(|(name, value)| (conventional(&name), name, value))
+            .collect();
+        env.sort_by(|a, b| (a.0.is_none(), &a.1).cmp(&(b.0.is_none(), &b.1)));
+        for (section_key, name, value) in &env {
+            let keys: Vec<String> = if let Some(path) = section_key {
+                path.iter().map(|&key| key.to_owned()).collect()
             } else if let Some(rest) = name.strip_prefix(ENV_PREFIX) {
                 rest.split("__").map(str::to_ascii_lowercase).collect()
             } else {
@@ -291,15 +356,23 @@ impl Config {
                 message,
             })?;
         }
-        // An explicit LOCKSTEP__REGISTRY__DATABASE_URL wins over DATABASE_URL: sorted order
-        // applies DATABASE_URL first, then the LOCKSTEP__ variables.
         let config: Config = toml::Value::Table(merged)
             .try_into()
             .map_err(|e: toml::de::Error| ConfigError::Invalid(e.message().to_owned()))?;
         config.runtime.validate().map_err(ConfigError::Invalid)?;
         config.server.validate().map_err(ConfigError::Invalid)?;
         config.backfill.validate().map_err(ConfigError::Invalid)?;
+        config.online.validate().map_err(ConfigError::Invalid)?;
         Ok(config)
+    }
+}
+
+/// The setting a conventional environment variable stands for, if `name` is one.
+fn conventional(name: &str) -> Option<[&'static str; 2]> {
+    match name {
+        "DATABASE_URL" => Some(["registry", "database_url"]),
+        "REDIS_URL" => Some(["online", "redis_url"]),
+        _ => None,
     }
 }
 
@@ -394,6 +467,48 @@ mod tests {
         assert!(error.to_string().contains("listn"), "{error}");
         let error = Config::load_from(None, env(&[("LOCKSTEP__NOPE__X", "1")])).unwrap_err();
         assert!(error.to_string().contains("nope"), "{error}");
+    }
+
+    #[test]
+    fn online_store_is_embedded_unless_a_redis_url_is_set() {
+        let config = Config::load_from(None, env(&[])).unwrap();
+        assert_eq!(config.online.timeout(), Duration::from_millis(250));
+        match config.online_location() {
+            OnlineLocation::Embedded { path, namespace } => {
+                assert_eq!(path, PathBuf::from(".lockstep/online.db"));
+                assert_eq!(namespace, "lockstep");
+            }
+            other => panic!("expected the embedded store, got {other:?}"),
+        }
+        let redis = |pairs: &[(&str, &str)]| match Config::load_from(None, env(pairs))
+            .unwrap()
+            .online_location()
+        {
+            OnlineLocation::Redis { url, namespace } => (url, namespace),
+            other => panic!("expected Redis, got {other:?}"),
+        };
+        assert_eq!(
+            redis(&[("REDIS_URL", "redis://a:6379")]),
+            ("redis://a:6379".to_owned(), "lockstep".to_owned())
+        );
+        // The explicit setting wins over the conventional variable, whatever the order.
+        assert_eq!(
+            redis(&[
+                ("LOCKSTEP__ONLINE__REDIS_URL", "redis://b:6379"),
+                ("LOCKSTEP__ONLINE__NAMESPACE", "staging"),
+                ("REDIS_URL", "redis://a:6379"),
+            ]),
+            ("redis://b:6379".to_owned(), "staging".to_owned())
+        );
+        for (name, value, expected) in [
+            ("LOCKSTEP__ONLINE__TIMEOUT_MS", "0", "online.timeout_ms"),
+            ("LOCKSTEP__ONLINE__NAMESPACE", "a:b", "online.namespace"),
+            ("LOCKSTEP__ONLINE__NAMESPACE", "{tag}", "online.namespace"),
+            ("LOCKSTEP__ONLINE__NAMESPACE", "", "online.namespace"),
+        ] {
+            let error = Config::load_from(None, env(&[(name, value)])).unwrap_err();
+            assert!(error.to_string().contains(expected), "{value}: {error}");
+        }
     }
 
     #[test]

@@ -8,6 +8,7 @@ pub mod config;
 pub mod datagen;
 pub mod model;
 pub mod offline;
+pub mod online;
 pub mod pipeline;
 pub mod registry;
 pub mod runtime;

@@ -9,11 +9,11 @@ use std::time::Instant;
 use anyhow::Context as _;
 use indicatif::{ProgressBar, ProgressStyle};
 
+use crate::model::format_timestamp;
 use crate::offline::JobStatus;
 use crate::pipeline::{
     BackfillEvent, BackfillRequest, BackfillSummary, Lockstep, TrainingSetRequest,
 };
-use crate::runtime::batch::format_timestamp;
 
 /// `lockstep backfill`: plans (or resumes) the job, works on it until done, prints a summary.
 pub async fn backfill(lockstep: &Lockstep, request: BackfillRequest) -> anyhow::Result<()> {

@@ -8,8 +8,8 @@ use anyhow::Context as _;
 use super::{Command, coded, offline, table};
 use crate::api::{self, AppState, auth};
 use crate::config::Config;
+use crate::model::format_timestamp;
 use crate::pipeline::{BackfillRequest, Lockstep, TrainingSetRequest};
-use crate::runtime::batch::format_timestamp;
 
 pub async fn run(command: Command, mut config: Config) -> anyhow::Result<()> {
     match &command {

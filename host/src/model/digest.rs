@@ -17,6 +17,16 @@ impl Digest {
         Self(Sha256::digest(bytes).into())
     }
 
+    /// The digest whose 32 raw bytes are `bytes` (as stored in binary encodings).
+    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+        Self(bytes)
+    }
+
+    /// The 32 raw bytes.
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
     /// The 64 lowercase hex digits, without the `sha256:` prefix.
     pub fn hex(&self) -> String {
         hex::encode(self.0)

@@ -15,6 +15,7 @@ use std::time::Duration;
 use arrow::array::{Array, ArrayRef, RecordBatch, RecordBatchOptions};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
 
 use crate::columnar::{arrow_schema, arrow_type};
 use crate::model::{FieldSpec, ValueType};
@@ -231,8 +232,43 @@ pub trait OfflineStore: Send + Sync {
     ) -> Result<Vec<RecordBatch>, OfflineError>;
 
     /// Every row of a table in key and time order, in the layout of
-    /// [`ViewTable::row_fields`] (for checksums, exports and rebuilding the online store).
+    /// [`ViewTable::row_fields`] (for checksums and exports).
     async fn scan(&self, table: &ViewTable) -> Result<Vec<RecordBatch>, OfflineError>;
+
+    /// Upserts rows (layout of [`ViewTable::row_fields`]) outside any backfill, with the
+    /// rules of [`OfflineStore::commit_chunk`]: the push path.
+    async fn write_rows(&self, table: &ViewTable, rows: &[RecordBatch])
+    -> Result<(), OfflineError>;
+
+    /// For each key, its row with the greatest event time in `[from, to)` (layout of
+    /// [`ViewTable::row_fields`]), streamed in batches of about `batch_rows` rows, so
+    /// memory stays bounded whatever the table's size: what materialization reads.
+    fn latest(
+        &self,
+        table: &ViewTable,
+        from: i64,
+        to: i64,
+        batch_rows: usize,
+    ) -> mpsc::Receiver<Result<RecordBatch, OfflineError>>;
+
+    /// Records a finished materialization.
+    async fn record_materialization(&self, record: &Materialization) -> Result<(), OfflineError>;
+
+    /// The end of the latest materialization of the table named `table`, if any: where an
+    /// incremental run starts.
+    async fn materialized_until(&self, table: &str) -> Result<Option<i64>, OfflineError>;
+}
+
+/// One materialization of a view's table into the online store, over `[from, to)` (µs).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Materialization {
+    pub project: String,
+    pub view: String,
+    pub table: String,
+    pub from: i64,
+    pub to: i64,
+    /// Rows read (one per key) and sent to the online store.
+    pub rows: u64,
 }
 
 /// A digest of a table's whole content, for comparing two runs.

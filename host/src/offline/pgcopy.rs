@@ -212,6 +212,22 @@ impl CopyReader {
         Ok(())
     }
 
+    /// Rows decoded so far.
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// Takes the columns decoded so far, leaving the reader ready for the rest of the
+    /// stream: how a long result is cut into batches.
+    pub fn take(&mut self) -> (usize, Vec<ArrayRef>) {
+        let builders = self.types.iter().map(|&t| ColumnBuilder::new(t)).collect();
+        let taken = std::mem::replace(&mut self.builders, builders);
+        (
+            std::mem::take(&mut self.rows),
+            taken.into_iter().map(ColumnBuilder::finish).collect(),
+        )
+    }
+
     /// The decoded columns; fails if the stream ended early.
     pub fn finish(self) -> Result<(usize, Vec<ArrayRef>), OfflineError> {
         if !self.finished || !self.pending.is_empty() {

@@ -10,13 +10,14 @@ use async_trait::async_trait;
 use futures_util::StreamExt;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::{Connection, PgConnection, Row};
+use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
 use super::pgcopy::{CopyReader, CopyWriter};
 use super::sql::{Dialect, ROW_ID, ident};
 use super::{
-    ACQUIRE_TIMEOUT, ChunkCounts, Claim, JobPlan, JobStatus, OfflineError, OfflineStore, PitPiece,
-    PitView,
+    ACQUIRE_TIMEOUT, ChunkCounts, Claim, JobPlan, JobStatus, Materialization, OfflineError,
+    OfflineStore, PitPiece, PitView,
 };
 use crate::columnar::arrow_schema;
 use crate::model::ViewTable;
@@ -83,6 +84,21 @@ impl PostgresStore {
                         finished_at TIMESTAMPTZ,
                         PRIMARY KEY (job_id, seq))"
                 ),
+                format!(
+                    "CREATE TABLE IF NOT EXISTS {s}.materializations (
+                        id BIGSERIAL PRIMARY KEY,
+                        project TEXT NOT NULL,
+                        view TEXT NOT NULL,
+                        table_name TEXT NOT NULL,
+                        start_micros BIGINT NOT NULL,
+                        end_micros BIGINT NOT NULL,
+                        rows BIGINT NOT NULL,
+                        finished_at TIMESTAMPTZ NOT NULL DEFAULT clock_timestamp())"
+                ),
+                format!(
+                    "CREATE INDEX IF NOT EXISTS materializations_by_table \
+                     ON {s}.materializations (table_name, end_micros)"
+                ),
             ])
             .await
             .map_err(|e| OfflineError::Open(e.to_string()))?;
@@ -126,7 +142,7 @@ impl PostgresStore {
     /// backfill), so the rows are first `COPY`ed straight into the table under a savepoint;
     /// if any key already exists, that is rolled back and the rows go through a staging
     /// table and the newer-wins upsert instead.
-    async fn write_rows(
+    async fn copy_rows(
         &self,
         tx: &mut PgConnection,
         table: &ViewTable,
@@ -480,7 +496,7 @@ impl OfflineStore for PostgresStore {
             .await?;
         let rows = super::prepare_rows(table, rows)?;
         if rows.num_rows() > 0 {
-            self.write_rows(&mut tx, table, &rows).await?;
+            self.copy_rows(&mut tx, table, &rows).await?;
         }
         tx.commit().await?;
         Ok(true)
@@ -545,6 +561,94 @@ impl OfflineStore for PostgresStore {
             }
         }
         super::assemble(pieces, &feature_fields, rows)
+    }
+
+    async fn write_rows(
+        &self,
+        table: &ViewTable,
+        rows: &[RecordBatch],
+    ) -> Result<(), OfflineError> {
+        let rows = super::prepare_rows(table, rows)?;
+        if rows.num_rows() == 0 {
+            return Ok(());
+        }
+        let mut tx = self.pool.begin().await?;
+        self.copy_rows(&mut tx, table, &rows).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    fn latest(
+        &self,
+        table: &ViewTable,
+        from: i64,
+        to: i64,
+        batch_rows: usize,
+    ) -> mpsc::Receiver<Result<RecordBatch, OfflineError>> {
+        let (sender, receiver) = mpsc::channel(2);
+        let pool = self.pool.clone();
+        let sql = Dialect::Postgres.latest(&self.qualified(&table.name), table, from, to);
+        let fields = table.row_fields();
+        tokio::spawn(async move {
+            let types: Vec<ValueType> = fields.iter().map(|f| f.value_type).collect();
+            let schema = arrow_schema(&fields);
+            let batch = |arrays: Vec<ArrayRef>| {
+                RecordBatch::try_new(schema.clone(), arrays)
+                    .map_err(|e| OfflineError::Corrupt(e.to_string()))
+            };
+            let streamed = async {
+                let mut conn = pool.acquire().await?;
+                let mut reader = CopyReader::new(&types);
+                let mut stream = conn
+                    .copy_out_raw(&format!("COPY ({sql}) TO STDOUT (FORMAT binary)"))
+                    .await?;
+                while let Some(bytes) = stream.next().await {
+                    reader.feed(&bytes?)?;
+                    if reader.rows() >= batch_rows {
+                        let (_, arrays) = reader.take();
+                        if sender.send(batch(arrays)).await.is_err() {
+                            return Ok(()); // nobody is reading any more
+                        }
+                    }
+                }
+                let (rows, arrays) = reader.finish()?;
+                if rows > 0 {
+                    let _ = sender.send(batch(arrays)).await;
+                }
+                Ok::<(), OfflineError>(())
+            };
+            if let Err(error) = streamed.await {
+                let _ = sender.send(Err(error)).await;
+            }
+        });
+        receiver
+    }
+
+    async fn record_materialization(&self, record: &Materialization) -> Result<(), OfflineError> {
+        sqlx::query(&format!(
+            "INSERT INTO {} (project, view, table_name, start_micros, end_micros, rows) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+            self.qualified("materializations")
+        ))
+        .bind(&record.project)
+        .bind(&record.view)
+        .bind(&record.table)
+        .bind(record.from)
+        .bind(record.to)
+        .bind(record.rows as i64)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn materialized_until(&self, table: &str) -> Result<Option<i64>, OfflineError> {
+        Ok(sqlx::query_scalar(&format!(
+            "SELECT max(end_micros) FROM {} WHERE table_name = $1",
+            self.qualified("materializations")
+        ))
+        .bind(table)
+        .fetch_one(&self.pool)
+        .await?)
     }
 
     async fn scan(&self, table: &ViewTable) -> Result<Vec<RecordBatch>, OfflineError> {

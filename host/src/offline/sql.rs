@@ -147,6 +147,52 @@ impl Dialect {
         )
     }
 
+    /// A timestamp (µs) as a literal of this dialect: exact, and safe to inline in
+    /// statements that take no parameters (`COPY`).
+    pub fn timestamp_literal(self, micros: i64) -> String {
+        match self {
+            Dialect::Postgres => {
+                format!("TIMESTAMPTZ '{}'", crate::model::format_timestamp(micros))
+            }
+            Dialect::Sqlite => micros.to_string(),
+        }
+    }
+
+    /// For each key, its row with the greatest event time in `[from, to)`, in the layout of
+    /// [`ViewTable::row_fields`]: what materialization copies to the online store.
+    pub fn latest(self, qualified: &str, table: &ViewTable, from: i64, to: i64) -> String {
+        let names: Vec<String> = table.row_fields().iter().map(|f| ident(&f.name)).collect();
+        let keys: Vec<String> = table.join_keys.iter().map(|k| ident(&k.name)).collect();
+        let event = ident(EVENT_TS);
+        let window = format!(
+            "{event} >= {} AND {event} < {}",
+            self.timestamp_literal(from),
+            self.timestamp_literal(to)
+        );
+        match self {
+            // The primary-key index read backwards gives each key's newest row first.
+            Dialect::Postgres => {
+                let descending: Vec<String> = key_columns(table)
+                    .iter()
+                    .map(|column| format!("{column} DESC"))
+                    .collect();
+                format!(
+                    "SELECT DISTINCT ON ({}) {} FROM {qualified} WHERE {window} ORDER BY {}",
+                    keys.join(", "),
+                    names.join(", "),
+                    descending.join(", ")
+                )
+            }
+            Dialect::Sqlite => format!(
+                "SELECT {names} FROM (SELECT {names}, row_number() OVER \
+                 (PARTITION BY {keys} ORDER BY {event} DESC) AS newest \
+                 FROM {qualified} WHERE {window}) WHERE newest = 1",
+                names = names.join(", "),
+                keys = keys.join(", "),
+            ),
+        }
+    }
+
     /// The point-in-time query of one view over the entity table `entities` (columns
     /// [`ROW_ID`], [`EVENT_TS`] and the join keys): for every entity row, its row id and the
     /// view's features (null when no row matches). The entity rows are visited in the view's

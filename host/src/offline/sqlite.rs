@@ -10,18 +10,19 @@ use std::time::Duration;
 use arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
 use arrow::datatypes::{Float64Type, Int64Type, TimestampMicrosecondType};
 use async_trait::async_trait;
+use futures_util::StreamExt;
 use sqlx::query::Query;
 use sqlx::sqlite::{
     SqliteArguments, SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
     SqliteRow,
 };
 use sqlx::{Row, Sqlite, Transaction};
-use tokio::sync::{Mutex, MutexGuard};
+use tokio::sync::{Mutex, MutexGuard, mpsc};
 
 use super::sql::{Dialect, ROW_ID, ident};
 use super::{
-    ACQUIRE_TIMEOUT, ChunkCounts, Claim, JobPlan, JobStatus, OfflineError, OfflineStore, PitPiece,
-    PitView,
+    ACQUIRE_TIMEOUT, ChunkCounts, Claim, JobPlan, JobStatus, Materialization, OfflineError,
+    OfflineStore, PitPiece, PitView,
 };
 use crate::columnar::{ColumnBuilder, arrow_schema};
 use crate::model::ValueType;
@@ -98,6 +99,17 @@ impl SqliteStore {
                 rows_rejected INTEGER NOT NULL DEFAULT 0,
                 finished_at INTEGER,
                 PRIMARY KEY (job_id, seq))",
+            "CREATE TABLE IF NOT EXISTS materializations (
+                id INTEGER PRIMARY KEY AUTOINCREMENT,
+                project TEXT NOT NULL,
+                view TEXT NOT NULL,
+                table_name TEXT NOT NULL,
+                start_micros INTEGER NOT NULL,
+                end_micros INTEGER NOT NULL,
+                rows INTEGER NOT NULL,
+                finished_at INTEGER NOT NULL)",
+            "CREATE INDEX IF NOT EXISTS materializations_by_table \
+             ON materializations (table_name, end_micros)",
         ] {
             sqlx::query(statement)
                 .execute(&mut *tx.tx)
@@ -186,6 +198,35 @@ fn bind<'q>(
             query.bind(valid.then(|| array.as_string::<i32>().value(row).to_owned()))
         }
     }
+}
+
+/// Upserts rows (layout of [`ViewTable::row_fields`]) into a view's table: deduplicated,
+/// then newer-wins.
+async fn upsert_rows(
+    tx: &mut Transaction<'_, Sqlite>,
+    table: &ViewTable,
+    rows: &[RecordBatch],
+) -> Result<(), OfflineError> {
+    let rows = super::prepare_rows(table, rows)?;
+    let fields = table.row_fields();
+    let names: Vec<String> = fields.iter().map(|f| ident(&f.name)).collect();
+    let upsert = Dialect::Sqlite.upsert("", table, "");
+    let suffix = &upsert[upsert.find("ON CONFLICT").expect("upsert clause")..];
+    let columns: Vec<(ValueType, &ArrayRef)> = fields
+        .iter()
+        .zip(rows.columns())
+        .map(|(field, array)| (field.value_type, array))
+        .collect();
+    insert_rows(
+        tx,
+        &ident(&table.name),
+        &names,
+        &columns,
+        rows.num_rows(),
+        None,
+        suffix,
+    )
+    .await
 }
 
 /// Decodes result rows into one array per type.
@@ -377,26 +418,7 @@ impl OfflineStore for SqliteStore {
         if marked.rows_affected() != 1 {
             return Ok(false);
         }
-        let rows = super::prepare_rows(table, rows)?;
-        let fields = table.row_fields();
-        let names: Vec<String> = fields.iter().map(|f| ident(&f.name)).collect();
-        let upsert = Dialect::Sqlite.upsert("", table, "");
-        let suffix = &upsert[upsert.find("ON CONFLICT").expect("upsert clause")..];
-        let columns: Vec<(ValueType, &ArrayRef)> = fields
-            .iter()
-            .zip(rows.columns())
-            .map(|(field, array)| (field.value_type, array))
-            .collect();
-        insert_rows(
-            &mut tx.tx,
-            &ident(&table.name),
-            &names,
-            &columns,
-            rows.num_rows(),
-            None,
-            suffix,
-        )
-        .await?;
+        upsert_rows(&mut tx.tx, table, rows).await?;
         tx.tx.commit().await?;
         Ok(true)
     }
@@ -469,6 +491,91 @@ impl OfflineStore for SqliteStore {
             .await?;
         tx.rollback().await?;
         super::assemble(pieces, &feature_fields, entities.num_rows())
+    }
+
+    async fn write_rows(
+        &self,
+        table: &ViewTable,
+        rows: &[RecordBatch],
+    ) -> Result<(), OfflineError> {
+        let mut tx = self.begin_write().await?;
+        upsert_rows(&mut tx.tx, table, rows).await?;
+        tx.tx.commit().await?;
+        Ok(())
+    }
+
+    fn latest(
+        &self,
+        table: &ViewTable,
+        from: i64,
+        to: i64,
+        batch_rows: usize,
+    ) -> mpsc::Receiver<Result<RecordBatch, OfflineError>> {
+        let (sender, receiver) = mpsc::channel(2);
+        let pool = self.pool.clone();
+        let sql = Dialect::Sqlite.latest(&ident(&table.name), table, from, to);
+        let fields = table.row_fields();
+        tokio::spawn(async move {
+            let types: Vec<ValueType> = fields.iter().map(|f| f.value_type).collect();
+            let schema = arrow_schema(&fields);
+            let batch = |rows: &[SqliteRow]| {
+                RecordBatch::try_new(schema.clone(), decode(rows, &types)?)
+                    .map_err(|e| OfflineError::Corrupt(e.to_string()))
+            };
+            let streamed = async {
+                let mut rows = sqlx::query(&sql).fetch(&pool);
+                let mut pending = Vec::with_capacity(batch_rows);
+                while let Some(row) = rows.next().await {
+                    pending.push(row?);
+                    if pending.len() >= batch_rows {
+                        let full = batch(&pending);
+                        pending.clear();
+                        if sender.send(full).await.is_err() {
+                            return Ok(()); // nobody is reading any more
+                        }
+                    }
+                }
+                if !pending.is_empty() {
+                    let _ = sender.send(batch(&pending)).await;
+                }
+                Ok::<(), OfflineError>(())
+            };
+            if let Err(error) = streamed.await {
+                let _ = sender.send(Err(error)).await;
+            }
+        });
+        receiver
+    }
+
+    async fn record_materialization(&self, record: &Materialization) -> Result<(), OfflineError> {
+        let mut tx = self.begin_write().await?;
+        sqlx::query(
+            "INSERT INTO materializations \
+             (project, view, table_name, start_micros, end_micros, rows, finished_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(&record.project)
+        .bind(&record.view)
+        .bind(&record.table)
+        .bind(record.from)
+        .bind(record.to)
+        .bind(record.rows as i64)
+        .bind(now_micros())
+        .execute(&mut *tx.tx)
+        .await?;
+        tx.tx.commit().await?;
+        Ok(())
+    }
+
+    async fn materialized_until(&self, table: &str) -> Result<Option<i64>, OfflineError> {
+        Ok(
+            sqlx::query_scalar(
+                "SELECT max(end_micros) FROM materializations WHERE table_name = $1",
+            )
+            .bind(table)
+            .fetch_one(&self.pool)
+            .await?,
+        )
     }
 
     async fn scan(&self, table: &ViewTable) -> Result<Vec<RecordBatch>, OfflineError> {

@@ -644,9 +644,8 @@ fn fill_nulls(created: &ArrayRef, event: &ArrayRef) -> ArrayRef {
 
 /// `[from, to)` in RFC 3339, or `all time`.
 pub fn describe_window(window: TimeWindow) -> String {
-    let show = |micros: Option<i64>| {
-        micros.map_or_else(|| "…".to_owned(), crate::runtime::batch::format_timestamp)
-    };
+    let show =
+        |micros: Option<i64>| micros.map_or_else(|| "…".to_owned(), crate::model::format_timestamp);
     match (window.from, window.to) {
         (None, None) => "all time".to_owned(),
         (from, to) => format!("[{}, {})", show(from), show(to)),

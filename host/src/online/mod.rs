@@ -1,0 +1,283 @@
+//! The online store: the latest feature row of every entity, one key per (view table,
+//! entity), written newer-wins and read in batches. Redis and an embedded SQLite file behind
+//! one byte-level trait, with the typed rows layer on top shared by both.
+
+mod codec;
+mod embedded;
+mod redis;
+#[cfg(test)]
+mod tests;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arrow::array::{Array, ArrayRef, RecordBatch};
+use async_trait::async_trait;
+
+use crate::columnar::ColumnBuilder;
+use crate::model::{Digest, ViewTable};
+use codec::Typed;
+
+pub use self::redis::RedisStore;
+pub use codec::{ORDER_LEN, check_namespace, order_prefix};
+pub use embedded::EmbeddedStore;
+
+/// Values written per [`OnlineStore::put`] call by [`write_rows`]: one pipelined round trip.
+const PUT_BATCH: usize = 1000;
+
+/// Where the online store lives.
+#[derive(Debug, Clone)]
+pub enum OnlineLocation {
+    /// `redis://…` (or `rediss://…`), every key under `{namespace}:`.
+    Redis { url: String, namespace: String },
+    /// An embedded SQLite file, every key under `{namespace}:` as on Redis.
+    Embedded { path: PathBuf, namespace: String },
+}
+
+/// Opens the online store at `location`. On Redis, `timeout` bounds connecting and every
+/// round trip after, so a dead server is an [`OnlineError::Unavailable`] within it, never a
+/// hang; the embedded store has no network and only waits for SQLite's write lock.
+pub async fn open(
+    location: &OnlineLocation,
+    timeout: Duration,
+) -> Result<Arc<dyn OnlineStore>, OnlineError> {
+    Ok(match location {
+        OnlineLocation::Redis { url, namespace } => {
+            Arc::new(RedisStore::open(url, namespace, timeout).await?)
+        }
+        OnlineLocation::Embedded { path, namespace } => {
+            Arc::new(EmbeddedStore::open(path, namespace).await?)
+        }
+    })
+}
+
+/// Why the online store could not do something.
+#[derive(Debug, thiserror::Error)]
+pub enum OnlineError {
+    /// Refused or reset connections, server errors, no answer within the timeout.
+    #[error("the online store is unavailable: {0}")]
+    Unavailable(String),
+    /// A stored value that does not decode as a value of its view.
+    #[error("online store data is corrupt: {0}")]
+    Corrupt(String),
+    /// A request the store cannot take: a null join key, a batch of the wrong shape.
+    #[error("{0}")]
+    Input(String),
+}
+
+impl OnlineError {
+    /// Stable code for wire errors.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Unavailable(_) => "online_store_unavailable",
+            Self::Corrupt(_) => "online_store_corrupt",
+            Self::Input(_) => "invalid_online_input",
+        }
+    }
+
+    /// Worth retrying later: the store was unreachable, not the request wrong.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Self::Unavailable(_))
+    }
+}
+
+/// Bytes by key, under the store's namespace (which it prepends to every key it is given).
+#[async_trait]
+pub trait OnlineStore: Send + Sync {
+    /// `redis` or `embedded`.
+    fn backend(&self) -> &'static str;
+
+    /// Newer-wins: stores each value unless the stored value for its key has an order
+    /// prefix (its first [`ORDER_LEN`] bytes) >= the new one's, so an older row never
+    /// overwrites a newer one and an equal one is not rewritten. Entries apply in order.
+    /// Returns how many were written.
+    async fn put(&self, entries: &[(Vec<u8>, Vec<u8>)]) -> Result<u64, OnlineError>;
+
+    /// The values of `keys`, in order, in one round trip (`MGET` on Redis); none without
+    /// keys.
+    async fn get(&self, keys: &[Vec<u8>]) -> Result<Vec<Option<Vec<u8>>>, OnlineError>;
+
+    /// Deletes every key of the namespace that starts with `prefix` (all of them for an
+    /// empty prefix), for tests and rebuilding from scratch. Returns how many.
+    async fn clear(&self, prefix: &[u8]) -> Result<u64, OnlineError>;
+
+    /// Checks that the store answers.
+    async fn ping(&self) -> Result<(), OnlineError>;
+}
+
+/// The prefix of every key of `table`, for [`OnlineStore::clear`].
+pub fn table_prefix(table: &ViewTable) -> Vec<u8> {
+    codec::table_prefix(table)
+}
+
+/// Writes the latest values of `rows` (the columns of [`ViewTable::row_fields`], as the
+/// offline store takes them) newer-wins, in pipelined batches. Returns how many values were
+/// written: rows older than (or as old as) what is stored are not.
+pub async fn write_rows(
+    store: &dyn OnlineStore,
+    table: &ViewTable,
+    rows: &RecordBatch,
+) -> Result<u64, OnlineError> {
+    let fields = table.row_fields();
+    let names: Vec<&str> = fields.iter().map(|f| f.name.as_str()).collect();
+    let schema = rows.schema();
+    let given: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+    if given != names {
+        return Err(OnlineError::Input(format!(
+            "rows for view `{}` have columns ({}), expected ({})",
+            table.view,
+            given.join(", "),
+            names.join(", ")
+        )));
+    }
+    let columns = rows.columns();
+    let key_count = table.join_keys.len();
+    let key_columns: Vec<&dyn Array> = columns[..key_count].iter().map(AsRef::as_ref).collect();
+    let keys = codec::entity_keys(table, &key_columns)?;
+    let typed = fields
+        .iter()
+        .zip(columns)
+        .skip(key_count)
+        .map(|(field, column)| Typed::new(field, column.as_ref()))
+        .collect::<Result<Vec<_>, _>>()?;
+    let (Typed::Timestamp(event_ts), Typed::Timestamp(created_ts), Typed::Utf8(digests)) =
+        (typed[0], typed[1], typed[typed.len() - 1])
+    else {
+        unreachable!("row fields are checked against the table's own types");
+    };
+    for (name, times) in [
+        (&names[key_count], event_ts),
+        (&names[key_count + 1], created_ts),
+    ] {
+        if times.null_count() > 0 {
+            return Err(OnlineError::Input(format!("`{name}` has nulls")));
+        }
+    }
+    let features = &typed[2..typed.len() - 1];
+    let mut last_digest: Option<(&str, Digest)> = None;
+    let mut written = 0;
+    let mut keys = keys.into_iter();
+    let mut entries = Vec::with_capacity(PUT_BATCH.min(rows.num_rows()));
+    for row in 0..rows.num_rows() {
+        let digest = if digests.is_null(row) {
+            None
+        } else {
+            let text = digests.value(row);
+            match last_digest {
+                Some((seen, digest)) if seen == text => Some(digest),
+                _ => {
+                    let digest = text
+                        .parse::<Digest>()
+                        .map_err(|e| OnlineError::Input(format!("row {row}: {e}")))?;
+                    last_digest = Some((text, digest));
+                    Some(digest)
+                }
+            }
+        };
+        let value = codec::encode_value(
+            event_ts.value(row),
+            created_ts.value(row),
+            digest.as_ref(),
+            features,
+            row,
+        );
+        entries.push((keys.next().expect("one key per row"), value));
+        if entries.len() == PUT_BATCH {
+            written += store.put(&entries).await?;
+            entries.clear();
+        }
+    }
+    if !entries.is_empty() {
+        written += store.put(&entries).await?;
+    }
+    Ok(written)
+}
+
+/// The stored rows of one request of [`read_rows`], one per requested entity, in order.
+#[derive(Debug, Clone)]
+pub struct OnlineRows {
+    /// Whether a value is stored for the entity.
+    pub found: Vec<bool>,
+    /// µs since the Unix epoch; `None` where not found.
+    pub event_ts: Vec<Option<i64>>,
+    pub created_ts: Vec<Option<i64>>,
+    /// The transform that computed the row; `None` where not found or computed by none.
+    pub transform_digest: Vec<Option<Digest>>,
+    /// One array per feature of the table, in order, of its canonical Arrow type; null
+    /// where not found.
+    pub features: Vec<ArrayRef>,
+}
+
+/// Reads the stored rows of several tables' entities with one [`OnlineStore::get`]: each
+/// request is a table and its join-key columns (one array per join key, in order, all the
+/// same length, of the canonical types of [`crate::columnar`]).
+pub async fn read_rows(
+    store: &dyn OnlineStore,
+    requests: &[(&ViewTable, &[ArrayRef])],
+) -> Result<Vec<OnlineRows>, OnlineError> {
+    let mut keys = Vec::new();
+    let mut ends = Vec::with_capacity(requests.len());
+    for (table, columns) in requests {
+        let columns: Vec<&dyn Array> = columns.iter().map(AsRef::as_ref).collect();
+        keys.extend(codec::entity_keys(table, &columns)?);
+        ends.push(keys.len());
+    }
+    let values = store.get(&keys).await?;
+    if values.len() != keys.len() {
+        return Err(OnlineError::Corrupt(format!(
+            "{} values came back for {} keys",
+            values.len(),
+            keys.len()
+        )));
+    }
+    let mut start = 0;
+    requests
+        .iter()
+        .zip(ends)
+        .map(|((table, _), end)| {
+            let range = start..end;
+            start = end;
+            decode_rows(table, &keys[range.clone()], &values[range])
+        })
+        .collect()
+}
+
+/// The rows of `table` stored under `keys`.
+fn decode_rows(
+    table: &ViewTable,
+    keys: &[Vec<u8>],
+    values: &[Option<Vec<u8>>],
+) -> Result<OnlineRows, OnlineError> {
+    let mut builders: Vec<ColumnBuilder> = table
+        .features
+        .iter()
+        .map(|feature| ColumnBuilder::new(feature.value_type))
+        .collect();
+    let mut rows = OnlineRows {
+        found: Vec::with_capacity(values.len()),
+        event_ts: Vec::with_capacity(values.len()),
+        created_ts: Vec::with_capacity(values.len()),
+        transform_digest: Vec::with_capacity(values.len()),
+        features: Vec::new(),
+    };
+    for (key, value) in keys.iter().zip(values) {
+        let Some(value) = value else {
+            builders.iter_mut().for_each(ColumnBuilder::null);
+            rows.found.push(false);
+            rows.event_ts.push(None);
+            rows.created_ts.push(None);
+            rows.transform_digest.push(None);
+            continue;
+        };
+        let header = codec::decode_value(value, &table.features, &mut builders).map_err(|e| {
+            OnlineError::Corrupt(format!("key `{}`: {e}", String::from_utf8_lossy(key)))
+        })?;
+        rows.found.push(true);
+        rows.event_ts.push(Some(header.event_ts));
+        rows.created_ts.push(Some(header.created_ts));
+        rows.transform_digest.push(header.digest);
+    }
+    rows.features = builders.into_iter().map(ColumnBuilder::finish).collect();
+    Ok(rows)
+}

@@ -1,0 +1,241 @@
+//! The online store on Redis: one multiplexed connection that reconnects by itself,
+//! newer-wins writes as a Lua script per key (one key per call, so it runs on Redis
+//! Cluster), reads as one `MGET`, and a deadline on every round trip so a dead server is an
+//! error within the timeout, never a hang.
+
+use std::future::Future;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{Client, ErrorKind, RedisError, RedisResult, Script, ServerErrorKind};
+
+use super::{OnlineError, OnlineStore, codec};
+
+/// Values per pipelined round trip of [`RedisStore::put`].
+const PIPELINE_ENTRIES: usize = 1000;
+
+/// Keys asked for per `SCAN` step of [`RedisStore::clear`].
+const SCAN_COUNT: usize = 1000;
+
+/// Stores `ARGV[1]` at `KEYS[1]` unless the stored value's first 32 bytes (its order
+/// prefix) are >= the new one's; returns 1 when written. Compared byte by byte: Lua's `<` on
+/// strings follows the server's locale collation.
+const NEWER_WINS: &str = r"
+local function newer(a, b)
+  for i = 1, 32 do
+    local x, y = string.byte(a, i) or -1, string.byte(b, i) or -1
+    if x ~= y then return x > y end
+  end
+  return false
+end
+local current = redis.call('GET', KEYS[1])
+if current and not newer(ARGV[1], current) then return 0 end
+redis.call('SET', KEYS[1], ARGV[1])
+return 1
+";
+
+/// The online store on a Redis server.
+pub struct RedisStore {
+    connection: ConnectionManager,
+    script: Script,
+    /// `{namespace}:`, before every key.
+    namespace: Vec<u8>,
+    /// `host:port`, for errors: never the URL, which may hold a password.
+    address: String,
+    timeout: Duration,
+}
+
+impl RedisStore {
+    /// Connects to `url` and loads the newer-wins script, within `timeout`.
+    pub async fn open(url: &str, namespace: &str, timeout: Duration) -> Result<Self, OnlineError> {
+        codec::check_namespace(namespace).map_err(OnlineError::Input)?;
+        let client =
+            Client::open(url).map_err(|e| OnlineError::Input(format!("invalid Redis URL: {e}")))?;
+        let address = client.get_connection_info().addr().to_string();
+        // No reconnect retries inside the manager: a caller's deadline is shorter than any
+        // backoff. After a failure, the next call starts one fresh attempt (shared by the
+        // calls made meanwhile), so the store is back as soon as the server answers.
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(timeout))
+            .set_response_timeout(Some(timeout))
+            .set_number_of_retries(0);
+        let script = Script::new(NEWER_WINS);
+        let connecting = async {
+            let mut connection = ConnectionManager::new_with_config(client, config).await?;
+            script.prepare_invoke().load_async(&mut connection).await?;
+            Ok::<_, RedisError>(connection)
+        };
+        let connection = bounded(&address, timeout, connecting).await?;
+        Ok(Self {
+            connection,
+            script,
+            namespace: codec::namespace_prefix(namespace),
+            address,
+            timeout,
+        })
+    }
+
+    /// `key` under the namespace.
+    fn full_key(&self, key: &[u8]) -> Vec<u8> {
+        let mut full = Vec::with_capacity(self.namespace.len() + key.len());
+        full.extend_from_slice(&self.namespace);
+        full.extend_from_slice(key);
+        full
+    }
+
+    /// Runs one round trip with the store's deadline.
+    async fn bounded<T>(
+        &self,
+        round_trip: impl Future<Output = RedisResult<T>>,
+    ) -> Result<T, OnlineError> {
+        bounded(&self.address, self.timeout, round_trip).await
+    }
+
+    /// Writes one pipeline's worth of entries. A server that lost its script cache (restart,
+    /// `SCRIPT FLUSH`, failover) answers `NOSCRIPT`: those entries are sent again after
+    /// `SCRIPT LOAD`, in the same round trip.
+    async fn put_pipeline(&self, entries: &[(Vec<u8>, Vec<u8>)]) -> Result<u64, OnlineError> {
+        let mut pending: Vec<&(Vec<u8>, Vec<u8>)> = entries.iter().collect();
+        let mut written = 0;
+        for attempt in 0..2 {
+            let mut pipe = redis::pipe();
+            pipe.ignore_errors();
+            if attempt > 0 {
+                pipe.load_script(&self.script).ignore();
+            }
+            for (key, value) in &pending {
+                pipe.invoke_script(self.script.key(self.full_key(key)).arg(value.as_slice()));
+            }
+            let mut connection = self.connection.clone();
+            let results: Vec<RedisResult<u64>> =
+                self.bounded(pipe.query_async(&mut connection)).await?;
+            let mut again = Vec::new();
+            for (entry, result) in pending.iter().zip(results) {
+                match result {
+                    Ok(count) => written += count,
+                    Err(error) if error.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
+                        again.push(*entry);
+                    }
+                    Err(error) => return Err(failed(&self.address, error)),
+                }
+            }
+            if again.is_empty() {
+                return Ok(written);
+            }
+            pending = again;
+        }
+        Err(OnlineError::Unavailable(format!(
+            "{}: the server does not keep the newer-wins script (NOSCRIPT after SCRIPT LOAD)",
+            self.address
+        )))
+    }
+}
+
+/// Runs `round_trip` against the server at `address` with the deadline `timeout`.
+async fn bounded<T>(
+    address: &str,
+    timeout: Duration,
+    round_trip: impl Future<Output = RedisResult<T>>,
+) -> Result<T, OnlineError> {
+    match tokio::time::timeout(timeout, round_trip).await {
+        Ok(Ok(value)) => Ok(value),
+        // The connection's own timeouts (the same duration) may fire first.
+        Ok(Err(error)) if error.is_timeout() => Err(no_answer(address, timeout)),
+        Ok(Err(error)) => Err(failed(address, error)),
+        Err(_) => Err(no_answer(address, timeout)),
+    }
+}
+
+/// The error for a round trip that did not finish within `timeout`.
+fn no_answer(address: &str, timeout: Duration) -> OnlineError {
+    OnlineError::Unavailable(format!(
+        "{address}: no answer within {} ms",
+        timeout.as_millis()
+    ))
+}
+
+/// A Redis error as a store error: a key holding something else than a string is corrupt
+/// data; the rest (connections, server refusals) is unavailability.
+fn failed(address: &str, error: RedisError) -> OnlineError {
+    if error.code() == Some("WRONGTYPE") || error.to_string().contains("WRONGTYPE") {
+        return OnlineError::Corrupt(format!("{address}: {error}"));
+    }
+    OnlineError::Unavailable(format!("{address}: {error}"))
+}
+
+/// `bytes` as a `SCAN MATCH` pattern matching exactly them.
+fn glob_escape(bytes: &[u8]) -> Vec<u8> {
+    let mut pattern = Vec::with_capacity(bytes.len() + 1);
+    for &byte in bytes {
+        if matches!(byte, b'*' | b'?' | b'[' | b']' | b'\\') {
+            pattern.push(b'\\');
+        }
+        pattern.push(byte);
+    }
+    pattern
+}
+
+#[async_trait]
+impl OnlineStore for RedisStore {
+    fn backend(&self) -> &'static str {
+        "redis"
+    }
+
+    async fn put(&self, entries: &[(Vec<u8>, Vec<u8>)]) -> Result<u64, OnlineError> {
+        let mut written = 0;
+        for chunk in entries.chunks(PIPELINE_ENTRIES) {
+            written += self.put_pipeline(chunk).await?;
+        }
+        Ok(written)
+    }
+
+    async fn get(&self, keys: &[Vec<u8>]) -> Result<Vec<Option<Vec<u8>>>, OnlineError> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut mget = redis::cmd("MGET");
+        for key in keys {
+            mget.arg(self.full_key(key));
+        }
+        let mut connection = self.connection.clone();
+        self.bounded(mget.query_async(&mut connection)).await
+    }
+
+    /// `SCAN MATCH` and `UNLINK` in steps, each step a round trip with the deadline.
+    async fn clear(&self, prefix: &[u8]) -> Result<u64, OnlineError> {
+        let mut pattern = glob_escape(&self.full_key(prefix));
+        pattern.push(b'*');
+        let mut connection = self.connection.clone();
+        let mut cursor: u64 = 0;
+        let mut removed = 0;
+        loop {
+            let mut scan = redis::cmd("SCAN");
+            scan.arg(cursor)
+                .arg("MATCH")
+                .arg(pattern.as_slice())
+                .arg("COUNT")
+                .arg(SCAN_COUNT);
+            let (next, keys): (u64, Vec<Vec<u8>>) =
+                self.bounded(scan.query_async(&mut connection)).await?;
+            if !keys.is_empty() {
+                let mut unlink = redis::cmd("UNLINK");
+                unlink.arg(keys);
+                let count: u64 = self.bounded(unlink.query_async(&mut connection)).await?;
+                removed += count;
+            }
+            if next == 0 {
+                return Ok(removed);
+            }
+            cursor = next;
+        }
+    }
+
+    async fn ping(&self) -> Result<(), OnlineError> {
+        let mut connection = self.connection.clone();
+        let _: String = self
+            .bounded(redis::cmd("PING").query_async(&mut connection))
+            .await?;
+        Ok(())
+    }
+}
