@@ -6,16 +6,12 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use arrow::array::{
-    Array, ArrayRef, BooleanArray, RecordBatch, StringArray, TimestampMicrosecondArray,
-};
-use arrow::compute::filter_record_batch;
+use arrow::array::RecordBatch;
 use serde::{Deserialize, Serialize};
 
+use super::view_rows::{RowsError, ViewRows};
 use super::{Lockstep, ReadyError};
-use crate::columnar::{self, ColumnarError, arrow_schema};
-use crate::model::definitions::{ResolvedFeatureView, Source};
-use crate::model::{Digest, FieldSpec};
+use crate::model::definitions::Source;
 use crate::offline::{ChunkCounts, Claim, JobPlan, JobStatus, OfflineError, ViewTable};
 use crate::registry::RegistryError;
 use crate::runtime::{RunError, Runtime};
@@ -151,13 +147,7 @@ struct JobContext {
     source: Source,
     sources: SourceContext,
     window: TimeWindow,
-    table: ViewTable,
-    /// Source columns to read: join keys, timestamps and the transform's inputs or the
-    /// features.
-    columns: Vec<FieldSpec>,
-    timestamp_field: String,
-    created_field: Option<String>,
-    transform: Option<(Digest, Vec<FieldSpec>, Vec<FieldSpec>)>,
+    rows: ViewRows,
     batch_rows: usize,
 }
 
@@ -224,26 +214,17 @@ impl Lockstep {
         }
         let table = ViewTable::for_view(&project, &request.view, view);
         self.offline.ensure_table(&table).await?;
-        let transform = match &view.transform {
-            Some(pin) => {
-                let signature = self.ensure_loaded(&pin.digest).await?;
-                Some((
-                    pin.digest,
-                    super::field_specs(&signature.inputs),
-                    super::field_specs(&signature.outputs),
-                ))
-            }
-            None => None,
-        };
-        let context = job_context(
+        let rows = self.view_rows(&source, view, table).await?;
+        let context = JobContext {
             source,
-            self.sources.clone(),
-            request,
-            view,
-            table,
-            transform,
-            self.backfill.batch_rows,
-        );
+            sources: self.sources.clone(),
+            window: TimeWindow {
+                from: request.from,
+                to: request.to,
+            },
+            rows,
+            batch_rows: self.backfill.batch_rows,
+        };
         let chunks = source::plan(
             &context.source,
             &context.sources,
@@ -264,7 +245,7 @@ impl Lockstep {
             .create_job(&JobPlan {
                 project: project.clone(),
                 view: request.view.clone(),
-                table: context.table.name.clone(),
+                table: context.rows.table.name.clone(),
                 window: describe_window(context.window),
                 chunks: specs,
                 fresh: request.fresh,
@@ -319,7 +300,7 @@ impl Lockstep {
         }
         Ok(BackfillSummary {
             job: self.offline.job(planned.job.id).await?,
-            table: planned.context.table.name.clone(),
+            table: planned.context.rows.table.name.clone(),
             chunks,
             rows_in: totals.rows_in,
             rows_out: totals.rows_out,
@@ -360,7 +341,7 @@ impl Lockstep {
             let computed = Instant::now();
             if self
                 .offline
-                .commit_chunk(&planned.context.table, &claim, &rows, counts)
+                .commit_chunk(&planned.context.rows.table, &claim, &rows, counts)
                 .await?
             {
                 chunks += 1;
@@ -425,52 +406,7 @@ impl Lockstep {
     }
 }
 
-fn job_context(
-    source: Source,
-    sources: SourceContext,
-    request: &BackfillRequest,
-    view: &ResolvedFeatureView,
-    table: ViewTable,
-    transform: Option<(Digest, Vec<FieldSpec>, Vec<FieldSpec>)>,
-    batch_rows: usize,
-) -> JobContext {
-    let timestamp_field = source
-        .timestamp_field
-        .clone()
-        .expect("batch sources have a timestamp field (checked by resolve)");
-    let created_field = source.created_timestamp_field.clone();
-    let mut names: Vec<String> = view.join_keys.iter().map(|key| key.name.clone()).collect();
-    names.push(timestamp_field.clone());
-    names.extend(created_field.clone());
-    match &transform {
-        Some((_, inputs, _)) => names.extend(inputs.iter().map(|input| input.name.clone())),
-        None => names.extend(view.features.iter().map(|feature| feature.name.clone())),
-    }
-    let mut columns: Vec<FieldSpec> = Vec::new();
-    for name in names {
-        if columns.iter().all(|column| column.name != name)
-            && let Some(column) = source.column(&name)
-        {
-            columns.push(column);
-        }
-    }
-    JobContext {
-        source,
-        sources,
-        window: TimeWindow {
-            from: request.from,
-            to: request.to,
-        },
-        table,
-        columns,
-        timestamp_field,
-        created_field,
-        transform,
-        batch_rows,
-    }
-}
-
-/// Reads one chunk, runs the transform over it and lays the rows out for the table.
+/// Reads one chunk and turns it into the table's rows.
 fn run_chunk(
     runtime: &Runtime,
     job: &JobContext,
@@ -481,7 +417,7 @@ fn run_chunk(
         &job.source,
         &job.sources,
         chunk,
-        &job.columns,
+        &job.rows.columns,
         job.window,
         job.batch_rows,
     )?;
@@ -490,156 +426,26 @@ fn run_chunk(
     for batch in reader {
         let batch = batch?;
         counts.rows_in += batch.num_rows() as u64;
-        let (batch, features) = match &job.transform {
-            None => (batch, None),
-            Some((digest, inputs, outputs)) => {
-                let (kept, output, rejected) = transform(runtime, digest, inputs, outputs, batch)
-                    .map_err(|error| match error {
-                    StepError::Run(error) => BackfillError::Transform {
-                        chunk: describe(),
-                        error,
-                    },
-                    StepError::Columns(error) => BackfillError::Rows {
-                        chunk: describe(),
-                        message: error.to_string(),
-                    },
-                })?;
-                counts.rows_rejected += rejected;
-                (kept, Some(output))
-            }
-        };
-        if batch.num_rows() == 0 {
-            continue;
-        }
-        let rows =
-            layout(job, &batch, features.as_ref()).map_err(|message| BackfillError::Rows {
-                chunk: describe(),
-                message,
+        let (rows, rejected) = job
+            .rows
+            .compute(runtime, batch)
+            .map_err(|error| match error {
+                RowsError::Run(error) => BackfillError::Transform {
+                    chunk: describe(),
+                    error,
+                },
+                RowsError::Columns(message) => BackfillError::Rows {
+                    chunk: describe(),
+                    message,
+                },
             })?;
-        counts.rows_out += rows.num_rows() as u64;
-        out.push(rows);
+        counts.rows_rejected += rejected;
+        if rows.num_rows() > 0 {
+            counts.rows_out += rows.num_rows() as u64;
+            out.push(rows);
+        }
     }
     Ok((out, counts))
-}
-
-enum StepError {
-    Run(RunError),
-    Columns(ColumnarError),
-}
-
-/// Runs the transform over a source batch. Rows the transform rejects are dropped (the
-/// row-wise contract makes the rest's outputs the same without them); returns the kept
-/// source rows, their outputs and how many were dropped.
-fn transform(
-    runtime: &Runtime,
-    digest: &Digest,
-    inputs: &[FieldSpec],
-    outputs: &[FieldSpec],
-    batch: RecordBatch,
-) -> Result<(RecordBatch, RecordBatch, u64), StepError> {
-    let input = columnar::to_transform_batch(&batch, inputs).map_err(StepError::Columns)?;
-    match runtime.call(digest, &input) {
-        Ok(output) => {
-            let output = columnar::to_record_batch(&output, outputs).map_err(StepError::Columns)?;
-            Ok((batch, output, 0))
-        }
-        Err(RunError::GuestRows(errors)) => {
-            let mut keep = vec![true; batch.num_rows()];
-            for (row, _) in &errors {
-                if let Some(slot) = keep.get_mut(*row as usize) {
-                    *slot = false;
-                }
-            }
-            if let Some((row, message)) = errors.first() {
-                tracing::debug!(
-                    rejected = errors.len(),
-                    row,
-                    message,
-                    "transform rejected rows"
-                );
-            }
-            let rejected = keep.iter().filter(|k| !**k).count() as u64;
-            let kept = filter_record_batch(&batch, &BooleanArray::from(keep))
-                .expect("mask of the batch's length");
-            if kept.num_rows() == 0 {
-                let empty = RecordBatch::new_empty(arrow_schema(outputs));
-                return Ok((kept, empty, rejected));
-            }
-            let input = columnar::to_transform_batch(&kept, inputs).map_err(StepError::Columns)?;
-            let output = runtime.call(digest, &input).map_err(StepError::Run)?;
-            let output = columnar::to_record_batch(&output, outputs).map_err(StepError::Columns)?;
-            Ok((kept, output, rejected))
-        }
-        Err(error) => Err(StepError::Run(error)),
-    }
-}
-
-/// A source batch (and its transform outputs) in the table's row layout.
-fn layout(
-    job: &JobContext,
-    batch: &RecordBatch,
-    outputs: Option<&RecordBatch>,
-) -> Result<RecordBatch, String> {
-    let column = |name: &str| -> Result<ArrayRef, String> {
-        batch
-            .column_by_name(name)
-            .cloned()
-            .ok_or_else(|| format!("source column `{name}` is missing"))
-    };
-    let event = column(&job.timestamp_field)?;
-    let created = match &job.created_field {
-        None => event.clone(),
-        Some(name) => fill_nulls(&column(name)?, &event),
-    };
-    let mut arrays: Vec<ArrayRef> = Vec::new();
-    for key in &job.table.join_keys {
-        let array = column(&key.name)?;
-        if array.null_count() > 0 {
-            return Err(format!(
-                "join key `{}` is null in {} rows",
-                key.name,
-                array.null_count()
-            ));
-        }
-        arrays.push(array);
-    }
-    arrays.push(event);
-    arrays.push(created);
-    for feature in &job.table.features {
-        let array = match outputs {
-            Some(outputs) => outputs.column_by_name(&feature.name).cloned(),
-            None => batch.column_by_name(&feature.name).cloned(),
-        }
-        .ok_or_else(|| format!("feature `{}` is missing", feature.name))?;
-        arrays.push(array);
-    }
-    let digest = job
-        .transform
-        .as_ref()
-        .map(|(digest, _, _)| digest.to_string());
-    arrays.push(Arc::new(StringArray::from(vec![digest; batch.num_rows()])));
-    RecordBatch::try_new(arrow_schema(&job.table.row_fields()), arrays).map_err(|e| e.to_string())
-}
-
-/// `created`, with `event` where `created` is null.
-fn fill_nulls(created: &ArrayRef, event: &ArrayRef) -> ArrayRef {
-    if created.null_count() == 0 {
-        return created.clone();
-    }
-    let created = created
-        .as_any()
-        .downcast_ref::<TimestampMicrosecondArray>()
-        .expect("timestamp column");
-    let event = event
-        .as_any()
-        .downcast_ref::<TimestampMicrosecondArray>()
-        .expect("timestamp column");
-    let filled: TimestampMicrosecondArray = created
-        .iter()
-        .zip(event.iter())
-        .map(|(created, event)| created.or(event))
-        .collect();
-    Arc::new(filled.with_timezone("UTC"))
 }
 
 /// `[from, to)` in RFC 3339, or `all time`.

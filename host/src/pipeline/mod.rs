@@ -7,6 +7,7 @@ mod definitions;
 mod on_demand;
 mod training_set;
 mod transforms;
+mod view_rows;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -1,0 +1,253 @@
+//! A feature view's stored rows from its source rows: the view's pinned transform (if it
+//! has one) over the source columns, laid out as keys, `event_ts`, `created_ts`, features
+//! and the transform digest. Backfill chunks and pushed rows both go through
+//! [`ViewRows::compute`], so both paths write the same rows for the same input.
+
+use std::sync::Arc;
+
+use arrow::array::{
+    Array, ArrayRef, BooleanArray, RecordBatch, StringArray, TimestampMicrosecondArray,
+};
+use arrow::compute::filter_record_batch;
+
+use super::{Lockstep, ReadyError};
+use crate::columnar::{self, arrow_schema};
+use crate::model::definitions::{ResolvedFeatureView, Source};
+use crate::model::{Digest, FieldSpec, ViewTable};
+use crate::runtime::{RunError, Runtime};
+
+/// How one view turns source rows into its stored rows.
+#[derive(Debug, Clone)]
+pub(crate) struct ViewRows {
+    pub table: ViewTable,
+    /// Source columns used: join keys, timestamps, and the transform's inputs or the
+    /// features.
+    pub columns: Vec<FieldSpec>,
+    timestamp_field: String,
+    created_field: Option<String>,
+    /// The pinned transform's digest, inputs and outputs.
+    transform: Option<(Digest, Vec<FieldSpec>, Vec<FieldSpec>)>,
+}
+
+/// Why source rows could not become view rows.
+#[derive(Debug)]
+pub(crate) enum RowsError {
+    /// The transform failed as a whole.
+    Run(RunError),
+    /// The rows do not have the columns or values the view needs.
+    Columns(String),
+}
+
+impl std::fmt::Display for RowsError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RowsError::Run(error) => error.fmt(f),
+            RowsError::Columns(message) => f.write_str(message),
+        }
+    }
+}
+
+impl Lockstep {
+    /// The rows maker of `view`, reading `source`, writing `table`; loads the pinned
+    /// transform.
+    pub(crate) async fn view_rows(
+        &self,
+        source: &Source,
+        view: &ResolvedFeatureView,
+        table: ViewTable,
+    ) -> Result<ViewRows, ReadyError> {
+        let transform = match &view.transform {
+            Some(pin) => {
+                let signature = self.ensure_loaded(&pin.digest).await?;
+                Some((
+                    pin.digest,
+                    super::field_specs(&signature.inputs),
+                    super::field_specs(&signature.outputs),
+                ))
+            }
+            None => None,
+        };
+        Ok(ViewRows::new(source, view, table, transform))
+    }
+}
+
+impl ViewRows {
+    fn new(
+        source: &Source,
+        view: &ResolvedFeatureView,
+        table: ViewTable,
+        transform: Option<(Digest, Vec<FieldSpec>, Vec<FieldSpec>)>,
+    ) -> Self {
+        let timestamp_field = source
+            .timestamp_field
+            .clone()
+            .expect("sources of feature views have a timestamp field (checked by resolve)");
+        let created_field = source.created_timestamp_field.clone();
+        let mut names: Vec<String> = view.join_keys.iter().map(|key| key.name.clone()).collect();
+        names.push(timestamp_field.clone());
+        names.extend(created_field.clone());
+        match &transform {
+            Some((_, inputs, _)) => names.extend(inputs.iter().map(|input| input.name.clone())),
+            None => names.extend(view.features.iter().map(|feature| feature.name.clone())),
+        }
+        let mut columns: Vec<FieldSpec> = Vec::new();
+        for name in names {
+            if columns.iter().all(|column| column.name != name)
+                && let Some(column) = source.column(&name)
+            {
+                columns.push(column);
+            }
+        }
+        Self {
+            table,
+            columns,
+            timestamp_field,
+            created_field,
+            transform,
+        }
+    }
+
+    /// The stored rows of a batch of source rows (canonical types), and how many rows the
+    /// transform rejected: those are dropped (the row-wise contract makes the others'
+    /// outputs the same without them).
+    pub fn compute(
+        &self,
+        runtime: &Runtime,
+        batch: RecordBatch,
+    ) -> Result<(RecordBatch, u64), RowsError> {
+        let (batch, outputs, rejected) = match &self.transform {
+            None => (batch, None, 0),
+            Some((digest, inputs, outputs)) => {
+                let (kept, output, rejected) = transform(runtime, digest, inputs, outputs, batch)?;
+                (kept, Some(output), rejected)
+            }
+        };
+        let rows = self
+            .layout(&batch, outputs.as_ref())
+            .map_err(RowsError::Columns)?;
+        Ok((rows, rejected))
+    }
+
+    /// A source batch (and its transform outputs) in the table's row layout.
+    fn layout(
+        &self,
+        batch: &RecordBatch,
+        outputs: Option<&RecordBatch>,
+    ) -> Result<RecordBatch, String> {
+        let column = |name: &str| -> Result<ArrayRef, String> {
+            batch
+                .column_by_name(name)
+                .cloned()
+                .ok_or_else(|| format!("source column `{name}` is missing"))
+        };
+        let event = column(&self.timestamp_field)?;
+        if event.null_count() > 0 {
+            return Err(format!(
+                "the event time `{}` is null in {} rows",
+                self.timestamp_field,
+                event.null_count()
+            ));
+        }
+        let created = match &self.created_field {
+            None => event.clone(),
+            Some(name) => fill_nulls(&column(name)?, &event),
+        };
+        let mut arrays: Vec<ArrayRef> = Vec::new();
+        for key in &self.table.join_keys {
+            let array = column(&key.name)?;
+            if array.null_count() > 0 {
+                return Err(format!(
+                    "join key `{}` is null in {} rows",
+                    key.name,
+                    array.null_count()
+                ));
+            }
+            arrays.push(array);
+        }
+        arrays.push(event);
+        arrays.push(created);
+        for feature in &self.table.features {
+            let array = match outputs {
+                Some(outputs) => outputs.column_by_name(&feature.name).cloned(),
+                None => batch.column_by_name(&feature.name).cloned(),
+            }
+            .ok_or_else(|| format!("feature `{}` is missing", feature.name))?;
+            arrays.push(array);
+        }
+        let digest = self
+            .transform
+            .as_ref()
+            .map(|(digest, _, _)| digest.to_string());
+        arrays.push(Arc::new(StringArray::from(vec![digest; batch.num_rows()])));
+        RecordBatch::try_new(arrow_schema(&self.table.row_fields()), arrays)
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// Runs the transform over a source batch, dropping rows it rejects; returns the kept
+/// source rows, their outputs and how many were dropped.
+fn transform(
+    runtime: &Runtime,
+    digest: &Digest,
+    inputs: &[FieldSpec],
+    outputs: &[FieldSpec],
+    batch: RecordBatch,
+) -> Result<(RecordBatch, RecordBatch, u64), RowsError> {
+    let columns = |e: columnar::ColumnarError| RowsError::Columns(e.to_string());
+    let input = columnar::to_transform_batch(&batch, inputs).map_err(columns)?;
+    match runtime.call(digest, &input) {
+        Ok(output) => {
+            let output = columnar::to_record_batch(&output, outputs).map_err(columns)?;
+            Ok((batch, output, 0))
+        }
+        Err(RunError::GuestRows(errors)) => {
+            let mut keep = vec![true; batch.num_rows()];
+            for (row, _) in &errors {
+                if let Some(slot) = keep.get_mut(*row as usize) {
+                    *slot = false;
+                }
+            }
+            if let Some((row, message)) = errors.first() {
+                tracing::debug!(
+                    rejected = errors.len(),
+                    row,
+                    message,
+                    "transform rejected rows"
+                );
+            }
+            let rejected = keep.iter().filter(|k| !**k).count() as u64;
+            let kept = filter_record_batch(&batch, &BooleanArray::from(keep))
+                .expect("mask of the batch's length");
+            if kept.num_rows() == 0 {
+                let empty = RecordBatch::new_empty(arrow_schema(outputs));
+                return Ok((kept, empty, rejected));
+            }
+            let input = columnar::to_transform_batch(&kept, inputs).map_err(columns)?;
+            let output = runtime.call(digest, &input).map_err(RowsError::Run)?;
+            let output = columnar::to_record_batch(&output, outputs).map_err(columns)?;
+            Ok((kept, output, rejected))
+        }
+        Err(error) => Err(RowsError::Run(error)),
+    }
+}
+
+/// `created`, with `event` where `created` is null.
+fn fill_nulls(created: &ArrayRef, event: &ArrayRef) -> ArrayRef {
+    if created.null_count() == 0 {
+        return created.clone();
+    }
+    let created = created
+        .as_any()
+        .downcast_ref::<TimestampMicrosecondArray>()
+        .expect("timestamp column");
+    let event = event
+        .as_any()
+        .downcast_ref::<TimestampMicrosecondArray>()
+        .expect("timestamp column");
+    let filled: TimestampMicrosecondArray = created
+        .iter()
+        .zip(event.iter())
+        .map(|(created, event)| created.or(event))
+        .collect();
+    Arc::new(filled.with_timezone("UTC"))
+}
