@@ -188,6 +188,9 @@ pub struct OnlineConfig {
     pub sqlite_path: PathBuf,
     /// Longest a Redis round trip (connecting included) may take, in milliseconds.
     pub timeout_ms: u64,
+    /// How long a server reuses definitions for online requests before reading them again,
+    /// in milliseconds: how soon an `apply` from another process is served.
+    pub definitions_refresh_ms: u64,
 }
 
 impl Default for OnlineConfig {
@@ -197,6 +200,7 @@ impl Default for OnlineConfig {
             namespace: "lockstep".to_owned(),
             sqlite_path: PathBuf::from(".lockstep/online.db"),
             timeout_ms: 250,
+            definitions_refresh_ms: 1_000,
         }
     }
 }

@@ -79,6 +79,7 @@ impl Lockstep {
             })
             .collect();
         let report = self.registry.apply(&project, objects).await?;
+        self.served.clear();
         tracing::info!(
             project,
             created = report.created.len(),

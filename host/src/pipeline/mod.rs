@@ -4,7 +4,9 @@
 
 mod backfill;
 mod definitions;
+mod features;
 mod on_demand;
+mod serving;
 mod training_set;
 mod transforms;
 mod view_rows;
@@ -19,12 +21,15 @@ pub use backfill::{
     describe_window,
 };
 pub use definitions::{ApplyError, ApplyOutcome, PlanOutcome};
+pub use features::{FeatureError, FeatureRequest};
+pub use serving::{OnlineColumn, OnlineFeatures, OnlineRequest, ServeError, Status};
 pub use training_set::{TrainingSet, TrainingSetError, TrainingSetRequest};
 pub use transforms::{AliasError, TransformSummary, UploadError, field_specs};
 
 use crate::config::{BackfillConfig, Config};
 use crate::model::Digest;
 use crate::offline::{self, OfflineError, OfflineStore};
+use crate::online::{OnlineError, OnlineStore};
 use crate::registry::{self, Registry, RegistryError};
 use crate::runtime::{LoadError, Runtime, Signature, StartError};
 use crate::source::SourceContext;
@@ -34,6 +39,9 @@ pub struct Lockstep {
     runtime: Arc<Runtime>,
     registry: Arc<dyn Registry>,
     offline: Arc<dyn OfflineStore>,
+    online: Arc<dyn OnlineStore>,
+    served: serving::DefinitionsCache,
+    definitions_refresh: Duration,
     sources: SourceContext,
     backfill: BackfillConfig,
     compiles: Arc<Semaphore>,
@@ -49,6 +57,8 @@ pub enum OpenError {
     Registry(#[from] RegistryError),
     #[error(transparent)]
     Offline(#[from] OfflineError),
+    #[error(transparent)]
+    Online(#[from] OnlineError),
 }
 
 /// Why a pinned transform could not be made ready to run.
@@ -78,19 +88,24 @@ impl Lockstep {
         let runtime = Arc::new(Runtime::new(config.runtime.clone())?);
         let registry = registry::open(&config.registry.location()).await?;
         let offline = offline::open(&config.offline_location()).await?;
-        Ok(Self::new(runtime, registry, offline, config))
+        let online = crate::online::open(&config.online_location(), config.online.timeout()).await?;
+        Ok(Self::new(runtime, registry, offline, online, config))
     }
 
     pub fn new(
         runtime: Arc<Runtime>,
         registry: Arc<dyn Registry>,
         offline: Arc<dyn OfflineStore>,
+        online: Arc<dyn OnlineStore>,
         config: &Config,
     ) -> Self {
         Self {
             runtime,
             registry,
             offline,
+            online,
+            served: serving::DefinitionsCache::default(),
+            definitions_refresh: Duration::from_millis(config.online.definitions_refresh_ms),
             sources: config.source_context(),
             backfill: config.backfill.clone(),
             compiles: Arc::new(Semaphore::new(config.server.max_concurrent_compiles)),
@@ -108,6 +123,10 @@ impl Lockstep {
 
     pub fn offline(&self) -> &Arc<dyn OfflineStore> {
         &self.offline
+    }
+
+    pub fn online(&self) -> &Arc<dyn OnlineStore> {
+        &self.online
     }
 
     /// Loads a transform the definitions pin, from the registry, unless already loaded.

@@ -12,10 +12,11 @@ use arrow::array::{ArrayRef, RecordBatch};
 use arrow::datatypes::{Field, Schema};
 use serde::{Deserialize, Serialize};
 
+use super::features::{FeatureError, FeatureRequest, Store, plan};
 use super::on_demand::evaluate;
 use super::{Lockstep, ReadyError};
 use crate::columnar::arrow_type;
-use crate::model::definitions::{Provider, Resolved};
+use crate::model::definitions::Provider;
 use crate::model::{FieldSpec, ValueType};
 use crate::offline::{EVENT_TS, OfflineError, PitView, ViewTable};
 use crate::registry::RegistryError;
@@ -61,6 +62,26 @@ pub enum TrainingSetError {
     Transform { view: String, error: RunError },
     #[error("writing {path}: {message}")]
     Write { path: String, message: String },
+}
+
+impl From<FeatureError> for TrainingSetError {
+    fn from(error: FeatureError) -> Self {
+        match error {
+            FeatureError::Invalid(message) => Self::Invalid(message),
+            FeatureError::Registry(error) => Self::Registry(error),
+        }
+    }
+}
+
+impl TrainingSetRequest {
+    /// The features asked for.
+    pub fn feature_request(&self) -> FeatureRequest {
+        FeatureRequest {
+            project: self.project.clone(),
+            feature_service: self.feature_service.clone(),
+            features: self.features.clone(),
+        }
+    }
 }
 
 impl TrainingSetError {
@@ -113,12 +134,6 @@ impl TrainingSet {
     }
 }
 
-/// The requested features grouped by view, in order of first mention.
-struct Selection {
-    /// `(view, feature)` in output order.
-    requested: Vec<(String, String)>,
-}
-
 impl Lockstep {
     /// The entity columns a request needs (join keys and the timestamp) and may use
     /// (request fields of on-demand views): what to read from an entity file.
@@ -126,8 +141,8 @@ impl Lockstep {
         &self,
         request: &TrainingSetRequest,
     ) -> Result<(Vec<FieldSpec>, Vec<FieldSpec>), TrainingSetError> {
-        let (definitions, selection) = self.select(request).await?;
-        let plan = plan(&definitions, &selection)?;
+        let (definitions, selection) = self.select(&request.feature_request()).await?;
+        let plan = plan(&definitions, &selection, Store::Offline)?;
         let mut required = vec![FieldSpec {
             name: timestamp_column(request).to_owned(),
             value_type: ValueType::Timestamp,
@@ -145,8 +160,8 @@ impl Lockstep {
         entities: &RecordBatch,
     ) -> Result<TrainingSet, TrainingSetError> {
         let started = Instant::now();
-        let (definitions, selection) = self.select(request).await?;
-        let plan = plan(&definitions, &selection)?;
+        let (definitions, selection) = self.select(&request.feature_request()).await?;
+        let plan = plan(&definitions, &selection, Store::Offline)?;
         let time = timestamp_column(request);
 
         // The store sees the keys and the time, renamed to its column.
@@ -164,7 +179,7 @@ impl Lockstep {
             RecordBatch::try_new(crate::columnar::arrow_schema(&store_fields), store_arrays)
                 .map_err(|e| TrainingSetError::Entities(e.to_string()))?;
         let pit: Vec<PitView> = plan
-            .pit_views
+            .views
             .iter()
             .map(|(view, features)| PitView {
                 table: ViewTable::for_view(
@@ -177,7 +192,7 @@ impl Lockstep {
             .collect();
         let joined = self.offline.point_in_time(&store_entities, &pit).await?;
         let mut values: BTreeMap<(String, String), ArrayRef> = BTreeMap::new();
-        for ((view, features), batch) in plan.pit_views.iter().zip(&joined) {
+        for ((view, features), batch) in plan.views.iter().zip(&joined) {
             for (feature, column) in features.iter().zip(batch.columns()) {
                 values.insert((view.clone(), feature.clone()), column.clone());
             }
@@ -260,132 +275,6 @@ impl Lockstep {
             seconds: started.elapsed().as_secs_f64(),
         })
     }
-
-    async fn select(
-        &self,
-        request: &TrainingSetRequest,
-    ) -> Result<(Resolved, Selection), TrainingSetError> {
-        let project = self.project_or_default(request.project.as_deref()).await?;
-        let definitions = self
-            .definitions(&project)
-            .await
-            .map_err(|error| match error {
-                super::ApplyError::Registry(error) => TrainingSetError::Registry(error),
-                other => TrainingSetError::Invalid(other.to_string()),
-            })?;
-        let requested = match (&request.feature_service, request.features.is_empty()) {
-            (Some(service), true) => definitions
-                .feature_services
-                .get(service)
-                .map(|service| service.features.clone())
-                .ok_or_else(|| {
-                    let known: Vec<&str> = definitions
-                        .feature_services
-                        .keys()
-                        .map(String::as_str)
-                        .collect();
-                    TrainingSetError::Invalid(format!(
-                        "project `{project}` has no feature service `{service}` (known: {})",
-                        if known.is_empty() {
-                            "none".to_owned()
-                        } else {
-                            known.join(", ")
-                        }
-                    ))
-                })?,
-            (None, false) => definitions
-                .feature_references(&request.features)
-                .map_err(TrainingSetError::Invalid)?,
-            _ => {
-                return Err(TrainingSetError::Invalid(
-                    "give either a feature service or a list of features".to_owned(),
-                ));
-            }
-        };
-        Ok((definitions, Selection { requested }))
-    }
-}
-
-/// What the join and the on-demand evaluation need.
-struct JoinPlan {
-    /// Every join key of the views joined, once.
-    keys: Vec<FieldSpec>,
-    /// Feature views and the features to join from each (requested ones and on-demand
-    /// inputs), in order of first mention.
-    pit_views: Vec<(String, Vec<String>)>,
-    /// On-demand views to evaluate.
-    on_demand: Vec<String>,
-    /// Request fields the on-demand views read.
-    request_fields: Vec<FieldSpec>,
-}
-
-fn plan(definitions: &Resolved, selection: &Selection) -> Result<JoinPlan, TrainingSetError> {
-    let mut plan = JoinPlan {
-        keys: Vec::new(),
-        pit_views: Vec::new(),
-        on_demand: Vec::new(),
-        request_fields: Vec::new(),
-    };
-    let join = |plan: &mut JoinPlan, view: &str, feature: &str| -> Result<(), TrainingSetError> {
-        let resolved = &definitions.feature_views[view];
-        if !resolved.offline {
-            return Err(TrainingSetError::Invalid(format!(
-                "feature view `{view}` has `offline = false`: it has no history to join"
-            )));
-        }
-        for key in &resolved.join_keys {
-            if !plan.keys.iter().any(|known| known.name == key.name) {
-                plan.keys.push(key.clone());
-            }
-        }
-        match plan.pit_views.iter_mut().find(|(name, _)| name == view) {
-            Some((_, features)) if !features.iter().any(|f| f == feature) => {
-                features.push(feature.to_owned())
-            }
-            Some(_) => {}
-            None => plan
-                .pit_views
-                .push((view.to_owned(), vec![feature.to_owned()])),
-        }
-        Ok(())
-    };
-    for (view, feature) in &selection.requested {
-        if definitions.feature_views.contains_key(view) {
-            join(&mut plan, view, feature)?;
-        } else if let Some(on_demand) = definitions.on_demand_views.get(view) {
-            if plan.on_demand.contains(view) {
-                continue;
-            }
-            plan.on_demand.push(view.clone());
-            for binding in &on_demand.inputs {
-                match &binding.provider {
-                    Provider::View(source) => join(&mut plan, source, &binding.input.name)?,
-                    Provider::JoinKey => {
-                        if !plan
-                            .keys
-                            .iter()
-                            .any(|known| known.name == binding.input.name)
-                        {
-                            plan.keys.push(FieldSpec {
-                                nullable: false,
-                                ..binding.input.clone()
-                            });
-                        }
-                    }
-                    Provider::Request => {
-                        if !plan
-                            .request_fields
-                            .iter()
-                            .any(|f| f.name == binding.input.name)
-                        {
-                            plan.request_fields.push(binding.input.clone());
-                        }
-                    }
-                }
-            }
-        }
-    }
-    Ok(plan)
 }
 
 fn timestamp_column(request: &TrainingSetRequest) -> &str {

@@ -1,0 +1,205 @@
+//! Feature requests: which features a list of references or a feature service names, and
+//! what serving them needs (views to read, join keys, request fields, on-demand views).
+//! Training sets and online requests plan through the same code, so they agree on what a
+//! request means.
+
+use serde::{Deserialize, Serialize};
+
+use super::Lockstep;
+use crate::model::FieldSpec;
+use crate::model::definitions::{Provider, Resolved};
+use crate::registry::RegistryError;
+
+/// The features asked for, as training-set and online requests name them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FeatureRequest {
+    pub project: Option<String>,
+    /// A feature service's name…
+    pub feature_service: Option<String>,
+    /// …or feature references: `view:feature` or `view:*`.
+    pub features: Vec<String>,
+}
+
+/// Why a feature request cannot be served.
+#[derive(Debug, thiserror::Error)]
+pub enum FeatureError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+}
+
+impl FeatureError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Invalid(_) => "invalid_feature_request",
+            Self::Registry(error) => error.code(),
+        }
+    }
+}
+
+/// Which store the features come from: views must be offline or online accordingly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Store {
+    Offline,
+    Online,
+}
+
+/// The requested features, in output order.
+#[derive(Debug, Clone)]
+pub(crate) struct Selection {
+    /// `(view, feature)` in output order.
+    pub requested: Vec<(String, String)>,
+}
+
+impl Lockstep {
+    /// The project's definitions and the features `request` names in them.
+    pub(crate) async fn select(
+        &self,
+        request: &FeatureRequest,
+    ) -> Result<(Resolved, Selection), FeatureError> {
+        let project = self.project_or_default(request.project.as_deref()).await?;
+        let definitions = self
+            .definitions(&project)
+            .await
+            .map_err(|error| match error {
+                super::ApplyError::Registry(error) => FeatureError::Registry(error),
+                other => FeatureError::Invalid(other.to_string()),
+            })?;
+        let selection = Selection::of(&definitions, request)?;
+        Ok((definitions, selection))
+    }
+}
+
+impl Selection {
+    /// The features `request` names in `definitions`.
+    pub(crate) fn of(definitions: &Resolved, request: &FeatureRequest) -> Result<Self, FeatureError> {
+        let project = definitions.project();
+        let requested = match (&request.feature_service, request.features.is_empty()) {
+            (Some(service), true) => definitions
+                .feature_services
+                .get(service)
+                .map(|service| service.features.clone())
+                .ok_or_else(|| {
+                    let known: Vec<&str> = definitions
+                        .feature_services
+                        .keys()
+                        .map(String::as_str)
+                        .collect();
+                    FeatureError::Invalid(format!(
+                        "project `{project}` has no feature service `{service}` (known: {})",
+                        if known.is_empty() {
+                            "none".to_owned()
+                        } else {
+                            known.join(", ")
+                        }
+                    ))
+                })?,
+            (None, false) => definitions
+                .feature_references(&request.features)
+                .map_err(FeatureError::Invalid)?,
+            _ => {
+                return Err(FeatureError::Invalid(
+                    "give either a feature service or a list of features".to_owned(),
+                ));
+            }
+        };
+        Ok(Selection { requested })
+    }
+}
+
+/// What the join and the on-demand evaluation need.
+pub(crate) struct JoinPlan {
+    /// Every join key of the views joined, once.
+    pub keys: Vec<FieldSpec>,
+    /// Feature views and the features to join from each (requested ones and on-demand
+    /// inputs), in order of first mention.
+    pub views: Vec<(String, Vec<String>)>,
+    /// On-demand views to evaluate.
+    pub on_demand: Vec<String>,
+    /// Request fields the on-demand views read.
+    pub request_fields: Vec<FieldSpec>,
+}
+
+/// What `selection` needs from `definitions` in `store`.
+pub(crate) fn plan(
+    definitions: &Resolved,
+    selection: &Selection,
+    store: Store,
+) -> Result<JoinPlan, FeatureError> {
+    let mut plan = JoinPlan {
+        keys: Vec::new(),
+        views: Vec::new(),
+        on_demand: Vec::new(),
+        request_fields: Vec::new(),
+    };
+    let join = |plan: &mut JoinPlan, view: &str, feature: &str| -> Result<(), FeatureError> {
+        let resolved = &definitions.feature_views[view];
+        match store {
+            Store::Offline if !resolved.offline => {
+                return Err(FeatureError::Invalid(format!(
+                    "feature view `{view}` has `offline = false`: it has no history to join"
+                )));
+            }
+            Store::Online if !resolved.online => {
+                return Err(FeatureError::Invalid(format!(
+                    "feature view `{view}` has `online = false`: it is not served online"
+                )));
+            }
+            _ => {}
+        }
+        for key in &resolved.join_keys {
+            if !plan.keys.iter().any(|known| known.name == key.name) {
+                plan.keys.push(key.clone());
+            }
+        }
+        match plan.views.iter_mut().find(|(name, _)| name == view) {
+            Some((_, features)) if !features.iter().any(|f| f == feature) => {
+                features.push(feature.to_owned())
+            }
+            Some(_) => {}
+            None => plan
+                .views
+                .push((view.to_owned(), vec![feature.to_owned()])),
+        }
+        Ok(())
+    };
+    for (view, feature) in &selection.requested {
+        if definitions.feature_views.contains_key(view) {
+            join(&mut plan, view, feature)?;
+        } else if let Some(on_demand) = definitions.on_demand_views.get(view) {
+            if plan.on_demand.contains(view) {
+                continue;
+            }
+            plan.on_demand.push(view.clone());
+            for binding in &on_demand.inputs {
+                match &binding.provider {
+                    Provider::View(source) => join(&mut plan, source, &binding.input.name)?,
+                    Provider::JoinKey => {
+                        if !plan
+                            .keys
+                            .iter()
+                            .any(|known| known.name == binding.input.name)
+                        {
+                            plan.keys.push(FieldSpec {
+                                nullable: false,
+                                ..binding.input.clone()
+                            });
+                        }
+                    }
+                    Provider::Request => {
+                        if !plan
+                            .request_fields
+                            .iter()
+                            .any(|f| f.name == binding.input.name)
+                        {
+                            plan.request_fields.push(binding.input.clone());
+                        }
+                    }
+                }
+            }
+        }
+    }
+    Ok(plan)
+}
+

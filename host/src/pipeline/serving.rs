@@ -1,0 +1,426 @@
+//! Online requests: entity keys (and request fields) in, the requested features out, read
+//! from the online store in one round trip, with each view's ttl applied against now and
+//! the on-demand views evaluated once over all rows by their pinned transforms — the same
+//! bytes and the same [`evaluate`] the training set uses.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, RwLock};
+use std::time::Instant;
+
+use arrow::array::{Array, ArrayRef, BooleanArray};
+use serde::{Deserialize, Serialize};
+
+use super::features::{FeatureError, FeatureRequest, Selection, Store, plan};
+use super::on_demand::evaluate;
+use super::{Lockstep, ReadyError};
+use crate::columnar::from_json;
+use crate::model::definitions::{Provider, Resolved};
+use crate::model::{FieldSpec, ViewTable};
+use crate::offline::OfflineError;
+use crate::online::{self, OnlineError};
+use crate::registry::RegistryError;
+use crate::runtime::RunError;
+
+/// A `POST /get-online-features` body, as Feast clients send it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OnlineRequest {
+    /// Join keys and request fields, column by column: `{"user_id": [1, 2]}`.
+    pub entities: serde_json::Map<String, serde_json::Value>,
+    /// A feature service's name…
+    #[serde(default)]
+    pub feature_service: Option<String>,
+    /// …or feature references: `view:feature` or `view:*`.
+    #[serde(default)]
+    pub features: Vec<String>,
+    /// Name features `view__feature` instead of `feature`.
+    #[serde(default)]
+    pub full_feature_names: bool,
+    /// Lockstep's addition: the project (by default the only one, or `default`).
+    #[serde(default)]
+    pub project: Option<String>,
+}
+
+/// How a value was found, as Feast reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Status {
+    Present,
+    NotFound,
+    NullValue,
+    OutsideMaxAge,
+}
+
+/// One output column: a join key or a feature.
+#[derive(Debug, Clone)]
+pub struct OnlineColumn {
+    pub name: String,
+    pub values: ArrayRef,
+    pub statuses: Vec<Status>,
+    /// µs since the Unix epoch: the value's event time (0 for join keys and on-demand
+    /// features).
+    pub event_ts: Vec<i64>,
+}
+
+/// The answer: join keys first, then the features in the order asked.
+#[derive(Debug, Clone)]
+pub struct OnlineFeatures {
+    pub columns: Vec<OnlineColumn>,
+    /// How many of the columns are join keys.
+    pub join_keys: usize,
+}
+
+/// Why an online request (or a materialization or push) failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("the entities: {0}")]
+    Entities(String),
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    #[error(transparent)]
+    Online(#[from] OnlineError),
+    #[error(transparent)]
+    Offline(#[from] OfflineError),
+    #[error(transparent)]
+    Ready(#[from] ReadyError),
+    #[error("on-demand view `{view}`: {error}")]
+    Transform { view: String, error: RunError },
+    #[error("view `{view}`: {message}")]
+    Rows { view: String, message: String },
+}
+
+impl ServeError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Invalid(_) => "invalid_feature_request",
+            Self::Entities(_) => "invalid_entity_rows",
+            Self::Registry(error) => error.code(),
+            Self::Online(error) => error.code(),
+            Self::Offline(error) => error.code(),
+            Self::Ready(error) => error.code(),
+            Self::Transform { error, .. } => error.code(),
+            Self::Rows { .. } => "invalid_rows",
+        }
+    }
+}
+
+impl From<FeatureError> for ServeError {
+    fn from(error: FeatureError) -> Self {
+        match error {
+            FeatureError::Invalid(message) => Self::Invalid(message),
+            FeatureError::Registry(error) => Self::Registry(error),
+        }
+    }
+}
+
+/// A project's definitions as served: resolved once, with each view's table, reused by
+/// requests until they are older than the refresh interval (or this process applies new
+/// definitions).
+#[derive(Debug)]
+pub(crate) struct ServedDefinitions {
+    pub resolved: Resolved,
+    pub tables: BTreeMap<String, ViewTable>,
+}
+
+/// Served definitions by the project a request named (`None`: the default project).
+#[derive(Default)]
+pub(crate) struct DefinitionsCache {
+    entries: RwLock<HashMap<Option<String>, (Instant, Arc<ServedDefinitions>)>>,
+}
+
+impl DefinitionsCache {
+    pub fn clear(&self) {
+        self.entries
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clear();
+    }
+}
+
+impl Lockstep {
+    /// The definitions requests for `project` are served with, at most the refresh
+    /// interval old.
+    pub(crate) async fn served_definitions(
+        &self,
+        project: Option<&str>,
+    ) -> Result<Arc<ServedDefinitions>, ServeError> {
+        let key = project.map(str::to_owned);
+        if let Some((loaded, served)) = self
+            .served
+            .entries
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .get(&key)
+            && loaded.elapsed() < self.definitions_refresh
+        {
+            return Ok(Arc::clone(served));
+        }
+        let project = self.project_or_default(project).await?;
+        let resolved = self
+            .definitions(&project)
+            .await
+            .map_err(|error| match error {
+                super::ApplyError::Registry(error) => ServeError::Registry(error),
+                other => ServeError::Invalid(other.to_string()),
+            })?;
+        let tables = resolved
+            .feature_views
+            .iter()
+            .map(|(name, view)| (name.clone(), ViewTable::for_view(&project, name, view)))
+            .collect();
+        let served = Arc::new(ServedDefinitions { resolved, tables });
+        self.served
+            .entries
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .insert(key, (Instant::now(), Arc::clone(&served)));
+        Ok(served)
+    }
+
+    /// Answers an online request: the features of every entity row, from the online store,
+    /// with on-demand views evaluated over all rows at once.
+    pub async fn get_online_features(
+        &self,
+        request: &OnlineRequest,
+    ) -> Result<OnlineFeatures, ServeError> {
+        let served = self.served_definitions(request.project.as_deref()).await?;
+        let definitions = &served.resolved;
+        let selection = Selection::of(
+            definitions,
+            &FeatureRequest {
+                project: request.project.clone(),
+                feature_service: request.feature_service.clone(),
+                features: request.features.clone(),
+            },
+        )?;
+        let plan = plan(definitions, &selection, Store::Online)?;
+        let rows = entity_rows(&request.entities)?;
+
+        let mut keys: Vec<(FieldSpec, ArrayRef)> = Vec::with_capacity(plan.keys.len());
+        for key in &plan.keys {
+            let values = entity_values(&request.entities, &key.name).ok_or_else(|| {
+                ServeError::Entities(format!("no values for join key `{}`", key.name))
+            })?;
+            let field = FieldSpec {
+                nullable: false,
+                ..key.clone()
+            };
+            let array = from_json(&field, values).map_err(|e| {
+                ServeError::Entities(format!("join key `{}`: {e}", key.name))
+            })?;
+            keys.push((key.clone(), array));
+        }
+        let key_array = |name: &str| -> &ArrayRef {
+            &keys
+                .iter()
+                .find(|(field, _)| field.name == name)
+                .expect("every view's join keys are in the plan")
+                .1
+        };
+
+        // Every view's rows in one round trip.
+        let key_columns: Vec<Vec<ArrayRef>> = plan
+            .views
+            .iter()
+            .map(|(view, _)| {
+                served.tables[view]
+                    .join_keys
+                    .iter()
+                    .map(|key| Arc::clone(key_array(&key.name)))
+                    .collect()
+            })
+            .collect();
+        let reads: Vec<(&ViewTable, &[ArrayRef])> = plan
+            .views
+            .iter()
+            .zip(&key_columns)
+            .map(|((view, _), columns)| (&served.tables[view], columns.as_slice()))
+            .collect();
+        let stored = online::read_rows(&*self.online, &reads).await?;
+
+        let now = crate::registry::now_micros();
+        let mut values: BTreeMap<(&str, &str), OnlineColumn> = BTreeMap::new();
+        for ((view, features), stored) in plan.views.iter().zip(stored) {
+            let table = &served.tables[view];
+            // Found and within the ttl, judged against now.
+            let fresh: Vec<bool> = stored
+                .event_ts
+                .iter()
+                .map(|event| match (event, table.ttl_seconds) {
+                    (None, _) => false,
+                    (Some(_), None) => true,
+                    (Some(event), Some(ttl)) => {
+                        *event >= now.saturating_sub((ttl as i64).saturating_mul(1_000_000))
+                    }
+                })
+                .collect();
+            let stale = BooleanArray::from(fresh.iter().map(|fresh| !fresh).collect::<Vec<_>>());
+            for feature in features {
+                let index = table
+                    .features
+                    .iter()
+                    .position(|f| &f.name == feature)
+                    .expect("planned features exist");
+                let array = arrow::compute::nullif(&stored.features[index], &stale)
+                    .map_err(|e| ServeError::Invalid(e.to_string()))?;
+                let statuses = (0..rows)
+                    .map(|row| match (stored.found[row], fresh[row], array.is_valid(row)) {
+                        (false, _, _) => Status::NotFound,
+                        (true, false, _) => Status::OutsideMaxAge,
+                        (true, true, true) => Status::Present,
+                        (true, true, false) => Status::NullValue,
+                    })
+                    .collect();
+                let event_ts = stored.event_ts.iter().map(|ts| ts.unwrap_or(0)).collect();
+                values.insert(
+                    (view.as_str(), feature.as_str()),
+                    OnlineColumn {
+                        name: feature.clone(),
+                        values: array,
+                        statuses,
+                        event_ts,
+                    },
+                );
+            }
+        }
+
+        let mut on_demand: BTreeMap<(&str, &str), OnlineColumn> = BTreeMap::new();
+        for name in &plan.on_demand {
+            let view = &definitions.on_demand_views[name];
+            let signature = self.ensure_loaded(&view.transform.digest).await?;
+            let outputs = super::field_specs(&signature.outputs);
+            let inputs = view
+                .inputs
+                .iter()
+                .map(|binding| match &binding.provider {
+                    Provider::JoinKey => Ok(Arc::clone(key_array(&binding.input.name))),
+                    Provider::Request => request_field(&request.entities, &binding.input, rows),
+                    Provider::View(source) => Ok(Arc::clone(
+                        &values[&(source.as_str(), binding.input.name.as_str())].values,
+                    )),
+                })
+                .collect::<Result<Vec<_>, ServeError>>()?;
+            let evaluated = evaluate(&self.runtime, view, &outputs, &inputs, rows, rows.max(1))
+                .map_err(|error| ServeError::Transform {
+                    view: name.clone(),
+                    error,
+                })?;
+            for (feature, array) in view.features.iter().zip(evaluated.features) {
+                let statuses = (0..rows)
+                    .map(|row| {
+                        if array.is_valid(row) {
+                            Status::Present
+                        } else {
+                            Status::NullValue
+                        }
+                    })
+                    .collect();
+                on_demand.insert(
+                    (name.as_str(), feature.name.as_str()),
+                    OnlineColumn {
+                        name: feature.name.clone(),
+                        values: array,
+                        statuses,
+                        event_ts: vec![0; rows],
+                    },
+                );
+            }
+        }
+
+        let mut columns: Vec<OnlineColumn> = keys
+            .iter()
+            .map(|(field, array)| OnlineColumn {
+                name: field.name.clone(),
+                values: Arc::clone(array),
+                statuses: vec![Status::Present; rows],
+                event_ts: vec![0; rows],
+            })
+            .collect();
+        let join_keys = columns.len();
+        for (view, feature) in &selection.requested {
+            let column = values
+                .get(&(view.as_str(), feature.as_str()))
+                .or_else(|| on_demand.get(&(view.as_str(), feature.as_str())))
+                .expect("every requested feature was read or evaluated");
+            let name = if request.full_feature_names {
+                format!("{view}__{feature}")
+            } else {
+                feature.clone()
+            };
+            if columns.iter().any(|known| known.name == name) {
+                return Err(ServeError::Invalid(format!(
+                    "`{name}` would appear twice (a join key or another view's feature has that \
+                     name); ask for full feature names"
+                )));
+            }
+            columns.push(OnlineColumn {
+                name,
+                ..column.clone()
+            });
+        }
+        Ok(OnlineFeatures { columns, join_keys })
+    }
+}
+
+/// The number of entity rows: the common length of every column sent.
+fn entity_rows(entities: &serde_json::Map<String, serde_json::Value>) -> Result<usize, ServeError> {
+    let mut rows = None;
+    for (name, values) in entities {
+        let length = values
+            .as_array()
+            .ok_or_else(|| ServeError::Entities(format!("`{name}` must be a list of values")))?
+            .len();
+        match rows {
+            None => rows = Some((name, length)),
+            Some((first, expected)) if expected != length => {
+                return Err(ServeError::Entities(format!(
+                    "`{first}` has {expected} values but `{name}` has {length}"
+                )));
+            }
+            Some(_) => {}
+        }
+    }
+    rows.map(|(_, rows)| rows)
+        .ok_or_else(|| ServeError::Entities("no entity columns".into()))
+}
+
+/// The values sent for column `name`, if any.
+fn entity_values<'a>(
+    entities: &'a serde_json::Map<String, serde_json::Value>,
+    name: &str,
+) -> Option<&'a [serde_json::Value]> {
+    entities
+        .get(name)
+        .and_then(serde_json::Value::as_array)
+        .map(Vec::as_slice)
+}
+
+/// A request field of an on-demand view: sent, or all null when it may be null.
+fn request_field(
+    entities: &serde_json::Map<String, serde_json::Value>,
+    field: &FieldSpec,
+    rows: usize,
+) -> Result<ArrayRef, ServeError> {
+    let nulls;
+    let values = match entity_values(entities, &field.name) {
+        Some(values) => values,
+        None if field.nullable => {
+            nulls = vec![serde_json::Value::Null; rows];
+            &nulls
+        }
+        None => {
+            return Err(ServeError::Entities(format!(
+                "no values for request field `{}`",
+                field.name
+            )));
+        }
+    };
+    let loose = FieldSpec {
+        nullable: true,
+        ..field.clone()
+    };
+    from_json(&loose, values)
+        .map_err(|e| ServeError::Entities(format!("request field `{}`: {e}", field.name)))
+}
