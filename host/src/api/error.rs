@@ -5,7 +5,7 @@
 //!
 //! | status | code | when |
 //! |---|---|---|
-//! | 400 | `invalid_body`, `invalid_name`, `invalid_alias`, `invalid_backfill`, `invalid_feature_request`, `invalid_entity_rows`, `invalid_offline_input` | malformed request |
+//! | 400 | `invalid_body`, `invalid_name`, `invalid_alias`, `invalid_backfill`, `invalid_feature_request`, `invalid_entity_rows`, `invalid_offline_input`, `invalid_online_input`, `invalid_rows` | malformed request |
 //! | 401 | `unauthorized` | missing or unknown bearer token |
 //! | 403 | `forbidden` | the token lacks the endpoint's scope |
 //! | 404 | `not_found`, `unknown_transform_version`, `unknown_view`, `unknown_backfill_job` | no such route, transform, version, view or job |
@@ -13,7 +13,7 @@
 //! | 413 | `payload_too_large`, `component_too_large` | body over the limit |
 //! | 422 | `invalid_definitions` (with `details`), and the component codes: `not_wasm`, `not_a_component`, `invalid_component`, `forbidden_import`, `wrong_world`, `invalid_signature`, `transform_out_of_fuel`, `transform_memory_limit`, `transform_stack_overflow`, `transform_panic`, `transform_trap`, `transform_bad_output`, `transform_not_row_wise`, … | the content was refused |
 //! | 422 | (offline) `source_*` codes of unreadable source data, `invalid_source_rows`, and the `transform_*` codes of a transform failing on stored rows | the data was refused |
-//! | 503 | `registry_unavailable`, `offline_store_unavailable`, `source_postgres`, `runtime_busy`, `compile_timeout`, `request_timeout`, `transform_timeout` | retry later |
+//! | 503 | `registry_unavailable`, `offline_store_unavailable`, `online_store_unavailable`, `source_postgres`, `runtime_busy`, `compile_timeout`, `request_timeout`, `transform_timeout` | retry later |
 //! | 500 | `internal` | a bug; details in the server log |
 
 use axum::Json;
@@ -24,8 +24,9 @@ use serde::Serialize;
 use super::auth::Denied;
 use crate::model::definitions::DefinitionError;
 use crate::offline::OfflineError;
+use crate::online::OnlineError;
 use crate::pipeline::{
-    AliasError, ApplyError, BackfillError, ReadyError, TrainingSetError, UploadError,
+    AliasError, ApplyError, BackfillError, ReadyError, ServeError, TrainingSetError, UploadError,
 };
 use crate::registry::RegistryError;
 use crate::runtime::{LoadError, RunError};
@@ -302,6 +303,36 @@ impl From<TrainingSetError> for ApiError {
             TrainingSetError::Ready(ready) => ready.into(),
             TrainingSetError::Transform { error, .. } => transform_failure(message, &error),
             TrainingSetError::Write { .. } => Self::internal(&message),
+        }
+    }
+}
+
+impl From<OnlineError> for ApiError {
+    fn from(error: OnlineError) -> Self {
+        match &error {
+            OnlineError::Unavailable(_) => {
+                Self::unavailable(error.code(), "the online store", &error)
+            }
+            OnlineError::Input(_) => {
+                Self::new(StatusCode::BAD_REQUEST, error.code(), error.to_string())
+            }
+            OnlineError::Corrupt(_) => Self::internal(&error),
+        }
+    }
+}
+
+impl From<ServeError> for ApiError {
+    fn from(error: ServeError) -> Self {
+        let message = error.to_string();
+        match error {
+            ServeError::Invalid(_) | ServeError::Entities(_) | ServeError::Rows { .. } => {
+                Self::new(StatusCode::BAD_REQUEST, error.code(), message)
+            }
+            ServeError::Registry(registry) => registry.into(),
+            ServeError::Online(online) => online.into(),
+            ServeError::Offline(offline) => offline.into(),
+            ServeError::Ready(ready) => ready.into(),
+            ServeError::Transform { error, .. } => transform_failure(message, &error),
         }
     }
 }

@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod error;
 mod offline;
+mod online;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -90,6 +91,26 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route(
             "/training-set",
             post(offline::training_set).layer(guarded(Scope::Read, body_limit)),
+        )
+        .route(
+            "/get-online-features",
+            post(online::get_online_features).layer(guarded(Scope::Read, body_limit)),
+        )
+        .route(
+            "/push",
+            post(online::push).layer(guarded(Scope::Write, body_limit)),
+        )
+        .route(
+            "/write-to-online-store",
+            post(online::write_to_online_store).layer(guarded(Scope::Write, body_limit)),
+        )
+        .route(
+            "/materialize",
+            post(online::materialize).layer(guarded(Scope::Write, body_limit)),
+        )
+        .route(
+            "/materialize-incremental",
+            post(online::materialize_incremental).layer(guarded(Scope::Write, body_limit)),
         )
         .fallback(not_found)
         .layer(middleware::from_fn(move |request, next| {
@@ -226,6 +247,20 @@ async fn guard(
 }
 
 /// Maps a body rejection (too large, unreadable) to a JSON error.
+/// A JSON body of type `T`, or a 400 `invalid_body` showing the shape expected.
+fn json_body<T: for<'de> Deserialize<'de>>(
+    bytes: Result<Bytes, BytesRejection>,
+    expected: &str,
+) -> Result<T, ApiError> {
+    serde_json::from_slice(&body(bytes)?).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_body",
+            format!("expected {expected}: {e}"),
+        )
+    })
+}
+
 fn body(result: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
     result.map_err(|rejection| {
         let status = rejection.status();

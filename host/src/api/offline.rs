@@ -16,26 +16,13 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::error::ApiError;
-use super::{Shared, body};
+use super::{Shared, json_body};
 use crate::columnar::{arrow_schema, from_json, to_json};
 use crate::model::{FieldSpec, parse_timestamp};
 use crate::pipeline::{BackfillRequest, TrainingSetRequest};
 
 /// Media type of a Parquet response.
 const PARQUET: &str = "application/vnd.apache.parquet";
-
-fn json_body<T: for<'de> Deserialize<'de>>(
-    bytes: Result<Bytes, BytesRejection>,
-    expected: &str,
-) -> Result<T, ApiError> {
-    serde_json::from_slice(&body(bytes)?).map_err(|e| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_body",
-            format!("expected {expected}: {e}"),
-        )
-    })
-}
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]

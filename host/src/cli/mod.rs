@@ -2,6 +2,7 @@
 
 mod demo;
 mod offline;
+mod online;
 mod registry;
 mod table;
 
@@ -137,6 +138,62 @@ enum Command {
         #[arg(long, default_value = "event_timestamp")]
         timestamp_column: String,
     },
+    /// Copy each online view's latest values in a time window from the offline store to
+    /// the online store.
+    Materialize {
+        /// Start of the window (RFC 3339 or a date).
+        #[arg(long, value_parser = crate::model::parse_timestamp)]
+        from: i64,
+        /// End of the window (default: now).
+        #[arg(long, value_parser = crate::model::parse_timestamp)]
+        to: Option<i64>,
+        /// Feature views, comma-separated (default: every online view).
+        #[arg(long, value_delimiter = ',')]
+        views: Vec<String>,
+        /// The project (default: the only one applied).
+        #[arg(long)]
+        project: Option<String>,
+    },
+    /// Materialize from where each view's last materialization ended up to now (or `--to`).
+    MaterializeIncremental {
+        /// End of the window (default: now).
+        #[arg(long, value_parser = crate::model::parse_timestamp)]
+        to: Option<i64>,
+        /// Feature views, comma-separated (default: every online view).
+        #[arg(long, value_delimiter = ',')]
+        views: Vec<String>,
+        /// The project (default: the only one applied).
+        #[arg(long)]
+        project: Option<String>,
+    },
+    /// Rebuild the online store from the offline store (after Redis lost its data): every
+    /// online view's latest values within its ttl.
+    Rehydrate {
+        /// Feature views, comma-separated (default: every online view).
+        #[arg(long, value_delimiter = ',')]
+        views: Vec<String>,
+        /// Delete the views' online values first.
+        #[arg(long)]
+        fresh: bool,
+        /// The project (default: the only one applied).
+        #[arg(long)]
+        project: Option<String>,
+    },
+    /// Push source rows through their views' transforms into the online and offline stores.
+    Push {
+        /// The source the rows belong to.
+        source: String,
+        /// A JSON file of columns, `{"user_id": [1], "event_timestamp": ["2026-…"], …}`; `-`
+        /// reads standard input.
+        #[arg(long)]
+        rows: PathBuf,
+        /// Which stores to write.
+        #[arg(long, value_enum, default_value = "online-and-offline")]
+        to: PushTo,
+        /// The project (default: the only one applied).
+        #[arg(long)]
+        project: Option<String>,
+    },
     /// Write the movie-recommendation example's raw data and entity rows.
     Datagen {
         /// Output directory.
@@ -158,6 +215,24 @@ enum Command {
         #[arg(long, default_value_t = 42)]
         seed: u64,
     },
+}
+
+/// `lockstep push --to`.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum PushTo {
+    Online,
+    Offline,
+    OnlineAndOffline,
+}
+
+impl From<PushTo> for crate::pipeline::PushTarget {
+    fn from(to: PushTo) -> Self {
+        match to {
+            PushTo::Online => Self::Online,
+            PushTo::Offline => Self::Offline,
+            PushTo::OnlineAndOffline => Self::OnlineAndOffline,
+        }
+    }
 }
 
 #[derive(Subcommand)]

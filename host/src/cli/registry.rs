@@ -5,11 +5,11 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 
-use super::{Command, coded, offline, table};
+use super::{Command, coded, offline, online, table};
 use crate::api::{self, AppState, auth};
 use crate::config::Config;
 use crate::model::format_timestamp;
-use crate::pipeline::{BackfillRequest, Lockstep, TrainingSetRequest};
+use crate::pipeline::{BackfillRequest, Lockstep, MaterializeRequest, TrainingSetRequest};
 
 pub async fn run(command: Command, mut config: Config) -> anyhow::Result<()> {
     match &command {
@@ -131,6 +131,48 @@ pub async fn run(command: Command, mut config: Config) -> anyhow::Result<()> {
             .await
         }
         Command::Backfills { id } => offline::backfills(&lockstep, id).await,
+        Command::Materialize {
+            from,
+            to,
+            views,
+            project,
+        } => {
+            online::materialize(
+                &lockstep,
+                MaterializeRequest {
+                    project,
+                    views,
+                    from: Some(from),
+                    to,
+                    incremental: false,
+                },
+            )
+            .await
+        }
+        Command::MaterializeIncremental { to, views, project } => {
+            online::materialize(
+                &lockstep,
+                MaterializeRequest {
+                    project,
+                    views,
+                    from: None,
+                    to,
+                    incremental: true,
+                },
+            )
+            .await
+        }
+        Command::Rehydrate {
+            views,
+            fresh,
+            project,
+        } => online::rehydrate(&lockstep, project, views, fresh).await,
+        Command::Push {
+            source,
+            rows,
+            to,
+            project,
+        } => online::push(&lockstep, project.as_deref(), &source, &rows, to.into()).await,
         Command::TrainingSet {
             entities,
             features,

@@ -73,7 +73,10 @@ impl Lockstep {
 
 impl Selection {
     /// The features `request` names in `definitions`.
-    pub(crate) fn of(definitions: &Resolved, request: &FeatureRequest) -> Result<Self, FeatureError> {
+    pub(crate) fn of(
+        definitions: &Resolved,
+        request: &FeatureRequest,
+    ) -> Result<Self, FeatureError> {
         let project = definitions.project();
         let requested = match (&request.feature_service, request.features.is_empty()) {
             (Some(service), true) => definitions
@@ -158,9 +161,7 @@ pub(crate) fn plan(
                 features.push(feature.to_owned())
             }
             Some(_) => {}
-            None => plan
-                .views
-                .push((view.to_owned(), vec![feature.to_owned()])),
+            None => plan.views.push((view.to_owned(), vec![feature.to_owned()])),
         }
         Ok(())
     };
@@ -202,4 +203,3 @@ pub(crate) fn plan(
     }
     Ok(plan)
 }
-

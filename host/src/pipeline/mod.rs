@@ -5,7 +5,9 @@
 mod backfill;
 mod definitions;
 mod features;
+mod materialize;
 mod on_demand;
+mod push;
 mod serving;
 mod training_set;
 mod transforms;
@@ -22,6 +24,8 @@ pub use backfill::{
 };
 pub use definitions::{ApplyError, ApplyOutcome, PlanOutcome};
 pub use features::{FeatureError, FeatureRequest};
+pub use materialize::{EARLIEST, MaterializeEvent, MaterializeRequest, MaterializedView};
+pub use push::{Columns, PushTarget, PushedView};
 pub use serving::{OnlineColumn, OnlineFeatures, OnlineRequest, ServeError, Status};
 pub use training_set::{TrainingSet, TrainingSetError, TrainingSetRequest};
 pub use transforms::{AliasError, TransformSummary, UploadError, field_specs};
@@ -42,6 +46,8 @@ pub struct Lockstep {
     online: Arc<dyn OnlineStore>,
     served: serving::DefinitionsCache,
     definitions_refresh: Duration,
+    /// Offline tables known to exist (created by this process or found).
+    ensured: std::sync::Mutex<std::collections::HashSet<String>>,
     sources: SourceContext,
     backfill: BackfillConfig,
     compiles: Arc<Semaphore>,
@@ -88,7 +94,8 @@ impl Lockstep {
         let runtime = Arc::new(Runtime::new(config.runtime.clone())?);
         let registry = registry::open(&config.registry.location()).await?;
         let offline = offline::open(&config.offline_location()).await?;
-        let online = crate::online::open(&config.online_location(), config.online.timeout()).await?;
+        let online =
+            crate::online::open(&config.online_location(), config.online.timeout()).await?;
         Ok(Self::new(runtime, registry, offline, online, config))
     }
 
@@ -106,6 +113,7 @@ impl Lockstep {
             online,
             served: serving::DefinitionsCache::default(),
             definitions_refresh: Duration::from_millis(config.online.definitions_refresh_ms),
+            ensured: Default::default(),
             sources: config.source_context(),
             backfill: config.backfill.clone(),
             compiles: Arc::new(Semaphore::new(config.server.max_concurrent_compiles)),

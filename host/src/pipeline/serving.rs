@@ -124,10 +124,13 @@ pub(crate) struct ServedDefinitions {
     pub tables: BTreeMap<String, ViewTable>,
 }
 
+/// Served definitions and when they were read.
+type Loaded = (Instant, Arc<ServedDefinitions>);
+
 /// Served definitions by the project a request named (`None`: the default project).
 #[derive(Default)]
 pub(crate) struct DefinitionsCache {
-    entries: RwLock<HashMap<Option<String>, (Instant, Arc<ServedDefinitions>)>>,
+    entries: RwLock<HashMap<Option<String>, Loaded>>,
 }
 
 impl DefinitionsCache {
@@ -207,9 +210,8 @@ impl Lockstep {
                 nullable: false,
                 ..key.clone()
             };
-            let array = from_json(&field, values).map_err(|e| {
-                ServeError::Entities(format!("join key `{}`: {e}", key.name))
-            })?;
+            let array = from_json(&field, values)
+                .map_err(|e| ServeError::Entities(format!("join key `{}`: {e}", key.name)))?;
             keys.push((key.clone(), array));
         }
         let key_array = |name: &str| -> &ArrayRef {
@@ -266,12 +268,14 @@ impl Lockstep {
                 let array = arrow::compute::nullif(&stored.features[index], &stale)
                     .map_err(|e| ServeError::Invalid(e.to_string()))?;
                 let statuses = (0..rows)
-                    .map(|row| match (stored.found[row], fresh[row], array.is_valid(row)) {
-                        (false, _, _) => Status::NotFound,
-                        (true, false, _) => Status::OutsideMaxAge,
-                        (true, true, true) => Status::Present,
-                        (true, true, false) => Status::NullValue,
-                    })
+                    .map(
+                        |row| match (stored.found[row], fresh[row], array.is_valid(row)) {
+                            (false, _, _) => Status::NotFound,
+                            (true, false, _) => Status::OutsideMaxAge,
+                            (true, true, true) => Status::Present,
+                            (true, true, false) => Status::NullValue,
+                        },
+                    )
                     .collect();
                 let event_ts = stored.event_ts.iter().map(|ts| ts.unwrap_or(0)).collect();
                 values.insert(

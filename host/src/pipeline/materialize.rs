@@ -1,0 +1,216 @@
+//! Materialization: each online view's latest row per entity in a time window, streamed
+//! from the offline store into the online store in pipelined batches (newer-wins, so
+//! repeating one changes nothing), each run recorded so incremental runs continue where
+//! the last ended. Rehydrating a lost online store is a full materialization up to now.
+
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+
+use super::Lockstep;
+use super::serving::ServeError;
+use crate::model::ViewTable;
+use crate::offline::Materialization;
+use crate::online;
+
+/// Rows per batch read from the offline store and written to the online store.
+const BATCH_ROWS: usize = 10_000;
+
+/// The earliest time a window starts at: 0001-01-01, which every store can represent.
+pub const EARLIEST: i64 = -62_135_596_800_000_000;
+
+/// What to materialize.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct MaterializeRequest {
+    pub project: Option<String>,
+    /// Feature views; every online view when empty.
+    pub views: Vec<String>,
+    /// Start (µs, inclusive). Incremental runs start where the view's last run ended.
+    pub from: Option<i64>,
+    /// End (µs, exclusive); now by default.
+    pub to: Option<i64>,
+    pub incremental: bool,
+}
+
+/// Progress of a materialization.
+#[derive(Debug, Clone)]
+pub enum MaterializeEvent {
+    Started { view: String, from: i64, to: i64 },
+    Rows { view: String, rows: u64 },
+    Finished(MaterializedView),
+}
+
+/// What materializing one view did.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MaterializedView {
+    pub view: String,
+    pub table: String,
+    pub from: i64,
+    pub to: i64,
+    /// Rows read from the offline store: one per entity with a value in the window.
+    pub rows: u64,
+    /// Rows that changed the online store (older or equal values are not rewritten).
+    pub written: u64,
+    pub seconds: f64,
+}
+
+impl MaterializedView {
+    pub fn rows_per_second(&self) -> f64 {
+        if self.seconds > 0.0 {
+            self.rows as f64 / self.seconds
+        } else {
+            0.0
+        }
+    }
+}
+
+impl Lockstep {
+    /// Copies each view's latest rows in the window from the offline to the online store.
+    pub async fn materialize(
+        &self,
+        request: &MaterializeRequest,
+        events: &(dyn Fn(MaterializeEvent) + Send + Sync),
+    ) -> Result<Vec<MaterializedView>, ServeError> {
+        let served = self.served_definitions(request.project.as_deref()).await?;
+        let definitions = &served.resolved;
+        let views: Vec<String> = if request.views.is_empty() {
+            definitions
+                .feature_views
+                .iter()
+                .filter(|(_, view)| view.online && view.offline)
+                .map(|(name, _)| name.clone())
+                .collect()
+        } else {
+            request.views.clone()
+        };
+        let mut tables = Vec::with_capacity(views.len());
+        for name in &views {
+            let Some(view) = definitions.feature_views.get(name) else {
+                let known: Vec<&str> = definitions
+                    .feature_views
+                    .keys()
+                    .map(String::as_str)
+                    .collect();
+                return Err(ServeError::Invalid(format!(
+                    "project `{}` has no feature view `{name}` (known: {})",
+                    definitions.project(),
+                    if known.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        known.join(", ")
+                    }
+                )));
+            };
+            if !view.online || !view.offline {
+                return Err(ServeError::Invalid(format!(
+                    "feature view `{name}` is not both offline and online: nothing to materialize"
+                )));
+            }
+            tables.push(served.tables[name].clone());
+        }
+        let to = request.to.unwrap_or_else(crate::registry::now_micros);
+        if !request.incremental && request.from.is_none() {
+            return Err(ServeError::Invalid(
+                "a materialization needs a start time (or use the incremental one)".into(),
+            ));
+        }
+        let mut done = Vec::with_capacity(tables.len());
+        for table in &tables {
+            let from = if request.incremental {
+                self.offline.materialized_until(&table.name).await?
+            } else {
+                request.from
+            }
+            .unwrap_or(EARLIEST);
+            done.push(self.materialize_table(table, from, to, events).await?);
+        }
+        Ok(done)
+    }
+
+    /// Rebuilds the online values of `views` (every online view when empty) from the
+    /// offline store: everything up to now, within each view's ttl. With `fresh`, their
+    /// online values are deleted first (otherwise newer-wins keeps what is newer).
+    pub async fn rehydrate(
+        &self,
+        project: Option<String>,
+        views: Vec<String>,
+        fresh: bool,
+        events: &(dyn Fn(MaterializeEvent) + Send + Sync),
+    ) -> Result<Vec<MaterializedView>, ServeError> {
+        let request = MaterializeRequest {
+            project,
+            views,
+            from: Some(EARLIEST),
+            to: None,
+            incremental: false,
+        };
+        if fresh {
+            let served = self.served_definitions(request.project.as_deref()).await?;
+            for (name, view) in &served.resolved.feature_views {
+                if view.online && (request.views.is_empty() || request.views.contains(name)) {
+                    let prefix = online::table_prefix(&served.tables[name]);
+                    let deleted = self.online.clear(&prefix).await?;
+                    tracing::info!(view = %name, deleted, "cleared online values");
+                }
+            }
+        }
+        self.materialize(&request, events).await
+    }
+
+    /// Materializes one table over `[from, to)`, narrowed to the ttl before `to`: older rows
+    /// would be outside the ttl when served.
+    async fn materialize_table(
+        &self,
+        table: &ViewTable,
+        from: i64,
+        to: i64,
+        events: &(dyn Fn(MaterializeEvent) + Send + Sync),
+    ) -> Result<MaterializedView, ServeError> {
+        let started = Instant::now();
+        let from = match table.ttl_seconds {
+            Some(ttl) => from.max(to.saturating_sub((ttl as i64).saturating_mul(1_000_000))),
+            None => from,
+        }
+        .max(EARLIEST);
+        events(MaterializeEvent::Started {
+            view: table.view.clone(),
+            from,
+            to,
+        });
+        let (mut rows, mut written) = (0, 0);
+        if from < to {
+            self.offline.ensure_table(table).await?;
+            let mut batches = self.offline.latest(table, from, to, BATCH_ROWS);
+            while let Some(batch) = batches.recv().await {
+                let batch = batch?;
+                written += online::write_rows(&*self.online, table, &batch).await?;
+                rows += batch.num_rows() as u64;
+                events(MaterializeEvent::Rows {
+                    view: table.view.clone(),
+                    rows,
+                });
+            }
+        }
+        self.offline
+            .record_materialization(&Materialization {
+                project: table.project.clone(),
+                view: table.view.clone(),
+                table: table.name.clone(),
+                from,
+                to,
+                rows,
+            })
+            .await?;
+        let view = MaterializedView {
+            view: table.view.clone(),
+            table: table.name.clone(),
+            from,
+            to,
+            rows,
+            written,
+            seconds: started.elapsed().as_secs_f64(),
+        };
+        events(MaterializeEvent::Finished(view.clone()));
+        Ok(view)
+    }
+}

@@ -1,0 +1,272 @@
+//! Push: fresh source rows sent over HTTP (or from the CLI) → every view of that source
+//! computes its rows with its pinned transform (the backfill's [`ViewRows`]) → the online
+//! store (newer-wins) and the offline store (upsert), in one call. Also
+//! `write-to-online-store`: already-computed feature rows of a view without a transform.
+
+use arrow::array::{ArrayRef, RecordBatch};
+use serde::{Deserialize, Serialize};
+
+use super::Lockstep;
+use super::serving::ServeError;
+use super::view_rows::ViewRows;
+use crate::columnar::{arrow_schema, from_json};
+use crate::model::FieldSpec;
+use crate::model::definitions::SourceKind;
+use crate::online;
+
+/// Which stores a push writes, as Feast names them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PushTarget {
+    Online,
+    Offline,
+    #[default]
+    OnlineAndOffline,
+}
+
+impl PushTarget {
+    fn online(self) -> bool {
+        matches!(self, Self::Online | Self::OnlineAndOffline)
+    }
+
+    fn offline(self) -> bool {
+        matches!(self, Self::Offline | Self::OnlineAndOffline)
+    }
+}
+
+/// Rows for a source, column by column: `{"user_id": [1], "event_timestamp": ["…"], …}`.
+pub type Columns = serde_json::Map<String, serde_json::Value>;
+
+/// What a push did to one view.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PushedView {
+    pub view: String,
+    /// Rows the view computed (rows its transform rejected are not among them).
+    pub rows: u64,
+    pub rejected: u64,
+    /// Rows that changed the online store (an older or equal row never overwrites).
+    pub written_online: u64,
+    pub written_offline: bool,
+}
+
+impl Lockstep {
+    /// Pushes rows of source `source_name` through every view reading it.
+    pub async fn push(
+        &self,
+        project: Option<&str>,
+        source_name: &str,
+        columns: &Columns,
+        target: PushTarget,
+    ) -> Result<Vec<PushedView>, ServeError> {
+        let served = self.served_definitions(project).await?;
+        let definitions = &served.resolved;
+        let source = definitions.sources.get(source_name).ok_or_else(|| {
+            let known: Vec<&str> = definitions.sources.keys().map(String::as_str).collect();
+            ServeError::Invalid(format!(
+                "project `{}` has no source `{source_name}` (known: {})",
+                definitions.project(),
+                known.join(", ")
+            ))
+        })?;
+        if source.kind == SourceKind::Request {
+            return Err(ServeError::Invalid(format!(
+                "`{source_name}` is a request source: its fields come with online requests"
+            )));
+        }
+        let views: Vec<&String> = definitions
+            .feature_views
+            .iter()
+            .filter(|(_, view)| {
+                view.source == source_name
+                    && ((target.online() && view.online) || (target.offline() && view.offline))
+            })
+            .map(|(name, _)| name)
+            .collect();
+        if views.is_empty() {
+            return Err(ServeError::Invalid(format!(
+                "no feature view reads source `{source_name}` into the stores pushed to"
+            )));
+        }
+        let mut makers = Vec::with_capacity(views.len());
+        for name in &views {
+            let view = &definitions.feature_views[*name];
+            makers.push(
+                self.view_rows(source, view, served.tables[*name].clone())
+                    .await?,
+            );
+        }
+        let batch = source_batch(&makers, columns)?;
+        let mut pushed = Vec::with_capacity(makers.len());
+        for (name, maker) in views.into_iter().zip(&makers) {
+            let view = &definitions.feature_views[name];
+            pushed.push(
+                self.write_view_rows(
+                    name,
+                    maker,
+                    batch.clone(),
+                    target.online() && view.online,
+                    target.offline() && view.offline,
+                )
+                .await?,
+            );
+        }
+        Ok(pushed)
+    }
+
+    /// Writes feature rows of a view without a transform straight to the online store:
+    /// Feast's `write_to_online_store`. The columns are the view's join keys, its source's
+    /// timestamp columns and its features.
+    pub async fn write_to_online_store(
+        &self,
+        project: Option<&str>,
+        view_name: &str,
+        columns: &Columns,
+    ) -> Result<PushedView, ServeError> {
+        let served = self.served_definitions(project).await?;
+        let definitions = &served.resolved;
+        let view = definitions.feature_views.get(view_name).ok_or_else(|| {
+            ServeError::Invalid(format!(
+                "project `{}` has no feature view `{view_name}`",
+                definitions.project()
+            ))
+        })?;
+        if let Some(pin) = &view.transform {
+            return Err(ServeError::Invalid(format!(
+                "feature view `{view_name}` computes its features with transform `{}`: push \
+                 its source rows (POST /push) so the same bytes compute them",
+                pin.reference
+            )));
+        }
+        if !view.online {
+            return Err(ServeError::Invalid(format!(
+                "feature view `{view_name}` has `online = false`"
+            )));
+        }
+        let source = &definitions.sources[&view.source];
+        let maker = self
+            .view_rows(source, view, served.tables[view_name].clone())
+            .await?;
+        let batch = source_batch(std::slice::from_ref(&maker), columns)?;
+        self.write_view_rows(view_name, &maker, batch, true, false)
+            .await
+    }
+
+    async fn write_view_rows(
+        &self,
+        name: &str,
+        maker: &ViewRows,
+        batch: RecordBatch,
+        online: bool,
+        offline: bool,
+    ) -> Result<PushedView, ServeError> {
+        let (rows, rejected) =
+            maker
+                .compute(&self.runtime, batch)
+                .map_err(|error| ServeError::Rows {
+                    view: name.to_owned(),
+                    message: error.to_string(),
+                })?;
+        let written_online = if online {
+            online::write_rows(&*self.online, &maker.table, &rows).await?
+        } else {
+            0
+        };
+        if offline {
+            self.ensure_offline_table(&maker.table).await?;
+            self.offline
+                .write_rows(&maker.table, std::slice::from_ref(&rows))
+                .await?;
+        }
+        Ok(PushedView {
+            view: name.to_owned(),
+            rows: rows.num_rows() as u64,
+            rejected,
+            written_online,
+            written_offline: offline,
+        })
+    }
+
+    /// Creates a view's offline table once per process.
+    async fn ensure_offline_table(
+        &self,
+        table: &crate::model::ViewTable,
+    ) -> Result<(), ServeError> {
+        if self
+            .ensured
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .contains(&table.name)
+        {
+            return Ok(());
+        }
+        self.offline.ensure_table(table).await?;
+        self.ensured
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .insert(table.name.clone());
+        Ok(())
+    }
+}
+
+/// The columns every maker reads, typed by the source's schema, as one batch. A column
+/// that may be null can be left out.
+fn source_batch(makers: &[ViewRows], columns: &Columns) -> Result<RecordBatch, ServeError> {
+    let mut fields: Vec<FieldSpec> = Vec::new();
+    for field in makers.iter().flat_map(|maker| &maker.columns) {
+        if !fields.iter().any(|known| known.name == field.name) {
+            fields.push(field.clone());
+        }
+    }
+    for name in columns.keys() {
+        if !fields.iter().any(|field| &field.name == name) {
+            let known: Vec<&str> = fields.iter().map(|f| f.name.as_str()).collect();
+            return Err(ServeError::Entities(format!(
+                "unknown column `{name}` (the views read: {})",
+                known.join(", ")
+            )));
+        }
+    }
+    let mut rows = None;
+    let mut arrays: Vec<Option<ArrayRef>> = Vec::with_capacity(fields.len());
+    for field in &fields {
+        let Some(values) = columns.get(&field.name) else {
+            if field.nullable {
+                arrays.push(None);
+                continue;
+            }
+            return Err(ServeError::Entities(format!(
+                "no values for column `{}`",
+                field.name
+            )));
+        };
+        let values = values.as_array().ok_or_else(|| {
+            ServeError::Entities(format!("`{}` must be a list of values", field.name))
+        })?;
+        match rows {
+            None => rows = Some((field.name.as_str(), values.len())),
+            Some((first, expected)) if expected != values.len() => {
+                return Err(ServeError::Entities(format!(
+                    "`{first}` has {expected} values but `{}` has {}",
+                    field.name,
+                    values.len()
+                )));
+            }
+            Some(_) => {}
+        }
+        arrays.push(Some(from_json(field, values).map_err(|e| {
+            ServeError::Entities(format!("column `{}`: {e}", field.name))
+        })?));
+    }
+    let rows = rows.map_or(0, |(_, rows)| rows);
+    let arrays = fields
+        .iter()
+        .zip(arrays)
+        .map(|(field, array)| {
+            array.unwrap_or_else(|| {
+                arrow::array::new_null_array(&crate::columnar::arrow_type(field.value_type), rows)
+            })
+        })
+        .collect();
+    RecordBatch::try_new(arrow_schema(&fields), arrays)
+        .map_err(|e| ServeError::Entities(e.to_string()))
+}
