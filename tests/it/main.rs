@@ -2,6 +2,7 @@
 
 mod backfill;
 mod hostile;
+mod online;
 mod point_in_time;
 mod registry_api;
 mod row_wise;

@@ -203,7 +203,7 @@ fn write_sources(dir: &Path, histories: &Histories) {
             event.keys[0],
             event.values[0],
             event.values[1],
-            lockstep::runtime::batch::format_timestamp(event.ts)
+            lockstep::model::format_timestamp(event.ts)
         ));
     }
     std::fs::write(dir.join("item_events.csv"), csv).unwrap();

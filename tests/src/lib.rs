@@ -91,6 +91,11 @@ pub fn test_database_url() -> String {
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
 }
 
+/// Redis for tests: `LOCKSTEP_TEST_REDIS_URL`, or the local server.
+pub fn test_redis_url() -> String {
+    std::env::var("LOCKSTEP_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
+}
+
 /// A name no other test (or earlier run) uses: for schemas, files and key prefixes.
 pub fn unique_name(prefix: &str) -> String {
     use std::sync::atomic::{AtomicU32, Ordering};
@@ -141,10 +146,13 @@ impl TestBackend {
                 config.registry.database_url = Some(test_database_url());
                 config.registry.schema = schema.clone();
                 config.offline.schema = offline_schema(schema);
+                config.online.redis_url = Some(test_redis_url());
+                config.online.namespace = schema.clone();
             }
             TestBackend::Sqlite { path } => {
                 config.registry.sqlite_path = path.clone();
                 config.offline.sqlite_path = path.with_file_name("offline.db");
+                config.online.sqlite_path = path.with_file_name("online.db");
             }
         }
         config
@@ -154,6 +162,16 @@ impl TestBackend {
     pub async fn cleanup(&self) {
         match self {
             TestBackend::Postgres { schema } => {
+                let redis = lockstep::online::RedisStore::open(
+                    &test_redis_url(),
+                    schema,
+                    std::time::Duration::from_secs(2),
+                )
+                .await;
+                if let Ok(redis) = redis {
+                    use lockstep::online::OnlineStore as _;
+                    let _ = redis.clear(&[]).await;
+                }
                 if let Ok(pool) = sqlx::PgPool::connect(&test_database_url()).await {
                     for schema in [schema.clone(), offline_schema(schema)] {
                         let drop = format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE");
@@ -248,4 +266,75 @@ pub async fn apply_movie_example(lockstep: &lockstep::pipeline::Lockstep) {
 pub fn write_config(config: &lockstep::config::Config, path: &Path) {
     let text = toml::to_string(config).expect("config serializes");
     std::fs::write(path, text).expect("write config file");
+}
+
+/// A `redis-server` of a test's own on a free loopback port, for killing and restarting
+/// (never the shared server). Killed with SIGKILL when dropped.
+pub struct OwnRedis {
+    pub port: u16,
+    child: Option<std::process::Child>,
+}
+
+impl OwnRedis {
+    pub fn start() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .expect("a free port")
+            .port();
+        let mut server = Self { port, child: None };
+        server.restart();
+        server
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// SIGKILL: no chance to close connections cleanly; the data is gone.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts (again) on the same port and waits until it answers.
+    pub fn restart(&mut self) {
+        self.kill();
+        let child = std::process::Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server is on the PATH");
+        self.child = Some(child);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            use std::io::{Read as _, Write as _};
+            let answered = std::net::TcpStream::connect(("127.0.0.1", self.port))
+                .and_then(|mut stream| {
+                    stream.write_all(b"PING\r\n")?;
+                    let mut reply = [0u8; 7];
+                    stream.read_exact(&mut reply)?;
+                    Ok(&reply == b"+PONG\r\n")
+                })
+                .unwrap_or(false);
+            if answered {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "redis-server on port {} never answered",
+                self.port
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for OwnRedis {
+    fn drop(&mut self) {
+        self.kill();
+    }
 }

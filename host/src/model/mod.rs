@@ -103,6 +103,13 @@ pub fn format_timestamp(micros: i64) -> String {
     format!("{year:04}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}{fraction}Z")
 }
 
+/// Now, in µs since the Unix epoch.
+pub fn now_micros() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as i64)
+}
+
 /// Parses a time as written by people and JSON clients: RFC 3339
 /// (`2026-01-05T12:00:00Z`, `2026-01-05 12:00:00.5+01:00`; no offset means UTC) or a bare
 /// date (`2026-01-05`, midnight UTC). Returns µs since the Unix epoch.

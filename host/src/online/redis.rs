@@ -66,7 +66,9 @@ impl RedisStore {
             script.prepare_invoke().load_async(&mut connection).await?;
             Ok::<_, RedisError>(connection)
         };
-        let connection = bounded(&address, timeout, connecting).await?;
+        let connection = bounded(timeout, connecting)
+            .await
+            .map_err(|Retry(error)| failed(&address, error, timeout))?;
         Ok(Self {
             connection,
             script,
@@ -84,12 +86,26 @@ impl RedisStore {
         full
     }
 
-    /// Runs one round trip with the store's deadline.
-    async fn bounded<T>(
-        &self,
-        round_trip: impl Future<Output = RedisResult<T>>,
-    ) -> Result<T, OnlineError> {
-        bounded(&self.address, self.timeout, round_trip).await
+    /// Runs one round trip on the shared connection with the store's deadline. When the
+    /// connection turns out to have dropped (a server restart), the manager reconnects and
+    /// the round trip is tried once more within the same deadline, so a server that is
+    /// back answers the first call after its return. Every round trip is idempotent:
+    /// reads, and newer-wins writes.
+    async fn bounded<T, F, Fut>(&self, round_trip: F) -> Result<T, OnlineError>
+    where
+        F: Fn(ConnectionManager) -> Fut,
+        Fut: Future<Output = RedisResult<T>>,
+    {
+        let deadline = tokio::time::Instant::now() + self.timeout;
+        match bounded(self.timeout, round_trip(self.connection.clone())).await {
+            Err(Retry(error)) if error.is_connection_dropped() || error.is_io_error() => {
+                let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+                bounded(left, round_trip(self.connection.clone()))
+                    .await
+                    .map_err(|Retry(error)| failed(&self.address, error, self.timeout))
+            }
+            result => result.map_err(|Retry(error)| failed(&self.address, error, self.timeout)),
+        }
     }
 
     /// Writes one pipeline's worth of entries. A server that lost its script cache (restart,
@@ -107,9 +123,10 @@ impl RedisStore {
             for (key, value) in &pending {
                 pipe.invoke_script(self.script.key(self.full_key(key)).arg(value.as_slice()));
             }
-            let mut connection = self.connection.clone();
-            let results: Vec<RedisResult<u64>> =
-                self.bounded(pipe.query_async(&mut connection)).await?;
+            let pipe = &pipe;
+            let results: Vec<RedisResult<u64>> = self
+                .bounded(|mut connection| async move { pipe.query_async(&mut connection).await })
+                .await?;
             let mut again = Vec::new();
             for (entry, result) in pending.iter().zip(results) {
                 match result {
@@ -117,7 +134,7 @@ impl RedisStore {
                     Err(error) if error.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
                         again.push(*entry);
                     }
-                    Err(error) => return Err(failed(&self.address, error)),
+                    Err(error) => return Err(failed(&self.address, error, self.timeout)),
                 }
             }
             if again.is_empty() {
@@ -132,18 +149,20 @@ impl RedisStore {
     }
 }
 
-/// Runs `round_trip` against the server at `address` with the deadline `timeout`.
+/// A failed round trip, before it is judged worth a retry or turned into a store error.
+struct Retry(RedisError);
+
+/// Runs `round_trip` against the server with the deadline `timeout`; running out of time
+/// is an I/O timeout error.
 async fn bounded<T>(
-    address: &str,
     timeout: Duration,
     round_trip: impl Future<Output = RedisResult<T>>,
-) -> Result<T, OnlineError> {
+) -> Result<T, Retry> {
     match tokio::time::timeout(timeout, round_trip).await {
-        Ok(Ok(value)) => Ok(value),
-        // The connection's own timeouts (the same duration) may fire first.
-        Ok(Err(error)) if error.is_timeout() => Err(no_answer(address, timeout)),
-        Ok(Err(error)) => Err(failed(address, error)),
-        Err(_) => Err(no_answer(address, timeout)),
+        Ok(result) => result.map_err(Retry),
+        Err(_) => Err(Retry(RedisError::from(std::io::Error::from(
+            std::io::ErrorKind::TimedOut,
+        )))),
     }
 }
 
@@ -156,10 +175,14 @@ fn no_answer(address: &str, timeout: Duration) -> OnlineError {
 }
 
 /// A Redis error as a store error: a key holding something else than a string is corrupt
-/// data; the rest (connections, server refusals) is unavailability.
-fn failed(address: &str, error: RedisError) -> OnlineError {
+/// data; a timeout (ours or the connection's, the same duration) is no answer; the rest
+/// (connections, server refusals) is unavailability.
+fn failed(address: &str, error: RedisError, timeout: Duration) -> OnlineError {
     if error.code() == Some("WRONGTYPE") || error.to_string().contains("WRONGTYPE") {
         return OnlineError::Corrupt(format!("{address}: {error}"));
+    }
+    if error.is_timeout() {
+        return no_answer(address, timeout);
     }
     OnlineError::Unavailable(format!("{address}: {error}"))
 }
@@ -198,15 +221,15 @@ impl OnlineStore for RedisStore {
         for key in keys {
             mget.arg(self.full_key(key));
         }
-        let mut connection = self.connection.clone();
-        self.bounded(mget.query_async(&mut connection)).await
+        let mget = &mget;
+        self.bounded(|mut connection| async move { mget.query_async(&mut connection).await })
+            .await
     }
 
     /// `SCAN MATCH` and `UNLINK` in steps, each step a round trip with the deadline.
     async fn clear(&self, prefix: &[u8]) -> Result<u64, OnlineError> {
         let mut pattern = glob_escape(&self.full_key(prefix));
         pattern.push(b'*');
-        let mut connection = self.connection.clone();
         let mut cursor: u64 = 0;
         let mut removed = 0;
         loop {
@@ -216,12 +239,19 @@ impl OnlineStore for RedisStore {
                 .arg(pattern.as_slice())
                 .arg("COUNT")
                 .arg(SCAN_COUNT);
-            let (next, keys): (u64, Vec<Vec<u8>>) =
-                self.bounded(scan.query_async(&mut connection)).await?;
+            let scan = &scan;
+            let (next, keys): (u64, Vec<Vec<u8>>) = self
+                .bounded(|mut connection| async move { scan.query_async(&mut connection).await })
+                .await?;
             if !keys.is_empty() {
                 let mut unlink = redis::cmd("UNLINK");
                 unlink.arg(keys);
-                let count: u64 = self.bounded(unlink.query_async(&mut connection)).await?;
+                let unlink = &unlink;
+                let count: u64 = self
+                    .bounded(
+                        |mut connection| async move { unlink.query_async(&mut connection).await },
+                    )
+                    .await?;
                 removed += count;
             }
             if next == 0 {
@@ -232,9 +262,10 @@ impl OnlineStore for RedisStore {
     }
 
     async fn ping(&self) -> Result<(), OnlineError> {
-        let mut connection = self.connection.clone();
+        let ping = redis::cmd("PING");
+        let ping = &ping;
         let _: String = self
-            .bounded(redis::cmd("PING").query_async(&mut connection))
+            .bounded(|mut connection| async move { ping.query_async(&mut connection).await })
             .await?;
         Ok(())
     }

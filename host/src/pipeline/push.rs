@@ -11,7 +11,7 @@ use super::serving::ServeError;
 use super::view_rows::ViewRows;
 use crate::columnar::{arrow_schema, from_json};
 use crate::model::FieldSpec;
-use crate::model::definitions::SourceKind;
+use crate::model::definitions::{Source, SourceKind};
 use crate::online;
 
 /// Which stores a push writes, as Feast names them.
@@ -95,7 +95,7 @@ impl Lockstep {
                     .await?,
             );
         }
-        let batch = source_batch(&makers, columns)?;
+        let batch = source_batch(source, &makers, columns)?;
         let mut pushed = Vec::with_capacity(makers.len());
         for (name, maker) in views.into_iter().zip(&makers) {
             let view = &definitions.feature_views[name];
@@ -146,7 +146,7 @@ impl Lockstep {
         let maker = self
             .view_rows(source, view, served.tables[view_name].clone())
             .await?;
-        let batch = source_batch(std::slice::from_ref(&maker), columns)?;
+        let batch = source_batch(source, std::slice::from_ref(&maker), columns)?;
         self.write_view_rows(view_name, &maker, batch, true, false)
             .await
     }
@@ -209,8 +209,12 @@ impl Lockstep {
 }
 
 /// The columns every maker reads, typed by the source's schema, as one batch. A column
-/// that may be null can be left out.
-fn source_batch(makers: &[ViewRows], columns: &Columns) -> Result<RecordBatch, ServeError> {
+/// that may be null can be left out; other columns of the source are ignored.
+fn source_batch(
+    source: &Source,
+    makers: &[ViewRows],
+    columns: &Columns,
+) -> Result<RecordBatch, ServeError> {
     let mut fields: Vec<FieldSpec> = Vec::new();
     for field in makers.iter().flat_map(|maker| &maker.columns) {
         if !fields.iter().any(|known| known.name == field.name) {
@@ -218,10 +222,10 @@ fn source_batch(makers: &[ViewRows], columns: &Columns) -> Result<RecordBatch, S
         }
     }
     for name in columns.keys() {
-        if !fields.iter().any(|field| &field.name == name) {
-            let known: Vec<&str> = fields.iter().map(|f| f.name.as_str()).collect();
+        if source.column(name).is_none() {
+            let known: Vec<&str> = source.schema.keys().map(String::as_str).collect();
             return Err(ServeError::Entities(format!(
-                "unknown column `{name}` (the views read: {})",
+                "unknown column `{name}` (the source's columns: {})",
                 known.join(", ")
             )));
         }

@@ -188,6 +188,17 @@ impl Lockstep {
         &self,
         request: &OnlineRequest,
     ) -> Result<OnlineFeatures, ServeError> {
+        self.get_online_features_at(request, crate::model::now_micros())
+            .await
+    }
+
+    /// [`Lockstep::get_online_features`] with ttls judged as of `now` (µs): how a logged
+    /// request is replayed, and how tests compare with a training set at a past time.
+    pub async fn get_online_features_at(
+        &self,
+        request: &OnlineRequest,
+        now: i64,
+    ) -> Result<OnlineFeatures, ServeError> {
         let served = self.served_definitions(request.project.as_deref()).await?;
         let definitions = &served.resolved;
         let selection = Selection::of(
@@ -242,7 +253,6 @@ impl Lockstep {
             .collect();
         let stored = online::read_rows(&*self.online, &reads).await?;
 
-        let now = crate::registry::now_micros();
         let mut values: BTreeMap<(&str, &str), OnlineColumn> = BTreeMap::new();
         for ((view, features), stored) in plan.views.iter().zip(stored) {
             let table = &served.tables[view];

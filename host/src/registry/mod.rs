@@ -287,12 +287,7 @@ fn plan_writes(
     Ok((inserts, report))
 }
 
-/// Now, in µs since the Unix epoch.
-pub(crate) fn now_micros() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as i64)
-}
+pub(crate) use crate::model::now_micros;
 
 #[cfg(test)]
 mod tests {
