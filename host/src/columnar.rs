@@ -281,34 +281,106 @@ pub fn from_json(field: &FieldSpec, values: &[serde_json::Value]) -> Result<Arra
     Ok(builder.finish())
 }
 
+/// One value of an array of a canonical type, borrowed, as JSON renders it.
+enum Cell<'a> {
+    Null,
+    Int(i64),
+    Float(f64),
+    Text(&'a str),
+    Bool(bool),
+    Timestamp(i64),
+    Other(String),
+}
+
+fn cell(array: &dyn Array, row: usize) -> Cell<'_> {
+    if array.is_null(row) {
+        return Cell::Null;
+    }
+    match array.data_type() {
+        DataType::Int64 => Cell::Int(array.as_primitive::<Int64Type>().value(row)),
+        DataType::Float64 => Cell::Float(array.as_primitive::<Float64Type>().value(row)),
+        DataType::Utf8 => Cell::Text(array.as_string::<i32>().value(row)),
+        DataType::Boolean => Cell::Bool(array.as_boolean().value(row)),
+        DataType::Timestamp(TimeUnit::Microsecond, _) => Cell::Timestamp(
+            array
+                .as_primitive::<arrow::datatypes::TimestampMicrosecondType>()
+                .value(row),
+        ),
+        other => Cell::Other(format!("<{other}>")),
+    }
+}
+
+/// A float as JSON: a number, or `"NaN"`, `"inf"`, `"-inf"`.
+fn float_json(value: f64) -> serde_json::Value {
+    match serde_json::Number::from_f64(value) {
+        Some(number) => serde_json::Value::Number(number),
+        None if value.is_nan() => "NaN".into(),
+        None if value > 0.0 => "inf".into(),
+        None => "-inf".into(),
+    }
+}
+
 /// Value `row` of an array of a canonical type as JSON: numbers, strings, booleans,
 /// timestamps as RFC 3339 strings, non-finite floats as `"NaN"`, `"inf"`, `"-inf"`, null.
 pub fn to_json(array: &dyn Array, row: usize) -> serde_json::Value {
     use serde_json::Value;
-    if array.is_null(row) {
-        return Value::Null;
+    match cell(array, row) {
+        Cell::Null => Value::Null,
+        Cell::Int(value) => Value::from(value),
+        Cell::Float(value) => float_json(value),
+        Cell::Text(value) => Value::from(value),
+        Cell::Bool(value) => Value::from(value),
+        Cell::Timestamp(micros) => Value::from(crate::model::format_timestamp(micros)),
+        Cell::Other(text) => Value::from(text),
     }
-    match array.data_type() {
-        DataType::Int64 => Value::from(array.as_primitive::<Int64Type>().value(row)),
-        DataType::Float64 => {
-            let value = array.as_primitive::<Float64Type>().value(row);
-            match serde_json::Number::from_f64(value) {
-                Some(number) => Value::Number(number),
-                None if value.is_nan() => Value::from("NaN"),
-                None if value > 0.0 => Value::from("inf"),
-                None => Value::from("-inf"),
+}
+
+/// A whole array serialized as a JSON list of [`to_json`] values, without building them:
+/// the hot path of online responses. Repeated timestamps are formatted once.
+pub struct JsonColumn<'a>(pub &'a dyn Array);
+
+impl serde::Serialize for JsonColumn<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq;
+        let mut seq = serializer.serialize_seq(Some(self.0.len()))?;
+        let mut last: Option<(i64, String)> = None;
+        for row in 0..self.0.len() {
+            match cell(self.0, row) {
+                Cell::Null => seq.serialize_element(&())?,
+                Cell::Int(value) => seq.serialize_element(&value)?,
+                Cell::Float(value) if value.is_finite() => seq.serialize_element(&value)?,
+                Cell::Float(value) => seq.serialize_element(&float_json(value))?,
+                Cell::Text(value) => seq.serialize_element(value)?,
+                Cell::Bool(value) => seq.serialize_element(&value)?,
+                Cell::Timestamp(micros) => {
+                    if last.as_ref().is_none_or(|(known, _)| *known != micros) {
+                        last = Some((micros, crate::model::format_timestamp(micros)));
+                    }
+                    seq.serialize_element(&last.as_ref().expect("just set").1)?
+                }
+                Cell::Other(text) => seq.serialize_element(&text)?,
             }
         }
-        DataType::Utf8 => Value::from(array.as_string::<i32>().value(row)),
-        DataType::Boolean => Value::from(array.as_boolean().value(row)),
-        DataType::Timestamp(TimeUnit::Microsecond, _) => {
-            Value::from(crate::model::format_timestamp(
-                array
-                    .as_primitive::<arrow::datatypes::TimestampMicrosecondType>()
-                    .value(row),
-            ))
+        seq.end()
+    }
+}
+
+/// Timestamps (µs) serialized as a JSON list of RFC 3339 strings, each distinct run
+/// formatted once.
+pub struct JsonTimestamps<'a>(pub &'a [i64]);
+
+impl serde::Serialize for JsonTimestamps<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq;
+        let mut seq = serializer.serialize_seq(Some(self.0.len()))?;
+        let mut last: Option<(i64, String)> = None;
+        for &micros in self.0 {
+            if last.as_ref().is_none_or(|(known, _)| *known != micros) {
+                last = Some((micros, crate::model::format_timestamp(micros)));
+            }
+            seq.serialize_element(&last.as_ref().expect("just set").1)?;
         }
-        other => Value::from(format!("<{other}>")),
+        seq.end()
     }
 }
 

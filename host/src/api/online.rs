@@ -13,51 +13,48 @@ use serde_json::json;
 
 use super::error::ApiError;
 use super::{Shared, json_body};
-use crate::columnar::to_json;
-use crate::model::{format_timestamp, parse_timestamp};
+use crate::columnar::{JsonColumn, JsonTimestamps};
+use crate::model::parse_timestamp;
 use crate::pipeline::{
     Columns, MaterializeRequest, OnlineFeatures, OnlineRequest, PushTarget, Status,
 };
 
-/// Feast's response: `metadata.feature_names[i]` names `results[i]`.
-#[derive(Serialize)]
-struct OnlineResponse {
-    metadata: Metadata,
-    results: Vec<ResultColumn>,
-}
+/// Feast's response: `metadata.feature_names[i]` names `results[i]`. Serialized straight
+/// from the Arrow columns.
+struct OnlineResponse(OnlineFeatures);
 
-#[derive(Serialize)]
-struct Metadata {
-    feature_names: Vec<String>,
-}
-
-#[derive(Serialize)]
-struct ResultColumn {
-    values: Vec<serde_json::Value>,
-    statuses: Vec<Status>,
-    event_timestamps: Vec<String>,
-}
-
-impl From<OnlineFeatures> for OnlineResponse {
-    fn from(features: OnlineFeatures) -> Self {
-        let mut names = Vec::with_capacity(features.columns.len());
-        let mut results = Vec::with_capacity(features.columns.len());
-        for column in features.columns {
-            names.push(column.name);
-            results.push(ResultColumn {
-                values: (0..column.values.len())
-                    .map(|row| to_json(column.values.as_ref(), row))
-                    .collect(),
-                statuses: column.statuses,
-                event_timestamps: column.event_ts.into_iter().map(format_timestamp).collect(),
-            });
+impl Serialize for OnlineResponse {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct Metadata<'a> {
+            feature_names: Vec<&'a str>,
         }
-        Self {
+        #[derive(Serialize)]
+        struct Column<'a> {
+            values: JsonColumn<'a>,
+            statuses: &'a [Status],
+            event_timestamps: JsonTimestamps<'a>,
+        }
+        #[derive(Serialize)]
+        struct Response<'a> {
+            metadata: Metadata<'a>,
+            results: Vec<Column<'a>>,
+        }
+        let columns = &self.0.columns;
+        Response {
             metadata: Metadata {
-                feature_names: names,
+                feature_names: columns.iter().map(|c| c.name.as_str()).collect(),
             },
-            results,
+            results: columns
+                .iter()
+                .map(|column| Column {
+                    values: JsonColumn(column.values.as_ref()),
+                    statuses: &column.statuses,
+                    event_timestamps: JsonTimestamps(&column.event_ts),
+                })
+                .collect(),
         }
+        .serialize(serializer)
     }
 }
 
@@ -71,7 +68,7 @@ pub async fn get_online_features(
         r#"{"entities": {"user_id": [1, 2]}, "feature_service": "..." | "features": ["view:feature"], "full_feature_names"?: false}"#,
     )?;
     let features = state.lockstep.get_online_features(&request).await?;
-    Ok(Json(OnlineResponse::from(features)))
+    Ok(Json(OnlineResponse(features)))
 }
 
 #[derive(Deserialize)]

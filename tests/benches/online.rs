@@ -1,0 +1,245 @@
+//! Online serving load benchmark: a `lockstep serve` process on loopback, on Postgres and
+//! Redis, with the movie example's `movie_recommendation_service` (14 features: 3 of
+//! `user_profile_features`, 7 of `movie_metadata_features` and the on-demand
+//! `movie_scorer`'s, whose wasm transform runs on every request). Each request is one user
+//! × 10 candidate movies. Prints p50/p99 latency at concurrency 1 and requests/s at
+//! concurrency 32, the load generator (this process), the server and Redis sharing the
+//! machine.
+//!
+//! `cargo bench -p lockstep-tests --bench online` (`LOCKSTEP_BENCH_SECONDS` per phase,
+//! default 5).
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use lockstep::model::{format_timestamp, now_micros};
+use lockstep::pipeline::{Lockstep, PushTarget};
+use lockstep_tests::{TestBackend, apply_movie_example, unique_name, write_config};
+use serde_json::{Value, json};
+
+const USERS: i64 = 1_000;
+const MOVIES: i64 = 200;
+const CANDIDATES: usize = 10;
+const GENRES: [&str; 5] = ["action", "comedy", "drama", "horror", "romance"];
+
+fn main() {
+    let seconds: u64 = std::env::var("LOCKSTEP_BENCH_SECONDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(run(Duration::from_secs(seconds)));
+}
+
+/// Fresh values for every user and movie, pushed through the views (so they are within
+/// their ttls now).
+async fn load_features(lockstep: &Lockstep) {
+    let now = now_micros();
+    let users: Vec<i64> = (1..=USERS).collect();
+    let profiles = json!({
+        "user_id": users,
+        "age": users.iter().map(|u| 18 + u % 50).collect::<Vec<_>>(),
+        "favorite_genre": users.iter().map(|u| GENRES[*u as usize % 5]).collect::<Vec<_>>(),
+        "avg_rating": users.iter().map(|u| 2.5 + (u % 5) as f64 / 2.0).collect::<Vec<_>>(),
+        "total_movies_watched": users.iter().map(|u| u % 300).collect::<Vec<_>>(),
+        "signup_date": users.iter().map(|_| "2025-01-01T00:00:00Z").collect::<Vec<_>>(),
+        "event_timestamp": users.iter().map(|_| format_timestamp(now)).collect::<Vec<_>>(),
+    });
+    let movies: Vec<i64> = (1..=MOVIES).collect();
+    let genre = |m: &i64, g: usize| (*m as usize) % 5 == g;
+    let metadata = json!({
+        "movie_id": movies,
+        "vote_average": movies.iter().map(|m| 5.0 + (m % 50) as f64 / 10.0).collect::<Vec<_>>(),
+        "vote_count": movies.iter().map(|m| m * 37).collect::<Vec<_>>(),
+        "popularity": movies.iter().map(|m| (m % 100) as f64 * 1.5).collect::<Vec<_>>(),
+        "runtime": movies.iter().map(|m| 80 + m % 60).collect::<Vec<_>>(),
+        "release_year": movies.iter().map(|m| 1980 + m % 45).collect::<Vec<_>>(),
+        "genre_action": movies.iter().map(|m| genre(m, 0)).collect::<Vec<_>>(),
+        "genre_comedy": movies.iter().map(|m| genre(m, 1)).collect::<Vec<_>>(),
+        "genre_drama": movies.iter().map(|m| genre(m, 2)).collect::<Vec<_>>(),
+        "genre_horror": movies.iter().map(|m| genre(m, 3)).collect::<Vec<_>>(),
+        "genre_romance": movies.iter().map(|m| genre(m, 4)).collect::<Vec<_>>(),
+        "event_timestamp": movies.iter().map(|_| format_timestamp(now)).collect::<Vec<_>>(),
+    });
+    for (source, rows) in [("user_profiles", profiles), ("movie_metadata", metadata)] {
+        let columns = serde_json::from_value(rows).unwrap();
+        lockstep
+            .push(None, source, &columns, PushTarget::OnlineAndOffline)
+            .await
+            .unwrap();
+    }
+}
+
+/// The request for `user` and 10 candidate movies after `seed`.
+fn request(user: i64, seed: i64) -> Value {
+    let movies: Vec<i64> = (0..CANDIDATES as i64)
+        .map(|i| 1 + (seed * 7 + i * 13) % MOVIES)
+        .collect();
+    json!({
+        "feature_service": "movie_recommendation_service",
+        "entities": {
+            "user_id": vec![user; CANDIDATES],
+            "movie_id": movies,
+            "candidate_genre": movies.iter().map(|m| GENRES[*m as usize % 5]).collect::<Vec<_>>(),
+            "request_genre": vec![GENRES[user as usize % 5]; CANDIDATES],
+        }
+    })
+}
+
+/// The server process, stopped when dropped.
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+async fn start_server(
+    config: &lockstep::config::Config,
+    dir: &std::path::Path,
+) -> (Server, String) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let file = dir.join("lockstep.toml");
+    write_config(config, &file);
+    let child = Command::new(env!("CARGO_BIN_EXE_lockstep-cli"))
+        .arg("--config")
+        .arg(&file)
+        .arg("serve")
+        .arg("--listen")
+        .arg(format!("127.0.0.1:{port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let server = Server(child);
+    let url = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    let started = Instant::now();
+    while client.get(format!("{url}/health")).send().await.is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "server did not start"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    (server, url)
+}
+
+/// Sends requests one after another on `client` until `until`; returns each latency.
+async fn closed_loop(
+    client: reqwest::Client,
+    url: String,
+    worker: i64,
+    until: Instant,
+) -> Vec<Duration> {
+    let mut latencies = Vec::new();
+    let mut i = worker;
+    while Instant::now() < until {
+        let body = request(1 + (i * 31) % USERS, i);
+        let sent = Instant::now();
+        let response = client.post(&url).json(&body).send().await.unwrap();
+        assert!(response.status().is_success(), "{}", response.status());
+        let _ = response.bytes().await.unwrap();
+        latencies.push(sent.elapsed());
+        i += 1;
+    }
+    latencies
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> f64 {
+    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[index].as_secs_f64() * 1e3
+}
+
+async fn run(phase: Duration) {
+    let dir = std::env::temp_dir().join(unique_name("lockstep-bench-online"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let backend = TestBackend::postgres();
+    let config = backend.config();
+    let lockstep = Lockstep::open(&config).await.unwrap();
+    apply_movie_example(&lockstep).await;
+    load_features(&lockstep).await;
+    let (server, url) = start_server(&config, &dir).await;
+    let url = format!("{url}/get-online-features");
+
+    // A check of the answer's shape and values before timing anything.
+    let client = reqwest::Client::new();
+    let answer: Value = client
+        .post(&url)
+        .json(&request(1, 0))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let names = answer["metadata"]["feature_names"].as_array().unwrap();
+    let present = answer["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|column| column["statuses"].as_array().unwrap())
+        .filter(|status| *status == "PRESENT")
+        .count();
+    println!(
+        "online benchmark: {} columns ({} features) × {CANDIDATES} rows per request, {present} values present",
+        names.len(),
+        names.len() - 2,
+    );
+    assert_eq!(present, names.len() * CANDIDATES, "{answer}");
+
+    // Warm-up, then concurrency 1.
+    closed_loop(
+        client.clone(),
+        url.clone(),
+        0,
+        Instant::now() + Duration::from_secs(1),
+    )
+    .await;
+    let mut latencies = closed_loop(client.clone(), url.clone(), 0, Instant::now() + phase).await;
+    latencies.sort();
+    println!(
+        "concurrency 1: {} requests, p50 {:.3} ms, p99 {:.3} ms, p99.9 {:.3} ms ({:.0} requests/s)",
+        latencies.len(),
+        percentile(&latencies, 0.50),
+        percentile(&latencies, 0.99),
+        percentile(&latencies, 0.999),
+        latencies.len() as f64 / phase.as_secs_f64()
+    );
+
+    // Concurrency 32: one connection per worker.
+    let until = Instant::now() + phase;
+    let workers: Vec<_> = (0..32)
+        .map(|worker| {
+            let client = reqwest::Client::new();
+            tokio::spawn(closed_loop(client, url.clone(), worker * 1_000, until))
+        })
+        .collect();
+    let started = Instant::now();
+    let mut all = Vec::new();
+    for worker in workers {
+        all.extend(worker.await.unwrap());
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    all.sort();
+    println!(
+        "concurrency 32: {:.0} requests/s ({} in {elapsed:.1}s), p50 {:.3} ms, p99 {:.3} ms",
+        all.len() as f64 / elapsed,
+        all.len(),
+        percentile(&all, 0.50),
+        percentile(&all, 0.99),
+    );
+    drop(server);
+    backend.cleanup().await;
+    let _ = std::fs::remove_dir_all(dir);
+}
