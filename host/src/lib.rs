@@ -6,6 +6,7 @@ pub mod cli;
 pub mod columnar;
 pub mod config;
 pub mod datagen;
+pub mod metrics;
 pub mod model;
 pub mod offline;
 pub mod online;

@@ -579,6 +579,37 @@ async fn feast_shaped_http_endpoints() {
         (400, Some("invalid_entity_rows")),
         "{body}"
     );
+    // The on-demand scorer runs online too; then everything shows in /metrics.
+    let (status, body) = post(
+        &server,
+        "/get-online-features",
+        &json!({"feature_service": SERVICE, "entities": {
+            "user_id": [7, 7], "movie_id": [1, 2],
+            "candidate_genre": ["drama", "comedy"], "request_genre": ["drama", null]}}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let metrics = server
+        .client
+        .get(server.at("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for line in [
+        "lockstep_http_requests_total{endpoint=\"/get-online-features\",status=\"200\"} 2",
+        "lockstep_http_requests_total{endpoint=\"/get-online-features\",status=\"400\"} 5",
+        "lockstep_online_requests_total{feature_service=\"movie_recommendation_service\",outcome=\"ok\"} 1",
+        "lockstep_online_values_total{status=\"NOT_FOUND\",view=\"user_profile_features\"}",
+        "lockstep_pushed_rows_total{view=\"user_profile_features\"} 2",
+        "lockstep_transform_calls_total{digest=\"sha256:",
+        "lockstep_view_freshness_seconds{view=\"user_profile_features\"}",
+        "lockstep_online_request_duration_seconds_bucket{feature_service=\"-\",le=\"+Inf\"} 1",
+    ] {
+        assert!(metrics.contains(line), "no `{line}` in\n{metrics}");
+    }
     server.stop().await;
     fixture.cleanup().await;
 }

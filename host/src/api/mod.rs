@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
+use axum::extract::{DefaultBodyLimit, MatchedPath, Path, Query, Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -112,10 +112,12 @@ pub fn app(state: Arc<AppState>) -> Router {
             "/materialize-incremental",
             post(online::materialize_incremental).layer(guarded(Scope::Write, body_limit)),
         )
+        .route("/metrics", get(metrics).layer(guarded(Scope::Read, 0)))
         .fallback(not_found)
         .layer(middleware::from_fn(move |request, next| {
             deadline(timeout, request, next)
         }))
+        .layer(middleware::from_fn_with_state(Arc::clone(&state), track))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }
@@ -211,6 +213,37 @@ async fn deadline(timeout: Duration, request: Request, next: Next) -> Response {
         )
         .into_response(),
     }
+}
+
+/// Counts and times every request by its route (the matched pattern, never the raw path,
+/// so ids do not explode the label set).
+async fn track(State(state): Shared, request: Request, next: Next) -> Response {
+    let endpoint = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("(unmatched)", MatchedPath::as_str)
+        .to_owned();
+    let started = std::time::Instant::now();
+    let response = next.run(request).await;
+    state.lockstep.metrics().http_request(
+        &endpoint,
+        response.status().as_u16(),
+        started.elapsed().as_secs_f64(),
+    );
+    response
+}
+
+/// `GET /metrics`: the Prometheus text exposition.
+async fn metrics(State(state): Shared) -> Result<Response, ApiError> {
+    let text = state.lockstep.metrics_text().await?;
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response())
 }
 
 /// Checks the bearer token against `scope`, then answers 413 from the `Content-Length`

@@ -46,6 +46,7 @@ pub struct Lockstep {
     online: Arc<dyn OnlineStore>,
     served: serving::DefinitionsCache,
     definitions_refresh: Duration,
+    metrics: Arc<crate::metrics::Metrics>,
     /// Offline tables known to exist (created by this process or found).
     ensured: std::sync::Mutex<std::collections::HashSet<String>>,
     sources: SourceContext,
@@ -114,6 +115,7 @@ impl Lockstep {
             served: serving::DefinitionsCache::default(),
             definitions_refresh: Duration::from_millis(config.online.definitions_refresh_ms),
             ensured: Default::default(),
+            metrics: Arc::default(),
             sources: config.source_context(),
             backfill: config.backfill.clone(),
             compiles: Arc::new(Semaphore::new(config.server.max_concurrent_compiles)),
@@ -135,6 +137,10 @@ impl Lockstep {
 
     pub fn online(&self) -> &Arc<dyn OnlineStore> {
         &self.online
+    }
+
+    pub fn metrics(&self) -> &crate::metrics::Metrics {
+        &self.metrics
     }
 
     /// Loads a transform the definitions pin, from the registry, unless already loaded.

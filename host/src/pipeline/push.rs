@@ -166,6 +166,12 @@ impl Lockstep {
                     view: name.to_owned(),
                     message: error.to_string(),
                 })?;
+        let newest = rows
+            .column(maker.table.join_keys.len())
+            .as_any()
+            .downcast_ref::<arrow::array::TimestampMicrosecondArray>()
+            .and_then(arrow::compute::max);
+        self.metrics.pushed(name, rows.num_rows() as u64, newest);
         let written_online = if online {
             online::write_rows(&*self.online, &maker.table, &rows).await?
         } else {

@@ -91,6 +91,18 @@ pub enum ServeError {
     Rows { view: String, message: String },
 }
 
+impl Status {
+    /// The name on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Present => "PRESENT",
+            Status::NotFound => "NOT_FOUND",
+            Status::NullValue => "NULL_VALUE",
+            Status::OutsideMaxAge => "OUTSIDE_MAX_AGE",
+        }
+    }
+}
+
 impl ServeError {
     pub fn code(&self) -> &'static str {
         match self {
@@ -188,8 +200,44 @@ impl Lockstep {
         &self,
         request: &OnlineRequest,
     ) -> Result<OnlineFeatures, ServeError> {
-        self.get_online_features_at(request, crate::model::now_micros())
-            .await
+        let started = Instant::now();
+        let answer = self
+            .get_online_features_at(request, crate::model::now_micros())
+            .await;
+        self.metrics.online_request(
+            request.feature_service.as_deref(),
+            answer.is_ok(),
+            started.elapsed().as_secs_f64(),
+        );
+        answer
+    }
+
+    /// The Prometheus text of this host's metrics, with each online view's freshness read
+    /// from the recorded materializations.
+    pub async fn metrics_text(&self) -> Result<String, ServeError> {
+        let mut freshness = Vec::new();
+        for project in self.registry.projects().await? {
+            let served = self.served_definitions(Some(&project)).await?;
+            for (name, view) in &served.resolved.feature_views {
+                if !view.online {
+                    continue;
+                }
+                let materialized = self
+                    .offline
+                    .materialized_until(&served.tables[name].name)
+                    .await?
+                    .map(|end| end - 1);
+                let newest = materialized.max(self.metrics.pushed_until(name));
+                if let Some(newest) = newest {
+                    freshness.push((name.clone(), newest));
+                }
+            }
+        }
+        Ok(self.metrics.render(
+            &self.runtime.call_stats(),
+            &freshness,
+            crate::model::now_micros(),
+        ))
     }
 
     /// [`Lockstep::get_online_features`] with ttls judged as of `now` (µs): how a logged
@@ -277,7 +325,7 @@ impl Lockstep {
                     .expect("planned features exist");
                 let array = arrow::compute::nullif(&stored.features[index], &stale)
                     .map_err(|e| ServeError::Invalid(e.to_string()))?;
-                let statuses = (0..rows)
+                let statuses: Vec<Status> = (0..rows)
                     .map(
                         |row| match (stored.found[row], fresh[row], array.is_valid(row)) {
                             (false, _, _) => Status::NotFound,
@@ -287,6 +335,16 @@ impl Lockstep {
                         },
                     )
                     .collect();
+                for status in [
+                    Status::Present,
+                    Status::NotFound,
+                    Status::NullValue,
+                    Status::OutsideMaxAge,
+                ] {
+                    let count = statuses.iter().filter(|s| **s == status).count();
+                    self.metrics
+                        .online_values(view, status.as_str(), count as u64);
+                }
                 let event_ts = stored.event_ts.iter().map(|ts| ts.unwrap_or(0)).collect();
                 values.insert(
                     (view.as_str(), feature.as_str()),

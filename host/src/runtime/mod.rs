@@ -18,7 +18,7 @@ mod state;
 pub mod validate;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
 
@@ -75,6 +75,31 @@ struct Loaded {
     pre: FeatureTransformPre<GuestState>,
     signature: Signature,
     idle: Mutex<Vec<Instance>>,
+    stats: CallCounters,
+}
+
+/// Running totals of one transform's calls (relaxed atomics: read for metrics only).
+#[derive(Default)]
+struct CallCounters {
+    calls: AtomicU64,
+    failures: AtomicU64,
+    rows: AtomicU64,
+    nanos: AtomicU64,
+    fuel: AtomicU64,
+}
+
+/// What a loaded transform's calls have cost so far: for metrics.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CallStats {
+    pub digest: Digest,
+    pub name: String,
+    pub calls: u64,
+    /// Calls that ended in an error (guest row errors included).
+    pub failures: u64,
+    pub rows: u64,
+    pub seconds: f64,
+    /// Fuel (deterministic instruction budget) consumed.
+    pub fuel: u64,
 }
 
 /// A live instance in its own store, ready for the next call.
@@ -170,6 +195,7 @@ impl Runtime {
             pre,
             signature: signature.clone(),
             idle: Mutex::new(vec![instance]),
+            stats: CallCounters::default(),
         });
         self.transforms
             .write()
@@ -197,6 +223,28 @@ impl Runtime {
             .remove(digest);
     }
 
+    /// The call totals of every loaded transform, by digest.
+    pub fn call_stats(&self) -> Vec<CallStats> {
+        let transforms = self.transforms.read().expect("transform table poisoned");
+        let mut stats: Vec<CallStats> = transforms
+            .iter()
+            .map(|(digest, loaded)| {
+                let counters = &loaded.stats;
+                CallStats {
+                    digest: *digest,
+                    name: loaded.signature.name.clone(),
+                    calls: counters.calls.load(Ordering::Relaxed),
+                    failures: counters.failures.load(Ordering::Relaxed),
+                    rows: counters.rows.load(Ordering::Relaxed),
+                    seconds: counters.nanos.load(Ordering::Relaxed) as f64 / 1e9,
+                    fuel: counters.fuel.load(Ordering::Relaxed),
+                }
+            })
+            .collect();
+        stats.sort_by_key(|s| s.digest.to_string());
+        stats
+    }
+
     /// Runs `input` through a loaded transform and returns its checked output: the same
     /// number of rows, exactly the signature's output columns, valid UTF-8, nulls only
     /// where declared nullable.
@@ -218,7 +266,21 @@ impl Runtime {
         let rows = input.num_rows;
         let budget = self.config.fuel_for(rows);
         instance.arm(budget, self.config.deadline_ticks());
+        let started = std::time::Instant::now();
         let result = instance.bindings.call_transform(&mut instance.store, input);
+        let stats = &loaded.stats;
+        stats.calls.fetch_add(1, Ordering::Relaxed);
+        stats.rows.fetch_add(rows as u64, Ordering::Relaxed);
+        stats
+            .nanos
+            .fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        let left = instance.store.get_fuel().unwrap_or(0);
+        stats
+            .fuel
+            .fetch_add(budget.saturating_sub(left), Ordering::Relaxed);
+        if !matches!(result, Ok(Ok(_))) {
+            stats.failures.fetch_add(1, Ordering::Relaxed);
+        }
         let output = match result {
             Err(trap) => {
                 // The instance is dropped here: never entered again after a trap.
