@@ -691,6 +691,9 @@ async fn a_killed_redis_gives_fast_503s_then_recovers_and_rehydrates() {
         "slowest answer {slowest:?}"
     );
 
+    let ready = server.client.get(server.at("/ready")).send().await.unwrap();
+    assert_eq!(ready.status().as_u16(), 503);
+
     // Back, but empty: answers again (NOT_FOUND) within seconds, then rehydrate.
     redis.restart();
     let started = Instant::now();

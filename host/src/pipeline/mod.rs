@@ -165,8 +165,10 @@ impl Lockstep {
             .map_err(|error| ReadyError::Load { digest, error })
     }
 
-    /// Succeeds when the registry answers: the readiness probe.
-    pub async fn ready(&self) -> Result<(), RegistryError> {
-        self.registry.ping().await
+    /// Succeeds when the registry and the online store answer: the readiness probe.
+    pub async fn ready(&self) -> Result<(), ServeError> {
+        self.registry.ping().await?;
+        self.online.ping().await?;
+        Ok(())
     }
 }
