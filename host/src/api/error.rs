@@ -26,7 +26,7 @@ use crate::model::definitions::DefinitionError;
 use crate::offline::OfflineError;
 use crate::online::OnlineError;
 use crate::pipeline::{
-    AliasError, ApplyError, BackfillError, ReadyError, ServeError, TrainingSetError, UploadError,
+    AliasError, ApplyError, BackfillError, FeatureError, ReadyError, UploadError,
 };
 use crate::registry::RegistryError;
 use crate::runtime::{LoadError, RunError};
@@ -291,22 +291,6 @@ impl From<BackfillError> for ApiError {
     }
 }
 
-impl From<TrainingSetError> for ApiError {
-    fn from(error: TrainingSetError) -> Self {
-        let message = error.to_string();
-        match error {
-            TrainingSetError::Invalid(_) | TrainingSetError::Entities(_) => {
-                Self::new(StatusCode::BAD_REQUEST, error.code(), message)
-            }
-            TrainingSetError::Offline(offline) => offline.into(),
-            TrainingSetError::Registry(registry) => registry.into(),
-            TrainingSetError::Ready(ready) => ready.into(),
-            TrainingSetError::Transform { error, .. } => transform_failure(message, &error),
-            TrainingSetError::Write { .. } => Self::internal(&message),
-        }
-    }
-}
-
 impl From<OnlineError> for ApiError {
     fn from(error: OnlineError) -> Self {
         match &error {
@@ -321,18 +305,19 @@ impl From<OnlineError> for ApiError {
     }
 }
 
-impl From<ServeError> for ApiError {
-    fn from(error: ServeError) -> Self {
+impl From<FeatureError> for ApiError {
+    fn from(error: FeatureError) -> Self {
         let message = error.to_string();
         match error {
-            ServeError::Invalid(_) | ServeError::Entities(_) | ServeError::Rows { .. } => {
+            FeatureError::Invalid(_) | FeatureError::Entities(_) | FeatureError::Rows { .. } => {
                 Self::new(StatusCode::BAD_REQUEST, error.code(), message)
             }
-            ServeError::Registry(registry) => registry.into(),
-            ServeError::Online(online) => online.into(),
-            ServeError::Offline(offline) => offline.into(),
-            ServeError::Ready(ready) => ready.into(),
-            ServeError::Transform { error, .. } => transform_failure(message, &error),
+            FeatureError::Registry(registry) => registry.into(),
+            FeatureError::Online(online) => online.into(),
+            FeatureError::Offline(offline) => offline.into(),
+            FeatureError::Ready(ready) => ready.into(),
+            FeatureError::Transform { error, .. } => transform_failure(message, &error),
+            FeatureError::Write { .. } => Self::internal(&message),
         }
     }
 }

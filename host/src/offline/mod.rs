@@ -243,13 +243,7 @@ pub trait OfflineStore: Send + Sync {
     /// For each key, its row with the greatest event time in `[from, to)` (layout of
     /// [`ViewTable::row_fields`]), streamed in batches of about `batch_rows` rows, so
     /// memory stays bounded whatever the table's size: what materialization reads.
-    fn latest(
-        &self,
-        table: &ViewTable,
-        from: i64,
-        to: i64,
-        batch_rows: usize,
-    ) -> mpsc::Receiver<Result<RecordBatch, OfflineError>>;
+    fn latest(&self, table: &ViewTable, from: i64, to: i64, batch_rows: usize) -> BatchStream;
 
     /// Records a finished materialization.
     async fn record_materialization(&self, record: &Materialization) -> Result<(), OfflineError>;
@@ -257,6 +251,29 @@ pub trait OfflineStore: Send + Sync {
     /// The end of the latest materialization of the table named `table`, if any: where an
     /// incremental run starts.
     async fn materialized_until(&self, table: &str) -> Result<Option<i64>, OfflineError>;
+}
+
+/// The batches of a [`OfflineStore::latest`] stream.
+pub type BatchStream = mpsc::Receiver<Result<RecordBatch, OfflineError>>;
+
+/// Runs `produce` on a task of its own, handing it the sender of the returned stream (two
+/// batches in flight, so memory stays bounded); an error it returns ends the stream as its
+/// last item. `produce` stops early, with `Ok`, when a send fails: nobody reads any more.
+fn spawn_stream<F>(
+    produce: impl FnOnce(mpsc::Sender<Result<RecordBatch, OfflineError>>) -> F,
+) -> BatchStream
+where
+    F: Future<Output = Result<(), OfflineError>> + Send + 'static,
+{
+    let (sender, receiver) = mpsc::channel(2);
+    let errors = sender.clone();
+    let work = produce(sender);
+    tokio::spawn(async move {
+        if let Err(error) = work.await {
+            let _ = errors.send(Err(error)).await;
+        }
+    });
+    receiver
 }
 
 /// One materialization of a view's table into the online store, over `[from, to)` (µs).

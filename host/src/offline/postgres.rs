@@ -10,14 +10,13 @@ use async_trait::async_trait;
 use futures_util::StreamExt;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::{Connection, PgConnection, Row};
-use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
 use super::pgcopy::{CopyReader, CopyWriter};
 use super::sql::{Dialect, ROW_ID, ident};
 use super::{
-    ACQUIRE_TIMEOUT, ChunkCounts, Claim, JobPlan, JobStatus, Materialization, OfflineError,
-    OfflineStore, PitPiece, PitView,
+    ACQUIRE_TIMEOUT, BatchStream, ChunkCounts, Claim, JobPlan, JobStatus, Materialization,
+    OfflineError, OfflineStore, PitPiece, PitView,
 };
 use crate::columnar::arrow_schema;
 use crate::model::ViewTable;
@@ -578,50 +577,37 @@ impl OfflineStore for PostgresStore {
         Ok(())
     }
 
-    fn latest(
-        &self,
-        table: &ViewTable,
-        from: i64,
-        to: i64,
-        batch_rows: usize,
-    ) -> mpsc::Receiver<Result<RecordBatch, OfflineError>> {
-        let (sender, receiver) = mpsc::channel(2);
+    fn latest(&self, table: &ViewTable, from: i64, to: i64, batch_rows: usize) -> BatchStream {
         let pool = self.pool.clone();
         let sql = Dialect::Postgres.latest(&self.qualified(&table.name), table, from, to);
         let fields = table.row_fields();
-        tokio::spawn(async move {
+        super::spawn_stream(move |sender| async move {
             let types: Vec<ValueType> = fields.iter().map(|f| f.value_type).collect();
             let schema = arrow_schema(&fields);
             let batch = |arrays: Vec<ArrayRef>| {
                 RecordBatch::try_new(schema.clone(), arrays)
                     .map_err(|e| OfflineError::Corrupt(e.to_string()))
             };
-            let streamed = async {
-                let mut conn = pool.acquire().await?;
-                let mut reader = CopyReader::new(&types);
-                let mut stream = conn
-                    .copy_out_raw(&format!("COPY ({sql}) TO STDOUT (FORMAT binary)"))
-                    .await?;
-                while let Some(bytes) = stream.next().await {
-                    reader.feed(&bytes?)?;
-                    if reader.rows() >= batch_rows {
-                        let (_, arrays) = reader.take();
-                        if sender.send(batch(arrays)).await.is_err() {
-                            return Ok(()); // nobody is reading any more
-                        }
+            let mut conn = pool.acquire().await?;
+            let mut reader = CopyReader::new(&types);
+            let mut stream = conn
+                .copy_out_raw(&format!("COPY ({sql}) TO STDOUT (FORMAT binary)"))
+                .await?;
+            while let Some(bytes) = stream.next().await {
+                reader.feed(&bytes?)?;
+                if reader.rows() >= batch_rows {
+                    let (_, arrays) = reader.take();
+                    if sender.send(batch(arrays)).await.is_err() {
+                        return Ok(());
                     }
                 }
-                let (rows, arrays) = reader.finish()?;
-                if rows > 0 {
-                    let _ = sender.send(batch(arrays)).await;
-                }
-                Ok::<(), OfflineError>(())
-            };
-            if let Err(error) = streamed.await {
-                let _ = sender.send(Err(error)).await;
             }
-        });
-        receiver
+            let (rows, arrays) = reader.finish()?;
+            if rows > 0 {
+                let _ = sender.send(batch(arrays)).await;
+            }
+            Ok(())
+        })
     }
 
     async fn record_materialization(&self, record: &Materialization) -> Result<(), OfflineError> {

@@ -17,12 +17,12 @@ use sqlx::sqlite::{
     SqliteRow,
 };
 use sqlx::{Row, Sqlite, Transaction};
-use tokio::sync::{Mutex, MutexGuard, mpsc};
+use tokio::sync::{Mutex, MutexGuard};
 
 use super::sql::{Dialect, ROW_ID, ident};
 use super::{
-    ACQUIRE_TIMEOUT, ChunkCounts, Claim, JobPlan, JobStatus, Materialization, OfflineError,
-    OfflineStore, PitPiece, PitView,
+    ACQUIRE_TIMEOUT, BatchStream, ChunkCounts, Claim, JobPlan, JobStatus, Materialization,
+    OfflineError, OfflineStore, PitPiece, PitView,
 };
 use crate::columnar::{ColumnBuilder, arrow_schema};
 use crate::model::ValueType;
@@ -504,47 +504,34 @@ impl OfflineStore for SqliteStore {
         Ok(())
     }
 
-    fn latest(
-        &self,
-        table: &ViewTable,
-        from: i64,
-        to: i64,
-        batch_rows: usize,
-    ) -> mpsc::Receiver<Result<RecordBatch, OfflineError>> {
-        let (sender, receiver) = mpsc::channel(2);
+    fn latest(&self, table: &ViewTable, from: i64, to: i64, batch_rows: usize) -> BatchStream {
         let pool = self.pool.clone();
         let sql = Dialect::Sqlite.latest(&ident(&table.name), table, from, to);
         let fields = table.row_fields();
-        tokio::spawn(async move {
+        super::spawn_stream(move |sender| async move {
             let types: Vec<ValueType> = fields.iter().map(|f| f.value_type).collect();
             let schema = arrow_schema(&fields);
             let batch = |rows: &[SqliteRow]| {
                 RecordBatch::try_new(schema.clone(), decode(rows, &types)?)
                     .map_err(|e| OfflineError::Corrupt(e.to_string()))
             };
-            let streamed = async {
-                let mut rows = sqlx::query(&sql).fetch(&pool);
-                let mut pending = Vec::with_capacity(batch_rows);
-                while let Some(row) = rows.next().await {
-                    pending.push(row?);
-                    if pending.len() >= batch_rows {
-                        let full = batch(&pending);
-                        pending.clear();
-                        if sender.send(full).await.is_err() {
-                            return Ok(()); // nobody is reading any more
-                        }
+            let mut rows = sqlx::query(&sql).fetch(&pool);
+            let mut pending = Vec::with_capacity(batch_rows);
+            while let Some(row) = rows.next().await {
+                pending.push(row?);
+                if pending.len() >= batch_rows {
+                    let full = batch(&pending);
+                    pending.clear();
+                    if sender.send(full).await.is_err() {
+                        return Ok(());
                     }
                 }
-                if !pending.is_empty() {
-                    let _ = sender.send(batch(&pending)).await;
-                }
-                Ok::<(), OfflineError>(())
-            };
-            if let Err(error) = streamed.await {
-                let _ = sender.send(Err(error)).await;
             }
-        });
-        receiver
+            if !pending.is_empty() {
+                let _ = sender.send(batch(&pending)).await;
+            }
+            Ok(())
+        })
     }
 
     async fn record_materialization(&self, record: &Materialization) -> Result<(), OfflineError> {

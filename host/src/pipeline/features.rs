@@ -5,10 +5,13 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::Lockstep;
+use super::{Lockstep, ReadyError};
 use crate::model::FieldSpec;
 use crate::model::definitions::{Provider, Resolved};
+use crate::offline::OfflineError;
+use crate::online::OnlineError;
 use crate::registry::RegistryError;
+use crate::runtime::RunError;
 
 /// The features asked for, as training-set and online requests name them.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -20,20 +23,42 @@ pub struct FeatureRequest {
     pub features: Vec<String>,
 }
 
-/// Why a feature request cannot be served.
+/// Why a feature request (a training set, an online request, a materialization or a push)
+/// failed: one error for every path that serves features, so they fail alike.
 #[derive(Debug, thiserror::Error)]
 pub enum FeatureError {
     #[error("{0}")]
     Invalid(String),
+    #[error("the entities: {0}")]
+    Entities(String),
     #[error(transparent)]
     Registry(#[from] RegistryError),
+    #[error(transparent)]
+    Offline(#[from] OfflineError),
+    #[error(transparent)]
+    Online(#[from] OnlineError),
+    #[error(transparent)]
+    Ready(#[from] ReadyError),
+    #[error("on-demand view `{view}`: {error}")]
+    Transform { view: String, error: RunError },
+    #[error("view `{view}`: {message}")]
+    Rows { view: String, message: String },
+    #[error("writing {path}: {message}")]
+    Write { path: String, message: String },
 }
 
 impl FeatureError {
     pub fn code(&self) -> &'static str {
         match self {
             Self::Invalid(_) => "invalid_feature_request",
+            Self::Entities(_) => "invalid_entity_rows",
             Self::Registry(error) => error.code(),
+            Self::Offline(error) => error.code(),
+            Self::Online(error) => error.code(),
+            Self::Ready(error) => error.code(),
+            Self::Transform { error, .. } => error.code(),
+            Self::Rows { .. } => "invalid_rows",
+            Self::Write { .. } => "write_failed",
         }
     }
 }

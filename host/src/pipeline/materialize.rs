@@ -8,7 +8,7 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 
 use super::Lockstep;
-use super::serving::ServeError;
+use super::features::FeatureError;
 use crate::model::ViewTable;
 use crate::offline::Materialization;
 use crate::online;
@@ -70,7 +70,7 @@ impl Lockstep {
         &self,
         request: &MaterializeRequest,
         events: &(dyn Fn(MaterializeEvent) + Send + Sync),
-    ) -> Result<Vec<MaterializedView>, ServeError> {
+    ) -> Result<Vec<MaterializedView>, FeatureError> {
         let served = self.served_definitions(request.project.as_deref()).await?;
         let definitions = &served.resolved;
         let views: Vec<String> = if request.views.is_empty() {
@@ -91,7 +91,7 @@ impl Lockstep {
                     .keys()
                     .map(String::as_str)
                     .collect();
-                return Err(ServeError::Invalid(format!(
+                return Err(FeatureError::Invalid(format!(
                     "project `{}` has no feature view `{name}` (known: {})",
                     definitions.project(),
                     if known.is_empty() {
@@ -102,7 +102,7 @@ impl Lockstep {
                 )));
             };
             if !view.online || !view.offline {
-                return Err(ServeError::Invalid(format!(
+                return Err(FeatureError::Invalid(format!(
                     "feature view `{name}` is not both offline and online: nothing to materialize"
                 )));
             }
@@ -110,7 +110,7 @@ impl Lockstep {
         }
         let to = request.to.unwrap_or_else(crate::registry::now_micros);
         if !request.incremental && request.from.is_none() {
-            return Err(ServeError::Invalid(
+            return Err(FeatureError::Invalid(
                 "a materialization needs a start time (or use the incremental one)".into(),
             ));
         }
@@ -136,7 +136,7 @@ impl Lockstep {
         views: Vec<String>,
         fresh: bool,
         events: &(dyn Fn(MaterializeEvent) + Send + Sync),
-    ) -> Result<Vec<MaterializedView>, ServeError> {
+    ) -> Result<Vec<MaterializedView>, FeatureError> {
         let request = MaterializeRequest {
             project,
             views,
@@ -165,7 +165,7 @@ impl Lockstep {
         from: i64,
         to: i64,
         events: &(dyn Fn(MaterializeEvent) + Send + Sync),
-    ) -> Result<MaterializedView, ServeError> {
+    ) -> Result<MaterializedView, FeatureError> {
         let started = Instant::now();
         let from = match table.ttl_seconds {
             Some(ttl) => from.max(to.saturating_sub((ttl as i64).saturating_mul(1_000_000))),

@@ -26,8 +26,8 @@ pub use definitions::{ApplyError, ApplyOutcome, PlanOutcome};
 pub use features::{FeatureError, FeatureRequest};
 pub use materialize::{EARLIEST, MaterializeEvent, MaterializeRequest, MaterializedView};
 pub use push::{Columns, PushTarget, PushedView};
-pub use serving::{OnlineColumn, OnlineFeatures, OnlineRequest, ServeError, Status};
-pub use training_set::{TrainingSet, TrainingSetError, TrainingSetRequest};
+pub use serving::{OnlineColumn, OnlineFeatures, OnlineRequest, Status};
+pub use training_set::{TrainingSet, TrainingSetRequest};
 pub use transforms::{AliasError, TransformSummary, UploadError, field_specs};
 
 use crate::config::{BackfillConfig, Config};
@@ -166,7 +166,7 @@ impl Lockstep {
     }
 
     /// Succeeds when the registry and the online store answer: the readiness probe.
-    pub async fn ready(&self) -> Result<(), ServeError> {
+    pub async fn ready(&self) -> Result<(), FeatureError> {
         self.registry.ping().await?;
         self.online.ping().await?;
         Ok(())

@@ -7,7 +7,7 @@ use arrow::array::{ArrayRef, RecordBatch};
 use serde::{Deserialize, Serialize};
 
 use super::Lockstep;
-use super::serving::ServeError;
+use super::features::FeatureError;
 use super::view_rows::ViewRows;
 use crate::columnar::{arrow_schema, from_json};
 use crate::model::FieldSpec;
@@ -57,19 +57,19 @@ impl Lockstep {
         source_name: &str,
         columns: &Columns,
         target: PushTarget,
-    ) -> Result<Vec<PushedView>, ServeError> {
+    ) -> Result<Vec<PushedView>, FeatureError> {
         let served = self.served_definitions(project).await?;
         let definitions = &served.resolved;
         let source = definitions.sources.get(source_name).ok_or_else(|| {
             let known: Vec<&str> = definitions.sources.keys().map(String::as_str).collect();
-            ServeError::Invalid(format!(
+            FeatureError::Invalid(format!(
                 "project `{}` has no source `{source_name}` (known: {})",
                 definitions.project(),
                 known.join(", ")
             ))
         })?;
         if source.kind == SourceKind::Request {
-            return Err(ServeError::Invalid(format!(
+            return Err(FeatureError::Invalid(format!(
                 "`{source_name}` is a request source: its fields come with online requests"
             )));
         }
@@ -83,7 +83,7 @@ impl Lockstep {
             .map(|(name, _)| name)
             .collect();
         if views.is_empty() {
-            return Err(ServeError::Invalid(format!(
+            return Err(FeatureError::Invalid(format!(
                 "no feature view reads source `{source_name}` into the stores pushed to"
             )));
         }
@@ -121,24 +121,24 @@ impl Lockstep {
         project: Option<&str>,
         view_name: &str,
         columns: &Columns,
-    ) -> Result<PushedView, ServeError> {
+    ) -> Result<PushedView, FeatureError> {
         let served = self.served_definitions(project).await?;
         let definitions = &served.resolved;
         let view = definitions.feature_views.get(view_name).ok_or_else(|| {
-            ServeError::Invalid(format!(
+            FeatureError::Invalid(format!(
                 "project `{}` has no feature view `{view_name}`",
                 definitions.project()
             ))
         })?;
         if let Some(pin) = &view.transform {
-            return Err(ServeError::Invalid(format!(
+            return Err(FeatureError::Invalid(format!(
                 "feature view `{view_name}` computes its features with transform `{}`: push \
                  its source rows (POST /push) so the same bytes compute them",
                 pin.reference
             )));
         }
         if !view.online {
-            return Err(ServeError::Invalid(format!(
+            return Err(FeatureError::Invalid(format!(
                 "feature view `{view_name}` has `online = false`"
             )));
         }
@@ -158,11 +158,11 @@ impl Lockstep {
         batch: RecordBatch,
         online: bool,
         offline: bool,
-    ) -> Result<PushedView, ServeError> {
+    ) -> Result<PushedView, FeatureError> {
         let (rows, rejected) =
             maker
                 .compute(&self.runtime, batch)
-                .map_err(|error| ServeError::Rows {
+                .map_err(|error| FeatureError::Rows {
                     view: name.to_owned(),
                     message: error.to_string(),
                 })?;
@@ -196,7 +196,7 @@ impl Lockstep {
     async fn ensure_offline_table(
         &self,
         table: &crate::model::ViewTable,
-    ) -> Result<(), ServeError> {
+    ) -> Result<(), FeatureError> {
         if self
             .ensured
             .lock()
@@ -220,7 +220,7 @@ fn source_batch(
     source: &Source,
     makers: &[ViewRows],
     columns: &Columns,
-) -> Result<RecordBatch, ServeError> {
+) -> Result<RecordBatch, FeatureError> {
     let mut fields: Vec<FieldSpec> = Vec::new();
     for field in makers.iter().flat_map(|maker| &maker.columns) {
         if !fields.iter().any(|known| known.name == field.name) {
@@ -230,7 +230,7 @@ fn source_batch(
     for name in columns.keys() {
         if source.column(name).is_none() {
             let known: Vec<&str> = source.schema.keys().map(String::as_str).collect();
-            return Err(ServeError::Entities(format!(
+            return Err(FeatureError::Entities(format!(
                 "unknown column `{name}` (the source's columns: {})",
                 known.join(", ")
             )));
@@ -244,18 +244,18 @@ fn source_batch(
                 arrays.push(None);
                 continue;
             }
-            return Err(ServeError::Entities(format!(
+            return Err(FeatureError::Entities(format!(
                 "no values for column `{}`",
                 field.name
             )));
         };
         let values = values.as_array().ok_or_else(|| {
-            ServeError::Entities(format!("`{}` must be a list of values", field.name))
+            FeatureError::Entities(format!("`{}` must be a list of values", field.name))
         })?;
         match rows {
             None => rows = Some((field.name.as_str(), values.len())),
             Some((first, expected)) if expected != values.len() => {
-                return Err(ServeError::Entities(format!(
+                return Err(FeatureError::Entities(format!(
                     "`{first}` has {expected} values but `{}` has {}",
                     field.name,
                     values.len()
@@ -264,7 +264,7 @@ fn source_batch(
             Some(_) => {}
         }
         arrays.push(Some(from_json(field, values).map_err(|e| {
-            ServeError::Entities(format!("column `{}`: {e}", field.name))
+            FeatureError::Entities(format!("column `{}`: {e}", field.name))
         })?));
     }
     let rows = rows.map_or(0, |(_, rows)| rows);
@@ -278,5 +278,5 @@ fn source_batch(
         })
         .collect();
     RecordBatch::try_new(arrow_schema(&fields), arrays)
-        .map_err(|e| ServeError::Entities(e.to_string()))
+        .map_err(|e| FeatureError::Entities(e.to_string()))
 }

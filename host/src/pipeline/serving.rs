@@ -10,16 +10,13 @@ use std::time::Instant;
 use arrow::array::{Array, ArrayRef, BooleanArray};
 use serde::{Deserialize, Serialize};
 
+use super::Lockstep;
 use super::features::{FeatureError, FeatureRequest, Selection, Store, plan};
 use super::on_demand::evaluate;
-use super::{Lockstep, ReadyError};
 use crate::columnar::from_json;
 use crate::model::definitions::{Provider, Resolved};
 use crate::model::{FieldSpec, ViewTable};
-use crate::offline::OfflineError;
-use crate::online::{self, OnlineError};
-use crate::registry::RegistryError;
-use crate::runtime::RunError;
+use crate::online;
 
 /// A `POST /get-online-features` body, as Feast clients send it.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -70,27 +67,6 @@ pub struct OnlineFeatures {
     pub join_keys: usize,
 }
 
-/// Why an online request (or a materialization or push) failed.
-#[derive(Debug, thiserror::Error)]
-pub enum ServeError {
-    #[error("{0}")]
-    Invalid(String),
-    #[error("the entities: {0}")]
-    Entities(String),
-    #[error(transparent)]
-    Registry(#[from] RegistryError),
-    #[error(transparent)]
-    Online(#[from] OnlineError),
-    #[error(transparent)]
-    Offline(#[from] OfflineError),
-    #[error(transparent)]
-    Ready(#[from] ReadyError),
-    #[error("on-demand view `{view}`: {error}")]
-    Transform { view: String, error: RunError },
-    #[error("view `{view}`: {message}")]
-    Rows { view: String, message: String },
-}
-
 impl Status {
     /// The name on the wire.
     pub fn as_str(self) -> &'static str {
@@ -99,30 +75,6 @@ impl Status {
             Status::NotFound => "NOT_FOUND",
             Status::NullValue => "NULL_VALUE",
             Status::OutsideMaxAge => "OUTSIDE_MAX_AGE",
-        }
-    }
-}
-
-impl ServeError {
-    pub fn code(&self) -> &'static str {
-        match self {
-            Self::Invalid(_) => "invalid_feature_request",
-            Self::Entities(_) => "invalid_entity_rows",
-            Self::Registry(error) => error.code(),
-            Self::Online(error) => error.code(),
-            Self::Offline(error) => error.code(),
-            Self::Ready(error) => error.code(),
-            Self::Transform { error, .. } => error.code(),
-            Self::Rows { .. } => "invalid_rows",
-        }
-    }
-}
-
-impl From<FeatureError> for ServeError {
-    fn from(error: FeatureError) -> Self {
-        match error {
-            FeatureError::Invalid(message) => Self::Invalid(message),
-            FeatureError::Registry(error) => Self::Registry(error),
         }
     }
 }
@@ -160,7 +112,7 @@ impl Lockstep {
     pub(crate) async fn served_definitions(
         &self,
         project: Option<&str>,
-    ) -> Result<Arc<ServedDefinitions>, ServeError> {
+    ) -> Result<Arc<ServedDefinitions>, FeatureError> {
         let key = project.map(str::to_owned);
         if let Some((loaded, served)) = self
             .served
@@ -177,8 +129,8 @@ impl Lockstep {
             .definitions(&project)
             .await
             .map_err(|error| match error {
-                super::ApplyError::Registry(error) => ServeError::Registry(error),
-                other => ServeError::Invalid(other.to_string()),
+                super::ApplyError::Registry(error) => FeatureError::Registry(error),
+                other => FeatureError::Invalid(other.to_string()),
             })?;
         let tables = resolved
             .feature_views
@@ -199,7 +151,7 @@ impl Lockstep {
     pub async fn get_online_features(
         &self,
         request: &OnlineRequest,
-    ) -> Result<OnlineFeatures, ServeError> {
+    ) -> Result<OnlineFeatures, FeatureError> {
         let started = Instant::now();
         let answer = self
             .get_online_features_at(request, crate::model::now_micros())
@@ -214,7 +166,7 @@ impl Lockstep {
 
     /// The Prometheus text of this host's metrics, with each online view's freshness read
     /// from the recorded materializations.
-    pub async fn metrics_text(&self) -> Result<String, ServeError> {
+    pub async fn metrics_text(&self) -> Result<String, FeatureError> {
         let mut freshness = Vec::new();
         for project in self.registry.projects().await? {
             let served = self.served_definitions(Some(&project)).await?;
@@ -246,7 +198,7 @@ impl Lockstep {
         &self,
         request: &OnlineRequest,
         now: i64,
-    ) -> Result<OnlineFeatures, ServeError> {
+    ) -> Result<OnlineFeatures, FeatureError> {
         let served = self.served_definitions(request.project.as_deref()).await?;
         let definitions = &served.resolved;
         let selection = Selection::of(
@@ -263,14 +215,14 @@ impl Lockstep {
         let mut keys: Vec<(FieldSpec, ArrayRef)> = Vec::with_capacity(plan.keys.len());
         for key in &plan.keys {
             let values = entity_values(&request.entities, &key.name).ok_or_else(|| {
-                ServeError::Entities(format!("no values for join key `{}`", key.name))
+                FeatureError::Entities(format!("no values for join key `{}`", key.name))
             })?;
             let field = FieldSpec {
                 nullable: false,
                 ..key.clone()
             };
             let array = from_json(&field, values)
-                .map_err(|e| ServeError::Entities(format!("join key `{}`: {e}", key.name)))?;
+                .map_err(|e| FeatureError::Entities(format!("join key `{}`: {e}", key.name)))?;
             keys.push((key.clone(), array));
         }
         let key_array = |name: &str| -> &ArrayRef {
@@ -324,7 +276,7 @@ impl Lockstep {
                     .position(|f| &f.name == feature)
                     .expect("planned features exist");
                 let array = arrow::compute::nullif(&stored.features[index], &stale)
-                    .map_err(|e| ServeError::Invalid(e.to_string()))?;
+                    .map_err(|e| FeatureError::Invalid(e.to_string()))?;
                 let statuses: Vec<Status> = (0..rows)
                     .map(
                         |row| match (stored.found[row], fresh[row], array.is_valid(row)) {
@@ -373,9 +325,9 @@ impl Lockstep {
                         &values[&(source.as_str(), binding.input.name.as_str())].values,
                     )),
                 })
-                .collect::<Result<Vec<_>, ServeError>>()?;
+                .collect::<Result<Vec<_>, FeatureError>>()?;
             let evaluated = evaluate(&self.runtime, view, &outputs, &inputs, rows, rows.max(1))
-                .map_err(|error| ServeError::Transform {
+                .map_err(|error| FeatureError::Transform {
                     view: name.clone(),
                     error,
                 })?;
@@ -422,7 +374,7 @@ impl Lockstep {
                 feature.clone()
             };
             if columns.iter().any(|known| known.name == name) {
-                return Err(ServeError::Invalid(format!(
+                return Err(FeatureError::Invalid(format!(
                     "`{name}` would appear twice (a join key or another view's feature has that \
                      name); ask for full feature names"
                 )));
@@ -437,17 +389,19 @@ impl Lockstep {
 }
 
 /// The number of entity rows: the common length of every column sent.
-fn entity_rows(entities: &serde_json::Map<String, serde_json::Value>) -> Result<usize, ServeError> {
+fn entity_rows(
+    entities: &serde_json::Map<String, serde_json::Value>,
+) -> Result<usize, FeatureError> {
     let mut rows = None;
     for (name, values) in entities {
         let length = values
             .as_array()
-            .ok_or_else(|| ServeError::Entities(format!("`{name}` must be a list of values")))?
+            .ok_or_else(|| FeatureError::Entities(format!("`{name}` must be a list of values")))?
             .len();
         match rows {
             None => rows = Some((name, length)),
             Some((first, expected)) if expected != length => {
-                return Err(ServeError::Entities(format!(
+                return Err(FeatureError::Entities(format!(
                     "`{first}` has {expected} values but `{name}` has {length}"
                 )));
             }
@@ -455,7 +409,7 @@ fn entity_rows(entities: &serde_json::Map<String, serde_json::Value>) -> Result<
         }
     }
     rows.map(|(_, rows)| rows)
-        .ok_or_else(|| ServeError::Entities("no entity columns".into()))
+        .ok_or_else(|| FeatureError::Entities("no entity columns".into()))
 }
 
 /// The values sent for column `name`, if any.
@@ -474,7 +428,7 @@ fn request_field(
     entities: &serde_json::Map<String, serde_json::Value>,
     field: &FieldSpec,
     rows: usize,
-) -> Result<ArrayRef, ServeError> {
+) -> Result<ArrayRef, FeatureError> {
     let nulls;
     let values = match entity_values(entities, &field.name) {
         Some(values) => values,
@@ -483,7 +437,7 @@ fn request_field(
             &nulls
         }
         None => {
-            return Err(ServeError::Entities(format!(
+            return Err(FeatureError::Entities(format!(
                 "no values for request field `{}`",
                 field.name
             )));
@@ -494,5 +448,5 @@ fn request_field(
         ..field.clone()
     };
     from_json(&loose, values)
-        .map_err(|e| ServeError::Entities(format!("request field `{}`: {e}", field.name)))
+        .map_err(|e| FeatureError::Entities(format!("request field `{}`: {e}", field.name)))
 }

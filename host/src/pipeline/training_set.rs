@@ -12,14 +12,13 @@ use arrow::array::{ArrayRef, RecordBatch};
 use arrow::datatypes::{Field, Schema};
 use serde::{Deserialize, Serialize};
 
+use super::Lockstep;
 use super::features::{FeatureError, FeatureRequest, Store, plan};
 use super::on_demand::evaluate;
-use super::{Lockstep, ReadyError};
 use crate::columnar::arrow_type;
 use crate::model::definitions::Provider;
 use crate::model::{FieldSpec, ValueType};
-use crate::offline::{EVENT_TS, OfflineError, PitView, ViewTable};
-use crate::registry::RegistryError;
+use crate::offline::{EVENT_TS, PitView, ViewTable};
 use crate::runtime::RunError;
 
 /// The column of entity rows that holds each row's time, unless told otherwise.
@@ -45,34 +44,6 @@ pub struct TrainingSetRequest {
     pub timestamp_column: Option<String>,
 }
 
-/// Why a training set could not be built.
-#[derive(Debug, thiserror::Error)]
-pub enum TrainingSetError {
-    #[error("{0}")]
-    Invalid(String),
-    #[error("the entity rows: {0}")]
-    Entities(String),
-    #[error(transparent)]
-    Offline(#[from] OfflineError),
-    #[error(transparent)]
-    Registry(#[from] RegistryError),
-    #[error(transparent)]
-    Ready(#[from] ReadyError),
-    #[error("on-demand view `{view}`: {error}")]
-    Transform { view: String, error: RunError },
-    #[error("writing {path}: {message}")]
-    Write { path: String, message: String },
-}
-
-impl From<FeatureError> for TrainingSetError {
-    fn from(error: FeatureError) -> Self {
-        match error {
-            FeatureError::Invalid(message) => Self::Invalid(message),
-            FeatureError::Registry(error) => Self::Registry(error),
-        }
-    }
-}
-
 impl TrainingSetRequest {
     /// The features asked for.
     pub fn feature_request(&self) -> FeatureRequest {
@@ -80,20 +51,6 @@ impl TrainingSetRequest {
             project: self.project.clone(),
             feature_service: self.feature_service.clone(),
             features: self.features.clone(),
-        }
-    }
-}
-
-impl TrainingSetError {
-    pub fn code(&self) -> &'static str {
-        match self {
-            Self::Invalid(_) => "invalid_feature_request",
-            Self::Entities(_) => "invalid_entity_rows",
-            Self::Offline(error) => error.code(),
-            Self::Registry(error) => error.code(),
-            Self::Ready(error) => error.code(),
-            Self::Transform { error, .. } => error.code(),
-            Self::Write { .. } => "write_failed",
         }
     }
 }
@@ -109,8 +66,8 @@ pub struct TrainingSet {
 
 impl TrainingSet {
     /// Writes the set as one Parquet file (zstd).
-    pub fn write_parquet(&self, path: &Path) -> Result<u64, TrainingSetError> {
-        let failed = |message: String| TrainingSetError::Write {
+    pub fn write_parquet(&self, path: &Path) -> Result<u64, FeatureError> {
+        let failed = |message: String| FeatureError::Write {
             path: path.display().to_string(),
             message,
         };
@@ -140,7 +97,7 @@ impl Lockstep {
     pub async fn training_set_columns(
         &self,
         request: &TrainingSetRequest,
-    ) -> Result<(Vec<FieldSpec>, Vec<FieldSpec>), TrainingSetError> {
+    ) -> Result<(Vec<FieldSpec>, Vec<FieldSpec>), FeatureError> {
         let (definitions, selection) = self.select(&request.feature_request()).await?;
         let plan = plan(&definitions, &selection, Store::Offline)?;
         let mut required = vec![FieldSpec {
@@ -158,7 +115,7 @@ impl Lockstep {
         &self,
         request: &TrainingSetRequest,
         entities: &RecordBatch,
-    ) -> Result<TrainingSet, TrainingSetError> {
+    ) -> Result<TrainingSet, FeatureError> {
         let started = Instant::now();
         let (definitions, selection) = self.select(&request.feature_request()).await?;
         let plan = plan(&definitions, &selection, Store::Offline)?;
@@ -177,7 +134,7 @@ impl Lockstep {
         }
         let store_entities =
             RecordBatch::try_new(crate::columnar::arrow_schema(&store_fields), store_arrays)
-                .map_err(|e| TrainingSetError::Entities(e.to_string()))?;
+                .map_err(|e| FeatureError::Entities(e.to_string()))?;
         let pit: Vec<PitView> = plan
             .views
             .iter()
@@ -222,11 +179,11 @@ impl Lockstep {
                 evaluate(&runtime, &owned_view, &outputs, &inputs, rows, batch_rows)
             })
             .await
-            .map_err(|e| TrainingSetError::Transform {
+            .map_err(|e| FeatureError::Transform {
                 view: name.clone(),
                 error: RunError::Internal(e.to_string()),
             })?
-            .map_err(|error| TrainingSetError::Transform {
+            .map_err(|error| FeatureError::Transform {
                 view: name.clone(),
                 error,
             })?;
@@ -258,7 +215,7 @@ impl Lockstep {
                 feature.clone()
             };
             if fields.iter().any(|field| field.name() == &name) {
-                return Err(TrainingSetError::Invalid(format!(
+                return Err(FeatureError::Invalid(format!(
                     "column `{name}` would appear twice (an entity column or another view's \
                      feature has that name); ask for full feature names"
                 )));
@@ -268,7 +225,7 @@ impl Lockstep {
             arrays.push(column);
         }
         let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays)
-            .map_err(|e| TrainingSetError::Entities(e.to_string()))?;
+            .map_err(|e| FeatureError::Entities(e.to_string()))?;
         Ok(TrainingSet {
             batch,
             features: selection.requested,
@@ -289,7 +246,7 @@ fn entity_column(
     entities: &RecordBatch,
     name: &str,
     value_type: ValueType,
-) -> Result<ArrayRef, TrainingSetError> {
+) -> Result<ArrayRef, FeatureError> {
     let column = entities.column_by_name(name).ok_or_else(|| {
         let known: Vec<String> = entities
             .schema()
@@ -297,14 +254,14 @@ fn entity_column(
             .iter()
             .map(|f| f.name().clone())
             .collect();
-        TrainingSetError::Entities(format!(
+        FeatureError::Entities(format!(
             "no column `{name}` (columns: {})",
             known.join(", ")
         ))
     })?;
     let expected = arrow_type(value_type);
     if column.data_type() != &expected {
-        return Err(TrainingSetError::Entities(format!(
+        return Err(FeatureError::Entities(format!(
             "column `{name}` is {}, expected {value_type}",
             column.data_type()
         )));
