@@ -5,6 +5,9 @@
 
 use serde::{Deserialize, Serialize};
 
+use std::sync::Arc;
+
+use super::serving::ServedDefinitions;
 use super::{Lockstep, ReadyError};
 use crate::model::FieldSpec;
 use crate::model::definitions::{Provider, Resolved};
@@ -78,21 +81,14 @@ pub(crate) struct Selection {
 }
 
 impl Lockstep {
-    /// The project's definitions and the features `request` names in them.
+    /// The project's served definitions and the features `request` names in them.
     pub(crate) async fn select(
         &self,
         request: &FeatureRequest,
-    ) -> Result<(Resolved, Selection), FeatureError> {
-        let project = self.project_or_default(request.project.as_deref()).await?;
-        let definitions = self
-            .definitions(&project)
-            .await
-            .map_err(|error| match error {
-                super::ApplyError::Registry(error) => FeatureError::Registry(error),
-                other => FeatureError::Invalid(other.to_string()),
-            })?;
-        let selection = Selection::of(&definitions, request)?;
-        Ok((definitions, selection))
+    ) -> Result<(Arc<ServedDefinitions>, Selection), FeatureError> {
+        let served = self.served_definitions(request.project.as_deref()).await?;
+        let selection = Selection::of(&served.resolved, request)?;
+        Ok((served, selection))
     }
 }
 

@@ -18,7 +18,7 @@ use super::on_demand::evaluate;
 use crate::columnar::arrow_type;
 use crate::model::definitions::Provider;
 use crate::model::{FieldSpec, ValueType};
-use crate::offline::{EVENT_TS, PitView, ViewTable};
+use crate::offline::{EVENT_TS, PitView};
 use crate::runtime::RunError;
 
 /// The column of entity rows that holds each row's time, unless told otherwise.
@@ -98,8 +98,9 @@ impl Lockstep {
         &self,
         request: &TrainingSetRequest,
     ) -> Result<(Vec<FieldSpec>, Vec<FieldSpec>), FeatureError> {
-        let (definitions, selection) = self.select(&request.feature_request()).await?;
-        let plan = plan(&definitions, &selection, Store::Offline)?;
+        let (served, selection) = self.select(&request.feature_request()).await?;
+        let definitions = &served.resolved;
+        let plan = plan(definitions, &selection, Store::Offline)?;
         let mut required = vec![FieldSpec {
             name: timestamp_column(request).to_owned(),
             value_type: ValueType::Timestamp,
@@ -117,8 +118,9 @@ impl Lockstep {
         entities: &RecordBatch,
     ) -> Result<TrainingSet, FeatureError> {
         let started = Instant::now();
-        let (definitions, selection) = self.select(&request.feature_request()).await?;
-        let plan = plan(&definitions, &selection, Store::Offline)?;
+        let (served, selection) = self.select(&request.feature_request()).await?;
+        let definitions = &served.resolved;
+        let plan = plan(definitions, &selection, Store::Offline)?;
         let time = timestamp_column(request);
 
         // The store sees the keys and the time, renamed to its column.
@@ -139,11 +141,7 @@ impl Lockstep {
             .views
             .iter()
             .map(|(view, features)| PitView {
-                table: ViewTable::for_view(
-                    definitions.project(),
-                    view,
-                    &definitions.feature_views[view],
-                ),
+                table: served.tables[view].clone(),
                 features: features.clone(),
             })
             .collect();
