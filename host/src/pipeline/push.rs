@@ -236,10 +236,10 @@ fn source_batch(
             )));
         }
     }
-    let mut rows = None;
+    let rows = super::serving::entity_rows(columns)?;
     let mut arrays: Vec<Option<ArrayRef>> = Vec::with_capacity(fields.len());
     for field in &fields {
-        let Some(values) = columns.get(&field.name) else {
+        let Some(values) = columns.get(&field.name).and_then(|v| v.as_array()) else {
             if field.nullable {
                 arrays.push(None);
                 continue;
@@ -249,25 +249,10 @@ fn source_batch(
                 field.name
             )));
         };
-        let values = values.as_array().ok_or_else(|| {
-            FeatureError::Entities(format!("`{}` must be a list of values", field.name))
-        })?;
-        match rows {
-            None => rows = Some((field.name.as_str(), values.len())),
-            Some((first, expected)) if expected != values.len() => {
-                return Err(FeatureError::Entities(format!(
-                    "`{first}` has {expected} values but `{}` has {}",
-                    field.name,
-                    values.len()
-                )));
-            }
-            Some(_) => {}
-        }
         arrays.push(Some(from_json(field, values).map_err(|e| {
             FeatureError::Entities(format!("column `{}`: {e}", field.name))
         })?));
     }
-    let rows = rows.map_or(0, |(_, rows)| rows);
     let arrays = fields
         .iter()
         .zip(arrays)

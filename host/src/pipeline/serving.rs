@@ -388,8 +388,8 @@ impl Lockstep {
     }
 }
 
-/// The number of entity rows: the common length of every column sent.
-fn entity_rows(
+/// The number of rows: the common length of every column sent (entities or pushed rows).
+pub(super) fn entity_rows(
     entities: &serde_json::Map<String, serde_json::Value>,
 ) -> Result<usize, FeatureError> {
     let mut rows = None;
