@@ -1,6 +1,7 @@
 //! Lockstep host: runs feature transforms (WebAssembly components) identically for training
 //! and serving. See ARCHITECTURE.md for the module map and invariants.
 
+pub mod aggregate;
 pub mod api;
 pub mod cli;
 pub mod columnar;

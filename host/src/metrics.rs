@@ -1,5 +1,6 @@
 //! Prometheus metrics of one host: HTTP requests by endpoint, online requests by feature
-//! service, online values by view and status, pushed rows, and, computed when scraped,
+//! service, online values by view and status, pushed rows, late events refused by
+//! aggregated views, and, computed when scraped,
 //! each transform's calls, time and fuel (from the runtime) and each online view's
 //! freshness (from the recorded materializations and this process's pushes).
 
@@ -35,6 +36,7 @@ pub struct Metrics {
     online_seconds: HistogramVec,
     online_values: IntCounterVec,
     pushed_rows: IntCounterVec,
+    late_events: IntCounterVec,
     /// Newest event time (µs) pushed per view by this process.
     pushed_until: Mutex<HashMap<String, i64>>,
 }
@@ -98,6 +100,12 @@ impl Metrics {
                 "Rows pushed into a view's stores.",
                 &["view"],
             ),
+            late_events: counter(
+                "lockstep_late_events_total",
+                "Pushed events refused by an aggregated view: older than the key's newest \
+                 event by more than the allowed lateness.",
+                &["view"],
+            ),
             registry,
             pushed_until: Mutex::default(),
         }
@@ -146,6 +154,11 @@ impl Metrics {
             let entry = until.entry(view.to_owned()).or_insert(newest);
             *entry = (*entry).max(newest);
         }
+    }
+
+    /// Events refused by aggregated `view` as too late.
+    pub fn late_events(&self, view: &str, events: u64) {
+        self.late_events.with_label_values(&[view]).inc_by(events);
     }
 
     /// The newest event time pushed into `view` by this process.

@@ -1,6 +1,7 @@
 //! The data model shared by every layer: digests, value types, transform versions and the
 //! feature definitions users apply (entities, sources, views, services).
 
+pub mod aggregation;
 pub mod definitions;
 mod digest;
 mod view_table;
@@ -101,6 +102,14 @@ pub fn format_timestamp(micros: i64) -> String {
         format!(".{fraction:06}")
     };
     format!("{year:04}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}{fraction}Z")
+}
+
+/// Whether a value whose event time is `event_ts` is still valid at `t` under `ttl_seconds`
+/// (all µs): the point-in-time rule `event_ts >= t - ttl`, which the offline join, online
+/// reads (`OUTSIDE_MAX_AGE`) and aggregates all apply.
+pub fn within_ttl(event_ts: i64, t: i64, ttl_seconds: Option<u64>) -> bool {
+    ttl_seconds
+        .is_none_or(|ttl| event_ts >= t.saturating_sub((ttl as i64).saturating_mul(1_000_000)))
 }
 
 /// Now, in µs since the Unix epoch.

@@ -4,6 +4,7 @@
 
 use serde::Serialize;
 
+use super::aggregation::AggregationSpec;
 use super::definitions::ResolvedFeatureView;
 use super::{Digest, FieldSpec, ValueType};
 
@@ -25,22 +26,32 @@ pub struct ViewTable {
     /// `{project}__{view}__{8 hex}`: the hex fingerprints keys, features and transform.
     pub name: String,
     pub join_keys: Vec<FieldSpec>,
+    /// The stored columns: the view's features or, for an aggregated view, its events'
+    /// aggregated columns.
     pub features: Vec<FieldSpec>,
     pub ttl_seconds: Option<u64>,
     pub transform: Option<Digest>,
+    /// An aggregated view's aggregations: the offline rows are its events and the online
+    /// values its aggregation states (`crate::aggregate`).
+    pub aggregation: Option<AggregationSpec>,
 }
 
 impl ViewTable {
     /// The table of `view` as currently defined.
     pub fn for_view(project: &str, name: &str, view: &ResolvedFeatureView) -> Self {
+        let stored = match &view.aggregation {
+            Some(aggregation) => aggregation.inputs(),
+            None => view.features.clone(),
+        };
         Self::new(
             project,
             name,
             view.join_keys.clone(),
-            view.features.clone(),
+            stored,
             view.ttl_seconds,
             view.transform.as_ref().map(|pin| pin.digest),
         )
+        .aggregated(view.aggregation.clone())
     }
 
     pub fn new(
@@ -51,13 +62,41 @@ impl ViewTable {
         ttl_seconds: Option<u64>,
         transform: Option<Digest>,
     ) -> Self {
-        let identity = serde_json::json!({
+        let mut table = Self {
+            project: project.to_owned(),
+            view: view.to_owned(),
+            name: String::new(),
+            join_keys,
+            features,
+            ttl_seconds,
+            transform,
+            aggregation: None,
+        };
+        table.name = table.versioned_name();
+        table
+    }
+
+    /// The table with `aggregation` (which is part of its identity, so of its name).
+    pub fn aggregated(mut self, aggregation: Option<AggregationSpec>) -> Self {
+        self.aggregation = aggregation;
+        self.name = self.versioned_name();
+        self
+    }
+
+    /// `{project}__{view}__{8 hex}`, the hex a fingerprint of keys, columns, transform and
+    /// aggregations.
+    fn versioned_name(&self) -> String {
+        let (project, view) = (&self.project, &self.view);
+        let mut identity = serde_json::json!({
             "project": project,
             "view": view,
-            "join_keys": join_keys,
-            "features": features,
-            "transform": transform.map(|digest| digest.to_string()),
+            "join_keys": self.join_keys,
+            "features": self.features,
+            "transform": self.transform.map(|digest| digest.to_string()),
         });
+        if let Some(aggregation) = &self.aggregation {
+            identity["aggregation"] = serde_json::json!(aggregation);
+        }
         let fingerprint = Digest::of(identity.to_string().as_bytes()).short();
         let fingerprint = &fingerprint[..8.min(fingerprint.len())];
         let mut stem = format!("{project}__{view}");
@@ -65,15 +104,7 @@ impl ViewTable {
         if stem.len() > room {
             stem.truncate(room);
         }
-        Self {
-            project: project.to_owned(),
-            view: view.to_owned(),
-            name: format!("{stem}__{fingerprint}"),
-            join_keys,
-            features,
-            ttl_seconds,
-            transform,
-        }
+        format!("{stem}__{fingerprint}")
     }
 
     /// The columns of a stored row: join keys, [`EVENT_TS`], [`CREATED_TS`], features,
@@ -94,6 +125,15 @@ impl ViewTable {
             nullable: true,
         });
         fields
+    }
+
+    /// The features clients get: the aggregates of an aggregated view, else the stored
+    /// features.
+    pub fn served_features(&self) -> Vec<FieldSpec> {
+        match &self.aggregation {
+            Some(aggregation) => aggregation.outputs(),
+            None => self.features.clone(),
+        }
     }
 
     /// The feature called `name`.

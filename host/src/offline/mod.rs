@@ -240,10 +240,10 @@ pub trait OfflineStore: Send + Sync {
     async fn write_rows(&self, table: &ViewTable, rows: &[RecordBatch])
     -> Result<(), OfflineError>;
 
-    /// For each key, its row with the greatest event time in `[from, to)` (layout of
-    /// [`ViewTable::row_fields`]), streamed in batches of about `batch_rows` rows, so
-    /// memory stays bounded whatever the table's size: what materialization reads.
-    fn latest(&self, table: &ViewTable, from: i64, to: i64, batch_rows: usize) -> BatchStream;
+    /// The rows `selection` picks (layout of [`ViewTable::row_fields`]), streamed in
+    /// batches of about `batch_rows` rows, so memory stays bounded whatever the table's
+    /// size: what materialization and the aggregations' join read.
+    fn stream(&self, table: &ViewTable, selection: Selection, batch_rows: usize) -> BatchStream;
 
     /// Records a finished materialization.
     async fn record_materialization(&self, record: &Materialization) -> Result<(), OfflineError>;
@@ -253,7 +253,17 @@ pub trait OfflineStore: Send + Sync {
     async fn materialized_until(&self, table: &str) -> Result<Option<i64>, OfflineError>;
 }
 
-/// The batches of a [`OfflineStore::latest`] stream.
+/// Which rows of a table [`OfflineStore::stream`] reads, µs bounds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Selection {
+    /// For each key, its row with the greatest event time in `[from, to)`.
+    LatestPerKey { from: i64, to: i64 },
+    /// Every row with an event time before `to`, sorted by join keys, then event time (each
+    /// key's rows together, whatever order the keys come in): an aggregated view's events.
+    EventsBefore { to: i64 },
+}
+
+/// The batches of a [`OfflineStore::stream`].
 pub type BatchStream = mpsc::Receiver<Result<RecordBatch, OfflineError>>;
 
 /// Runs `produce` on a task of its own, handing it the sender of the returned stream (two

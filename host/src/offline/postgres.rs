@@ -16,7 +16,7 @@ use super::pgcopy::{CopyReader, CopyWriter};
 use super::sql::{Dialect, ROW_ID, ident};
 use super::{
     ACQUIRE_TIMEOUT, BatchStream, ChunkCounts, Claim, JobPlan, JobStatus, Materialization,
-    OfflineError, OfflineStore, PitPiece, PitView,
+    OfflineError, OfflineStore, PitPiece, PitView, Selection,
 };
 use crate::columnar::arrow_schema;
 use crate::model::ViewTable;
@@ -577,9 +577,9 @@ impl OfflineStore for PostgresStore {
         Ok(())
     }
 
-    fn latest(&self, table: &ViewTable, from: i64, to: i64, batch_rows: usize) -> BatchStream {
+    fn stream(&self, table: &ViewTable, selection: Selection, batch_rows: usize) -> BatchStream {
         let pool = self.pool.clone();
-        let sql = Dialect::Postgres.latest(&self.qualified(&table.name), table, from, to);
+        let sql = Dialect::Postgres.stream(&self.qualified(&table.name), table, selection);
         let fields = table.row_fields();
         super::spawn_stream(move |sender| async move {
             let types: Vec<ValueType> = fields.iter().map(|f| f.value_type).collect();

@@ -1,7 +1,7 @@
 //! SQL text shared by both offline backends, which differ only where the dialects do:
 //! column types, and how the point-in-time lookup picks one row per entity row.
 
-use super::PitView;
+use super::{PitView, Selection};
 use crate::model::ValueType;
 use crate::model::{CREATED_TS, EVENT_TS, ViewTable};
 
@@ -158,20 +158,29 @@ impl Dialect {
         }
     }
 
-    /// For each key, its row with the greatest event time in `[from, to)`, in the layout of
-    /// [`ViewTable::row_fields`]: what materialization copies to the online store.
-    pub fn latest(self, qualified: &str, table: &ViewTable, from: i64, to: i64) -> String {
+    /// The query of [`Selection`] over a view's table, in the layout of
+    /// [`ViewTable::row_fields`]: what materialization and the aggregations' join read.
+    pub fn stream(self, qualified: &str, table: &ViewTable, selection: Selection) -> String {
         let names: Vec<String> = table.row_fields().iter().map(|f| ident(&f.name)).collect();
         let keys: Vec<String> = table.join_keys.iter().map(|k| ident(&k.name)).collect();
         let event = ident(EVENT_TS);
-        let window = format!(
-            "{event} >= {} AND {event} < {}",
-            self.timestamp_literal(from),
-            self.timestamp_literal(to)
-        );
-        match self {
+        let (from, to) = match selection {
+            Selection::LatestPerKey { from, to } => (Some(from), to),
+            Selection::EventsBefore { to } => (None, to),
+        };
+        let mut window = format!("{event} < {}", self.timestamp_literal(to));
+        if let Some(from) = from {
+            window = format!("{event} >= {} AND {window}", self.timestamp_literal(from));
+        }
+        match (selection, self) {
+            // The primary-key index, read forwards.
+            (Selection::EventsBefore { .. }, _) => format!(
+                "SELECT {} FROM {qualified} WHERE {window} ORDER BY {}",
+                names.join(", "),
+                key_columns(table).join(", ")
+            ),
             // The primary-key index read backwards gives each key's newest row first.
-            Dialect::Postgres => {
+            (Selection::LatestPerKey { .. }, Dialect::Postgres) => {
                 let descending: Vec<String> = key_columns(table)
                     .iter()
                     .map(|column| format!("{column} DESC"))
@@ -183,7 +192,7 @@ impl Dialect {
                     descending.join(", ")
                 )
             }
-            Dialect::Sqlite => format!(
+            (Selection::LatestPerKey { .. }, Dialect::Sqlite) => format!(
                 "SELECT {names} FROM (SELECT {names}, row_number() OVER \
                  (PARTITION BY {keys} ORDER BY {event} DESC) AS newest \
                  FROM {qualified} WHERE {window}) WHERE newest = 1",

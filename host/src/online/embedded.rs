@@ -12,7 +12,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 use sqlx::{Sqlite, Transaction};
 use tokio::sync::{Mutex, MutexGuard};
 
-use super::{ORDER_LEN, OnlineError, OnlineStore, codec};
+use super::{CompareAndSet, ORDER_LEN, OnlineError, OnlineStore, codec};
 
 /// SQLite allows at most 32766 bound values per statement.
 const MAX_VARIABLES: usize = 32_000;
@@ -138,6 +138,37 @@ impl OnlineStore for EmbeddedStore {
         }
         tx.tx.commit().await?;
         Ok(written)
+    }
+
+    /// One write transaction: each key's value is compared and set under the writer lock.
+    async fn compare_and_set(&self, entries: &[CompareAndSet]) -> Result<Vec<bool>, OnlineError> {
+        if entries.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut tx = self.begin_write().await?;
+        let mut set = Vec::with_capacity(entries.len());
+        for entry in entries {
+            let key = self.full_key(&entry.key);
+            let rows = match &entry.expected {
+                Some(expected) => {
+                    sqlx::query("UPDATE online SET value = ? WHERE key = ? AND value = ?")
+                        .bind(entry.value.as_slice())
+                        .bind(key.as_slice())
+                        .bind(expected.as_slice())
+                }
+                None => sqlx::query(
+                    "INSERT INTO online (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING",
+                )
+                .bind(key.as_slice())
+                .bind(entry.value.as_slice()),
+            }
+            .execute(&mut *tx.tx)
+            .await?
+            .rows_affected();
+            set.push(rows == 1);
+        }
+        tx.tx.commit().await?;
+        Ok(set)
     }
 
     async fn get(&self, keys: &[Vec<u8>]) -> Result<Vec<Option<Vec<u8>>>, OnlineError> {

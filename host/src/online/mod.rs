@@ -2,6 +2,7 @@
 //! entity), written newer-wins and read in batches. Redis and an embedded SQLite file behind
 //! one byte-level trait, with the typed rows layer on top shared by both.
 
+mod aggregates;
 mod codec;
 mod embedded;
 mod redis;
@@ -15,11 +16,13 @@ use std::time::Duration;
 use arrow::array::{Array, ArrayRef, RecordBatch};
 use async_trait::async_trait;
 
+use crate::aggregate::Engine;
 use crate::columnar::ColumnBuilder;
 use crate::model::{Digest, ViewTable};
 use codec::Typed;
 
 pub use self::redis::RedisStore;
+pub use aggregates::{InsertedEvents, insert_events, key_of, write_states};
 pub use codec::{ORDER_LEN, check_namespace, order_prefix};
 pub use embedded::EmbeddedStore;
 
@@ -94,6 +97,11 @@ pub trait OnlineStore: Send + Sync {
     /// Returns how many were written.
     async fn put(&self, entries: &[(Vec<u8>, Vec<u8>)]) -> Result<u64, OnlineError>;
 
+    /// Sets each entry's key to its value if the stored value is still the expected one
+    /// (absent for `None`), atomically per key; says for each whether it was set. What
+    /// read-modify-write updates (aggregation states) are built on.
+    async fn compare_and_set(&self, entries: &[CompareAndSet]) -> Result<Vec<bool>, OnlineError>;
+
     /// The values of `keys`, in order, in one round trip (`MGET` on Redis); none without
     /// keys.
     async fn get(&self, keys: &[Vec<u8>]) -> Result<Vec<Option<Vec<u8>>>, OnlineError>;
@@ -104,6 +112,15 @@ pub trait OnlineStore: Send + Sync {
 
     /// Checks that the store answers.
     async fn ping(&self) -> Result<(), OnlineError>;
+}
+
+/// One write of [`OnlineStore::compare_and_set`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CompareAndSet {
+    pub key: Vec<u8>,
+    /// The value the key must still hold; `None`: the key must not exist.
+    pub expected: Option<Vec<u8>>,
+    pub value: Vec<u8>,
 }
 
 /// The prefix of every key of `table`, for [`OnlineStore::clear`].
@@ -204,17 +221,19 @@ pub struct OnlineRows {
     pub created_ts: Vec<Option<i64>>,
     /// The transform that computed the row; `None` where not found or computed by none.
     pub transform_digest: Vec<Option<Digest>>,
-    /// One array per feature of the table, in order, of its canonical Arrow type; null
-    /// where not found.
+    /// One array per feature of the view ([`ViewTable::served_features`]), in order, of
+    /// its canonical Arrow type; null where not found.
     pub features: Vec<ArrayRef>,
 }
 
 /// Reads the stored rows of several tables' entities with one [`OnlineStore::get`]: each
 /// request is a table and its join-key columns (one array per join key, in order, all the
-/// same length, of the canonical types of [`crate::columnar`]).
+/// same length, of the canonical types of [`crate::columnar`]). An aggregated view's rows
+/// are its aggregates as of `now` (µs).
 pub async fn read_rows(
     store: &dyn OnlineStore,
     requests: &[(&ViewTable, &[ArrayRef])],
+    now: i64,
 ) -> Result<Vec<OnlineRows>, OnlineError> {
     let mut keys = Vec::new();
     let mut ends = Vec::with_capacity(requests.len());
@@ -238,7 +257,16 @@ pub async fn read_rows(
         .map(|((table, _), end)| {
             let range = start..end;
             start = end;
-            decode_rows(table, &keys[range.clone()], &values[range])
+            match Engine::of(table) {
+                Some(engine) => aggregates::decode_states(
+                    table,
+                    &engine,
+                    &keys[range.clone()],
+                    &values[range],
+                    now,
+                ),
+                None => decode_rows(table, &keys[range.clone()], &values[range]),
+            }
         })
         .collect()
 }

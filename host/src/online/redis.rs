@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{Client, ErrorKind, RedisError, RedisResult, Script, ServerErrorKind};
 
-use super::{OnlineError, OnlineStore, codec};
+use super::{CompareAndSet, OnlineError, OnlineStore, codec};
 
 /// Values per pipelined round trip of [`RedisStore::put`].
 const PIPELINE_ENTRIES: usize = 1000;
@@ -35,10 +35,24 @@ redis.call('SET', KEYS[1], ARGV[1])
 return 1
 ";
 
+/// Stores `ARGV[3]` at `KEYS[1]` if the stored value is still `ARGV[2]` (when `ARGV[1]` is
+/// `1`) or absent (otherwise); returns 1 when written. Strings compare by bytes.
+const COMPARE_AND_SET: &str = r"
+local current = redis.call('GET', KEYS[1])
+if ARGV[1] == '1' then
+  if current ~= ARGV[2] then return 0 end
+elseif current then
+  return 0
+end
+redis.call('SET', KEYS[1], ARGV[3])
+return 1
+";
+
 /// The online store on a Redis server.
 pub struct RedisStore {
     connection: ConnectionManager,
-    script: Script,
+    newer_wins: Script,
+    compare_and_set: Script,
     /// `{namespace}:`, before every key.
     namespace: Vec<u8>,
     /// `host:port`, for errors: never the URL, which may hold a password.
@@ -60,10 +74,13 @@ impl RedisStore {
             .set_connection_timeout(Some(timeout))
             .set_response_timeout(Some(timeout))
             .set_number_of_retries(0);
-        let script = Script::new(NEWER_WINS);
+        let newer_wins = Script::new(NEWER_WINS);
+        let compare_and_set = Script::new(COMPARE_AND_SET);
         let connecting = async {
             let mut connection = ConnectionManager::new_with_config(client, config).await?;
-            script.prepare_invoke().load_async(&mut connection).await?;
+            for script in [&newer_wins, &compare_and_set] {
+                script.prepare_invoke().load_async(&mut connection).await?;
+            }
             Ok::<_, RedisError>(connection)
         };
         let connection = bounded(timeout, connecting)
@@ -71,7 +88,8 @@ impl RedisStore {
             .map_err(|Retry(error)| failed(&address, error, timeout))?;
         Ok(Self {
             connection,
-            script,
+            newer_wins,
+            compare_and_set,
             namespace: codec::namespace_prefix(namespace),
             address,
             timeout,
@@ -108,42 +126,52 @@ impl RedisStore {
         }
     }
 
-    /// Writes one pipeline's worth of entries. A server that lost its script cache (restart,
-    /// `SCRIPT FLUSH`, failover) answers `NOSCRIPT`: those entries are sent again after
-    /// `SCRIPT LOAD`, in the same round trip.
-    async fn put_pipeline(&self, entries: &[(Vec<u8>, Vec<u8>)]) -> Result<u64, OnlineError> {
-        let mut pending: Vec<&(Vec<u8>, Vec<u8>)> = entries.iter().collect();
-        let mut written = 0;
+    /// Runs `script` once per call (a key and its arguments), pipelined, and returns each
+    /// call's integer answer. A server that lost its script cache (restart, `SCRIPT FLUSH`,
+    /// failover) answers `NOSCRIPT`: those calls are sent again after `SCRIPT LOAD`, in the
+    /// same round trip.
+    async fn run_script(
+        &self,
+        script: &Script,
+        calls: &[(&[u8], Vec<&[u8]>)],
+    ) -> Result<Vec<u64>, OnlineError> {
+        let mut answers = vec![0; calls.len()];
+        let mut pending: Vec<usize> = (0..calls.len()).collect();
         for attempt in 0..2 {
             let mut pipe = redis::pipe();
             pipe.ignore_errors();
             if attempt > 0 {
-                pipe.load_script(&self.script).ignore();
+                pipe.load_script(script).ignore();
             }
-            for (key, value) in &pending {
-                pipe.invoke_script(self.script.key(self.full_key(key)).arg(value.as_slice()));
+            for &index in &pending {
+                let (key, args) = &calls[index];
+                let mut invocation = script.key(self.full_key(key));
+                for arg in args {
+                    invocation.arg(*arg);
+                }
+                pipe.invoke_script(&invocation);
             }
             let pipe = &pipe;
             let results: Vec<RedisResult<u64>> = self
                 .bounded(|mut connection| async move { pipe.query_async(&mut connection).await })
                 .await?;
             let mut again = Vec::new();
-            for (entry, result) in pending.iter().zip(results) {
+            for (&index, result) in pending.iter().zip(results) {
                 match result {
-                    Ok(count) => written += count,
+                    Ok(answer) => answers[index] = answer,
                     Err(error) if error.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
-                        again.push(*entry);
+                        again.push(index);
                     }
                     Err(error) => return Err(failed(&self.address, error, self.timeout)),
                 }
             }
             if again.is_empty() {
-                return Ok(written);
+                return Ok(answers);
             }
             pending = again;
         }
         Err(OnlineError::Unavailable(format!(
-            "{}: the server does not keep the newer-wins script (NOSCRIPT after SCRIPT LOAD)",
+            "{}: the server does not keep Lockstep's scripts (NOSCRIPT after SCRIPT LOAD)",
             self.address
         )))
     }
@@ -208,9 +236,36 @@ impl OnlineStore for RedisStore {
     async fn put(&self, entries: &[(Vec<u8>, Vec<u8>)]) -> Result<u64, OnlineError> {
         let mut written = 0;
         for chunk in entries.chunks(PIPELINE_ENTRIES) {
-            written += self.put_pipeline(chunk).await?;
+            let calls: Vec<(&[u8], Vec<&[u8]>)> = chunk
+                .iter()
+                .map(|(key, value)| (key.as_slice(), vec![value.as_slice()]))
+                .collect();
+            written += self
+                .run_script(&self.newer_wins, &calls)
+                .await?
+                .into_iter()
+                .sum::<u64>();
         }
         Ok(written)
+    }
+
+    async fn compare_and_set(&self, entries: &[CompareAndSet]) -> Result<Vec<bool>, OnlineError> {
+        let mut set = Vec::with_capacity(entries.len());
+        for chunk in entries.chunks(PIPELINE_ENTRIES) {
+            let calls: Vec<(&[u8], Vec<&[u8]>)> = chunk
+                .iter()
+                .map(|entry| {
+                    let args: Vec<&[u8]> = match &entry.expected {
+                        Some(expected) => vec![b"1", expected, &entry.value],
+                        None => vec![b"0", b"", &entry.value],
+                    };
+                    (entry.key.as_slice(), args)
+                })
+                .collect();
+            let answers = self.run_script(&self.compare_and_set, &calls).await?;
+            set.extend(answers.into_iter().map(|answer| answer == 1));
+        }
+        Ok(set)
     }
 
     async fn get(&self, keys: &[Vec<u8>]) -> Result<Vec<Option<Vec<u8>>>, OnlineError> {

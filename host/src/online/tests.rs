@@ -231,6 +231,9 @@ impl OnlineStore for Counting {
         self.gets.fetch_add(1, Ordering::Relaxed);
         self.inner.get(keys).await
     }
+    async fn compare_and_set(&self, entries: &[CompareAndSet]) -> Result<Vec<bool>, OnlineError> {
+        self.inner.compare_and_set(entries).await
+    }
     async fn clear(&self, prefix: &[u8]) -> Result<u64, OnlineError> {
         self.inner.clear(prefix).await
     }
@@ -326,6 +329,7 @@ async fn rows_round_trip_and_reads_take_one_round_trip() {
         let found = read_rows(
             &counting,
             &[(&users, &user_keys[..]), (&items, &item_keys[..])],
+            0,
         )
         .await
         .unwrap();
@@ -333,7 +337,7 @@ async fn rows_round_trip_and_reads_take_one_round_trip() {
         let user_picks: Vec<Option<u32>> = picks.iter().map(|p| p.2).collect();
         check_rows(&found[0], &users, &batch, &user_picks);
         check_rows(&found[1], &items, &item_rows, &[Some(3), None, Some(9)]);
-        let none = read_rows(&*store, &[]).await.unwrap();
+        let none = read_rows(&*store, &[], 0).await.unwrap();
         assert!(none.is_empty());
 
         // A value that does not decode is corrupt data, named by its key.
@@ -342,7 +346,7 @@ async fn rows_round_trip_and_reads_take_one_round_trip() {
             .put(&[(key, value(i64::MAX, 0, "garbage"))])
             .await
             .unwrap();
-        let error = read_rows(&*store, &[(&users, &user_keys[..])])
+        let error = read_rows(&*store, &[(&users, &user_keys[..])], 0)
             .await
             .unwrap_err();
         assert_eq!(error.code(), "online_store_corrupt", "{error}");
@@ -398,7 +402,7 @@ async fn bad_rows_are_input_errors() {
         "{error}"
     );
     let short: [ArrayRef; 1] = [Arc::new(Int64Array::from(vec![1]))];
-    let error = read_rows(&*store, &[(&users, &short[..])])
+    let error = read_rows(&*store, &[(&users, &short[..])], 0)
         .await
         .unwrap_err();
     assert!(
@@ -428,7 +432,7 @@ async fn clear_removes_exactly_a_prefix() {
         let ids: ArrayRef = Arc::new(Int64Array::from(vec![0, 1]));
         let countries: ArrayRef = Arc::new(StringArray::from(vec![COUNTRIES[0], COUNTRIES[1]]));
         let keys = [ids, countries];
-        let found = read_rows(&*store, &[(&users, &keys[..]), (&other, &keys[..])])
+        let found = read_rows(&*store, &[(&users, &keys[..]), (&other, &keys[..])], 0)
             .await
             .unwrap();
         assert_eq!(found[0].found, vec![false, false]);

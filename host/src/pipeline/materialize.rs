@@ -1,17 +1,21 @@
 //! Materialization: each online view's latest row per entity in a time window, streamed
 //! from the offline store into the online store in pipelined batches (newer-wins, so
 //! repeating one changes nothing), each run recorded so incremental runs continue where
-//! the last ended. Rehydrating a lost online store is a full materialization up to now.
+//! the last ended; an aggregated view's keys get their aggregation state rebuilt from
+//! their stored events. Rehydrating a lost online store is a full materialization up to
+//! now.
 
 use std::time::Instant;
 
+use arrow::array::RecordBatch;
 use serde::{Deserialize, Serialize};
 
 use super::Lockstep;
 use super::features::FeatureError;
+use crate::aggregate::{Engine, Replay, State, Visitor};
 use crate::model::ViewTable;
-use crate::offline::Materialization;
-use crate::online;
+use crate::offline::{Materialization, Selection};
+use crate::online::{self, OnlineError};
 
 /// Rows per batch read from the offline store and written to the online store.
 const BATCH_ROWS: usize = 10_000;
@@ -180,15 +184,28 @@ impl Lockstep {
         let (mut rows, mut written) = (0, 0);
         if from < to {
             self.offline.ensure_table(table).await?;
-            let mut batches = self.offline.latest(table, from, to, BATCH_ROWS);
-            while let Some(batch) = batches.recv().await {
-                let batch = batch?;
-                written += online::write_rows(&*self.online, table, &batch).await?;
-                rows += batch.num_rows() as u64;
+            let report = |rows| {
                 events(MaterializeEvent::Rows {
                     view: table.view.clone(),
                     rows,
-                });
+                })
+            };
+            match Engine::of(table) {
+                None => {
+                    let selection = Selection::LatestPerKey { from, to };
+                    let mut batches = self.offline.stream(table, selection, BATCH_ROWS);
+                    while let Some(batch) = batches.recv().await {
+                        let batch = batch?;
+                        written += online::write_rows(&*self.online, table, &batch).await?;
+                        rows += batch.num_rows() as u64;
+                        report(rows);
+                    }
+                }
+                Some(engine) => {
+                    (rows, written) = self
+                        .materialize_states(table, &engine, from, to, &report)
+                        .await?;
+                }
             }
         }
         self.offline
@@ -212,5 +229,71 @@ impl Lockstep {
         };
         events(MaterializeEvent::Finished(view.clone()));
         Ok(view)
+    }
+
+    /// Rebuilds the online states of an aggregated view's keys whose newest event before
+    /// `to` is at or after `from`, replaying every stored event before `to` in key and time
+    /// order: the same replay the training set's join does. Returns the events read and the
+    /// states written.
+    async fn materialize_states(
+        &self,
+        table: &ViewTable,
+        engine: &Engine,
+        from: i64,
+        to: i64,
+        report: &(dyn Fn(u64) + Send + Sync),
+    ) -> Result<(u64, u64), FeatureError> {
+        /// Collects finished keys' states for writing.
+        struct Finished<'a> {
+            table: &'a ViewTable,
+            from: i64,
+            states: Vec<(Vec<u8>, State)>,
+            error: Option<OnlineError>,
+        }
+        impl Visitor for Finished<'_> {
+            fn start(&mut self, _key: &[u8]) -> bool {
+                true
+            }
+            fn before(&mut self, _state: &State, _event_ts: i64) {}
+            fn finish(&mut self, _key: Vec<u8>, state: State, rows: &RecordBatch, row: usize) {
+                if state.newest().is_none_or(|(newest, _)| newest < self.from) {
+                    return;
+                }
+                match online::key_of(self.table, rows, row) {
+                    Ok(key) => self.states.push((key, state)),
+                    Err(error) => {
+                        self.error.get_or_insert(error);
+                    }
+                }
+            }
+        }
+        let mut finished = Finished {
+            table,
+            from,
+            states: Vec::new(),
+            error: None,
+        };
+        let mut replay = Replay::new(engine, table);
+        let (mut rows, mut written) = (0, 0);
+        let mut batches = self
+            .offline
+            .stream(table, Selection::EventsBefore { to }, BATCH_ROWS);
+        while let Some(batch) = batches.recv().await {
+            let batch = batch?;
+            replay.feed(&batch, &mut finished);
+            rows += batch.num_rows() as u64;
+            if let Some(error) = finished.error.take() {
+                return Err(error.into());
+            }
+            let states = std::mem::take(&mut finished.states);
+            written += online::write_states(&*self.online, table, engine, &states).await?;
+            report(rows);
+        }
+        replay.end(&mut finished);
+        if let Some(error) = finished.error.take() {
+            return Err(error.into());
+        }
+        written += online::write_states(&*self.online, table, engine, &finished.states).await?;
+        Ok((rows, written))
     }
 }

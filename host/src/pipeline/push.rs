@@ -1,17 +1,22 @@
 //! Push: fresh source rows sent over HTTP (or from the CLI) → every view of that source
 //! computes its rows with its pinned transform (the backfill's [`ViewRows`]) → the online
-//! store (newer-wins) and the offline store (upsert), in one call. Also
-//! `write-to-online-store`: already-computed feature rows of a view without a transform.
+//! store (newer-wins; an aggregated view inserts the events into its keys' aggregation
+//! states, refusing those later than its allowed lateness) and the offline store (upsert),
+//! in one call. Also `write-to-online-store`: already-computed feature rows of a view
+//! without a transform or aggregations.
 
-use arrow::array::{ArrayRef, RecordBatch};
+use arrow::array::{ArrayRef, BooleanArray, RecordBatch, TimestampMicrosecondArray};
+use arrow::compute::filter_record_batch;
 use serde::{Deserialize, Serialize};
 
 use super::Lockstep;
 use super::features::FeatureError;
 use super::view_rows::ViewRows;
+use crate::aggregate::Engine;
 use crate::columnar::{arrow_schema, from_json};
-use crate::model::FieldSpec;
 use crate::model::definitions::{Source, SourceKind};
+use crate::model::{FieldSpec, ViewTable, format_timestamp};
+use crate::offline::prepare_rows;
 use crate::online;
 
 /// Which stores a push writes, as Feast names them.
@@ -44,9 +49,18 @@ pub struct PushedView {
     /// Rows the view computed (rows its transform rejected are not among them).
     pub rows: u64,
     pub rejected: u64,
-    /// Rows that changed the online store (an older or equal row never overwrites).
+    /// Rows that changed the online store (an older or equal row never overwrites; for an
+    /// aggregated view, events inserted into its states).
     pub written_online: u64,
     pub written_offline: bool,
+    /// Events an aggregated view refused as later than its allowed lateness: written to
+    /// neither store, counted in `lockstep_late_events_total`.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub too_late: u64,
+}
+
+fn is_zero(count: &u64) -> bool {
+    *count == 0
 }
 
 impl Lockstep {
@@ -137,6 +151,12 @@ impl Lockstep {
                 pin.reference
             )));
         }
+        if view.aggregation.is_some() {
+            return Err(FeatureError::Invalid(format!(
+                "feature view `{view_name}` aggregates its events: push its source rows \
+                 (POST /push) so its aggregation states take them"
+            )));
+        }
         if !view.online {
             return Err(FeatureError::Invalid(format!(
                 "feature view `{view_name}` has `online = false`"
@@ -166,21 +186,46 @@ impl Lockstep {
                     view: name.to_owned(),
                     message: error.to_string(),
                 })?;
-        let newest = rows
-            .column(maker.table.join_keys.len())
-            .as_any()
-            .downcast_ref::<arrow::array::TimestampMicrosecondArray>()
-            .and_then(arrow::compute::max);
-        self.metrics.pushed(name, rows.num_rows() as u64, newest);
-        let written_online = if online {
-            online::write_rows(&*self.online, &maker.table, &rows).await?
-        } else {
-            0
+        let table = &maker.table;
+        let (rows, written_online, too_late) = match (Engine::of(table), online) {
+            (Some(engine), true) => {
+                // One event per key and time, in key and time order, as the offline store
+                // keeps them; the events refused as too late go to neither store.
+                let rows = prepare_rows(table, std::slice::from_ref(&rows))?;
+                let inserted = online::insert_events(&*self.online, table, &engine, &rows).await?;
+                let too_late = inserted.too_late.len() as u64;
+                let rows = if too_late == 0 {
+                    rows
+                } else {
+                    self.metrics.late_events(name, too_late);
+                    let first = inserted.too_late[0];
+                    tracing::warn!(
+                        view = name,
+                        too_late,
+                        first_event_ts = %format_timestamp(event_times(table, &rows).value(first)),
+                        "events later than the allowed lateness were refused"
+                    );
+                    let mut keep = vec![true; rows.num_rows()];
+                    for row in &inserted.too_late {
+                        keep[*row] = false;
+                    }
+                    filter_record_batch(&rows, &BooleanArray::from(keep))
+                        .expect("mask of the batch's length")
+                };
+                (rows, inserted.inserted, too_late)
+            }
+            (None, true) => {
+                let written = online::write_rows(&*self.online, table, &rows).await?;
+                (rows, written, 0)
+            }
+            (_, false) => (rows, 0, 0),
         };
+        let newest = arrow::compute::max(event_times(table, &rows));
+        self.metrics.pushed(name, rows.num_rows() as u64, newest);
         if offline {
-            self.ensure_offline_table(&maker.table).await?;
+            self.ensure_offline_table(table).await?;
             self.offline
-                .write_rows(&maker.table, std::slice::from_ref(&rows))
+                .write_rows(table, std::slice::from_ref(&rows))
                 .await?;
         }
         Ok(PushedView {
@@ -189,14 +234,12 @@ impl Lockstep {
             rejected,
             written_online,
             written_offline: offline,
+            too_late,
         })
     }
 
     /// Creates a view's offline table once per process.
-    async fn ensure_offline_table(
-        &self,
-        table: &crate::model::ViewTable,
-    ) -> Result<(), FeatureError> {
+    async fn ensure_offline_table(&self, table: &ViewTable) -> Result<(), FeatureError> {
         if self
             .ensured
             .lock()
@@ -212,6 +255,14 @@ impl Lockstep {
             .insert(table.name.clone());
         Ok(())
     }
+}
+
+/// The event times of stored rows.
+fn event_times<'a>(table: &ViewTable, rows: &'a RecordBatch) -> &'a TimestampMicrosecondArray {
+    rows.column(table.join_keys.len())
+        .as_any()
+        .downcast_ref::<TimestampMicrosecondArray>()
+        .expect("stored rows' event times are timestamps")
 }
 
 /// The columns every maker reads, typed by the source's schema, as one batch. A column

@@ -15,7 +15,7 @@ use super::features::{FeatureError, FeatureRequest, Selection, Store, plan};
 use super::on_demand::evaluate;
 use crate::columnar::from_json;
 use crate::model::definitions::{Provider, Resolved};
-use crate::model::{FieldSpec, ViewTable};
+use crate::model::{FieldSpec, ViewTable, within_ttl};
 use crate::online;
 
 /// A `POST /get-online-features` body, as Feast clients send it.
@@ -251,7 +251,7 @@ impl Lockstep {
             .zip(&key_columns)
             .map(|((view, _), columns)| (&served.tables[view], columns.as_slice()))
             .collect();
-        let stored = online::read_rows(&*self.online, &reads).await?;
+        let stored = online::read_rows(&*self.online, &reads, now).await?;
 
         let mut values: BTreeMap<(&str, &str), OnlineColumn> = BTreeMap::new();
         for ((view, features), stored) in plan.views.iter().zip(stored) {
@@ -260,18 +260,12 @@ impl Lockstep {
             let fresh: Vec<bool> = stored
                 .event_ts
                 .iter()
-                .map(|event| match (event, table.ttl_seconds) {
-                    (None, _) => false,
-                    (Some(_), None) => true,
-                    (Some(event), Some(ttl)) => {
-                        *event >= now.saturating_sub((ttl as i64).saturating_mul(1_000_000))
-                    }
-                })
+                .map(|event| event.is_some_and(|event| within_ttl(event, now, table.ttl_seconds)))
                 .collect();
+            let served_features = table.served_features();
             let stale = BooleanArray::from(fresh.iter().map(|fresh| !fresh).collect::<Vec<_>>());
             for feature in features {
-                let index = table
-                    .features
+                let index = served_features
                     .iter()
                     .position(|f| &f.name == feature)
                     .expect("planned features exist");

@@ -8,17 +8,18 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
-use arrow::array::{ArrayRef, RecordBatch};
+use arrow::array::{Array, ArrayRef, RecordBatch, TimestampMicrosecondArray};
 use arrow::datatypes::{Field, Schema};
 use serde::{Deserialize, Serialize};
 
 use super::Lockstep;
 use super::features::{FeatureError, FeatureRequest, Store, plan};
 use super::on_demand::evaluate;
+use crate::aggregate::{Engine, PointInTime, Replay, key_bytes};
 use crate::columnar::arrow_type;
 use crate::model::definitions::Provider;
-use crate::model::{FieldSpec, ValueType};
-use crate::offline::{EVENT_TS, PitView};
+use crate::model::{FieldSpec, ValueType, ViewTable};
+use crate::offline::{EVENT_TS, OfflineError, PitView, Selection};
 use crate::runtime::RunError;
 
 /// The column of entity rows that holds each row's time, unless told otherwise.
@@ -137,8 +138,12 @@ impl Lockstep {
         let store_entities =
             RecordBatch::try_new(crate::columnar::arrow_schema(&store_fields), store_arrays)
                 .map_err(|e| FeatureError::Entities(e.to_string()))?;
-        let pit: Vec<PitView> = plan
+        // Plain views join in the offline store; aggregated ones replay their events.
+        let (aggregated, plain): (Vec<_>, Vec<_>) = plan
             .views
+            .iter()
+            .partition(|(view, _)| served.tables[view].aggregation.is_some());
+        let pit: Vec<PitView> = plain
             .iter()
             .map(|(view, features)| PitView {
                 table: served.tables[view].clone(),
@@ -147,9 +152,21 @@ impl Lockstep {
             .collect();
         let joined = self.offline.point_in_time(&store_entities, &pit).await?;
         let mut values: BTreeMap<(String, String), ArrayRef> = BTreeMap::new();
-        for ((view, features), batch) in plan.views.iter().zip(&joined) {
+        for ((view, features), batch) in plain.iter().zip(&joined) {
             for (feature, column) in features.iter().zip(batch.columns()) {
                 values.insert((view.clone(), feature.clone()), column.clone());
+            }
+        }
+        for (view, features) in aggregated {
+            let table = &served.tables[view];
+            let columns = self.join_aggregates(table, &store_entities).await?;
+            let outputs = table.served_features();
+            for feature in features {
+                let index = outputs
+                    .iter()
+                    .position(|output| output.name == *feature)
+                    .expect("planned features exist");
+                values.insert((view.clone(), feature.clone()), columns[index].clone());
             }
         }
 
@@ -229,6 +246,60 @@ impl Lockstep {
             features: selection.requested,
             seconds: started.elapsed().as_secs_f64(),
         })
+    }
+}
+
+impl Lockstep {
+    /// The aggregates of `table` (an aggregated view's) for each entity row (its join keys
+    /// and [`EVENT_TS`]) as of its time: the view's stored events before the latest entity
+    /// time, streamed in key and time order and replayed on a blocking thread, one key's
+    /// state at a time. One column per aggregate, in order.
+    async fn join_aggregates(
+        &self,
+        table: &ViewTable,
+        entities: &RecordBatch,
+    ) -> Result<Vec<ArrayRef>, FeatureError> {
+        let engine = Engine::of(table).expect("an aggregated view's table");
+        let column = |name: &str| {
+            entities
+                .column_by_name(name)
+                .expect("the store's entity rows carry keys and time")
+                .clone()
+        };
+        let key_columns: Vec<ArrayRef> = table.join_keys.iter().map(|k| column(&k.name)).collect();
+        let key_columns: Vec<&dyn Array> = key_columns.iter().map(AsRef::as_ref).collect();
+        let types: Vec<ValueType> = table.join_keys.iter().map(|k| k.value_type).collect();
+        let keys: Vec<Vec<u8>> = (0..entities.num_rows())
+            .map(|row| key_bytes(&key_columns, &types, row))
+            .collect();
+        let times: Vec<i64> = column(EVENT_TS)
+            .as_any()
+            .downcast_ref::<TimestampMicrosecondArray>()
+            .expect("entity times are timestamps")
+            .values()
+            .to_vec();
+        let Some(to) = times.iter().max().map(|latest| latest.saturating_add(1)) else {
+            return Ok(PointInTime::new(&engine, table.ttl_seconds, keys, &times).finish());
+        };
+        self.offline.ensure_table(table).await?;
+        let mut batches = self.offline.stream(
+            table,
+            Selection::EventsBefore { to },
+            self.backfill.batch_rows,
+        );
+        let table = table.clone();
+        let replayed = tokio::task::spawn_blocking(move || {
+            let mut join = PointInTime::new(&engine, table.ttl_seconds, keys, &times);
+            let mut replay = Replay::new(&engine, &table);
+            while let Some(batch) = batches.blocking_recv() {
+                replay.feed(&batch?, &mut join);
+            }
+            replay.end(&mut join);
+            Ok::<_, OfflineError>(join.finish())
+        })
+        .await
+        .map_err(|e| FeatureError::Invalid(format!("the aggregation join failed: {e}")))?;
+        Ok(replayed?)
     }
 }
 

@@ -87,8 +87,20 @@ impl ViewRows {
         names.push(timestamp_field.clone());
         names.extend(created_field.clone());
         match &transform {
-            Some((_, inputs, _)) => names.extend(inputs.iter().map(|input| input.name.clone())),
-            None => names.extend(view.features.iter().map(|feature| feature.name.clone())),
+            Some((_, inputs, outputs)) => {
+                names.extend(inputs.iter().map(|input| input.name.clone()));
+                // An aggregated view may aggregate source columns next to the outputs.
+                if view.aggregation.is_some() {
+                    names.extend(
+                        table
+                            .features
+                            .iter()
+                            .filter(|column| outputs.iter().all(|o| o.name != column.name))
+                            .map(|column| column.name.clone()),
+                    );
+                }
+            }
+            None => names.extend(table.features.iter().map(|column| column.name.clone())),
         }
         let mut columns: Vec<FieldSpec> = Vec::new();
         for name in names {
@@ -167,11 +179,11 @@ impl ViewRows {
         arrays.push(event);
         arrays.push(created);
         for feature in &self.table.features {
-            let array = match outputs {
-                Some(outputs) => outputs.column_by_name(&feature.name).cloned(),
-                None => batch.column_by_name(&feature.name).cloned(),
-            }
-            .ok_or_else(|| format!("feature `{}` is missing", feature.name))?;
+            let array = outputs
+                .and_then(|outputs| outputs.column_by_name(&feature.name))
+                .or_else(|| batch.column_by_name(&feature.name))
+                .cloned()
+                .ok_or_else(|| format!("feature `{}` is missing", feature.name))?;
             arrays.push(array);
         }
         let digest = self

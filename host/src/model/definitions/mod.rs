@@ -46,6 +46,23 @@
 //! online = true                      # default true
 //! offline = true                     # default true
 //!
+//! [sources.transactions]
+//! kind = "push"                      # rows arrive over HTTP (POST /push)
+//! timestamp_field = "event_timestamp"
+//! schema = { user_id = "int64", amount = "float64", country = "utf8", event_timestamp = "timestamp" }
+//!
+//! [feature_views.user_transaction_aggregates]
+//! entities = ["user"]
+//! source = "transactions"            # a `transform` is allowed: aggregations read its outputs or source columns
+//! ttl = "30d"
+//! granularity = "1m"                 # tile size of the windows, default 1m
+//! allowed_lateness = "10m"           # default 5m
+//! aggregations = [                   # the view's features; `features` must be left out
+//!   { name = "txn_count_1h", function = "count", window = "1h" },   # no column: counts events
+//!   { name = "avg_amount_24h", function = "mean", column = "amount", window = "24h" },
+//!   { name = "countries_ever", function = "count_distinct", column = "country", window = "lifetime" },
+//! ]                                  # count | sum | mean | min | max | last | count_distinct
+//!
 //! [feature_views.user_ratings]
 //! entities = ["user"]
 //! source = "ratings_db"              # no transform: features are source columns
@@ -321,8 +338,31 @@ pub struct FeatureView {
     pub online: bool,
     #[serde(default = "yes")]
     pub offline: bool,
+    /// Time-window aggregations over the (transformed) events; when given, they are the
+    /// view's features.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub aggregations: Vec<AggregationDef>,
+    /// The tile size of the aggregations' windows, `1m` when not given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub granularity: Option<String>,
+    /// How much older than its key's newest event a pushed event may be; `5m` when not given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowed_lateness: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+}
+
+/// One aggregate feature as written: `{ name = "txn_count_1h", function = "count",
+/// window = "1h" }`, with a `column` for every function but a plain count of events.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AggregationDef {
+    pub name: String,
+    pub function: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub column: Option<String>,
+    /// A duration (`1h`, `7d`) or `lifetime`.
+    pub window: String,
 }
 
 /// Features computed at request time from request fields and other views' features.

@@ -10,6 +10,7 @@ use super::{
     Catalog, DefinitionError, Definitions, Entity, FeatureService, FeatureView, OnDemandView,
     Source, SourceKind, is_identifier,
 };
+use crate::model::aggregation::{Aggregate, AggregateFunction, AggregationSpec};
 use crate::model::{Digest, FieldSpec, TransformVersion, ValueType};
 
 /// The transform version a view runs, pinned by digest when the definitions were applied.
@@ -63,6 +64,9 @@ pub struct ResolvedFeatureView {
     pub ttl_seconds: Option<u64>,
     pub online: bool,
     pub offline: bool,
+    /// Time-window aggregations; their outputs are then the view's `features`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aggregation: Option<AggregationSpec>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
 }
@@ -665,7 +669,24 @@ fn resolve_feature_view(
         }
     }
 
-    let available = match (&view.transform, transform, source) {
+    // Source columns that are neither join keys nor timestamps: features of a view without a
+    // transform, and columns aggregations may read.
+    let source_columns = source.map(|source| {
+        let not_features: Vec<&str> = view
+            .entities
+            .iter()
+            .filter_map(|entity| definitions.entities.get(entity))
+            .map(|entity| entity.join_key.as_str())
+            .chain(source.timestamp_field.as_deref())
+            .chain(source.created_timestamp_field.as_deref())
+            .collect();
+        source
+            .columns()
+            .into_iter()
+            .filter(|column| !not_features.contains(&column.name.as_str()))
+            .collect::<Vec<FieldSpec>>()
+    });
+    let available = match (&view.transform, transform, &source_columns) {
         (Some(_), Some((_, version)), _) => Some((
             version.outputs.clone(),
             format!(
@@ -673,21 +694,8 @@ fn resolve_feature_view(
                 version.name, version.version
             ),
         )),
-        (None, _, Some(source)) => {
-            let not_features: Vec<&str> = view
-                .entities
-                .iter()
-                .filter_map(|entity| definitions.entities.get(entity))
-                .map(|entity| entity.join_key.as_str())
-                .chain(source.timestamp_field.as_deref())
-                .chain(source.created_timestamp_field.as_deref())
-                .collect();
-            let columns: Vec<FieldSpec> = source
-                .columns()
-                .into_iter()
-                .filter(|column| !not_features.contains(&column.name.as_str()))
-                .collect();
-            if columns.is_empty() {
+        (None, _, Some(columns)) => {
+            if columns.is_empty() && view.aggregations.is_empty() {
                 errors.push(
                     path.clone(),
                     format!(
@@ -697,15 +705,49 @@ fn resolve_feature_view(
                 );
             }
             Some((
-                columns,
+                columns.clone(),
                 format!("a feature column of source `{}`", view.source),
             ))
         }
         _ => None,
     };
-    let features = available.and_then(|(available, what)| {
-        select_features(&path, view.features.as_deref(), &available, &what, errors)
-    });
+    let mut aggregation = None;
+    let features = if view.aggregations.is_empty() {
+        for (key, given) in [
+            ("granularity", &view.granularity),
+            ("allowed_lateness", &view.allowed_lateness),
+        ] {
+            if given.is_some() {
+                errors.push(
+                    format!("{path}.{key}"),
+                    "only a view with `aggregations` has a granularity or an allowed lateness",
+                );
+            }
+        }
+        available.and_then(|(available, what)| {
+            select_features(&path, view.features.as_deref(), &available, &what, errors)
+        })
+    } else {
+        if view.features.is_some() {
+            errors.push(
+                format!("{path}.features"),
+                "the aggregations are the features of a view that has them; leave `features` out",
+            );
+        }
+        // Aggregated columns: the transform's outputs, then the source's other columns.
+        let mut columns = available
+            .map(|(available, _)| available)
+            .unwrap_or_default();
+        if view.transform.is_some() {
+            for column in source_columns.iter().flatten() {
+                if columns.iter().all(|seen| seen.name != column.name) {
+                    columns.push(column.clone());
+                }
+            }
+        }
+        aggregation = resolve_aggregations(&path, view, &columns, errors);
+        aggregation.as_ref().map(AggregationSpec::outputs)
+    };
     for feature in features.iter().flatten() {
         if join_keys.iter().any(|key| key.name == feature.name) {
             errors.push(
@@ -734,7 +776,128 @@ fn resolve_feature_view(
         ttl_seconds,
         online: view.online,
         offline: view.offline,
+        aggregation,
         description: view.description.clone(),
+    })
+}
+
+/// The aggregations of `view`, reading `columns`; `None` (with errors) when any is wrong.
+fn resolve_aggregations(
+    path: &str,
+    view: &FeatureView,
+    columns: &[FieldSpec],
+    errors: &mut Errors,
+) -> Option<AggregationSpec> {
+    let before = errors.len();
+    let duration = |key: &str, given: Option<&str>, default: u64, errors: &mut Errors| match given {
+        None => Some(default),
+        Some(text) => parse_ttl(text)
+            .map_err(|message| errors.push(format!("{path}.{key}"), message))
+            .ok(),
+    };
+    let granularity = duration("granularity", view.granularity.as_deref(), 60, errors);
+    let lateness = match view.allowed_lateness.as_deref() {
+        Some("0s" | "0m" | "0") => Some(0),
+        given => duration("allowed_lateness", given, 300, errors),
+    };
+    let mut aggregates: Vec<Aggregate> = Vec::new();
+    for (index, written) in view.aggregations.iter().enumerate() {
+        let at = format!("{path}.aggregations[{index}]");
+        if !is_identifier(&written.name) {
+            errors.push(
+                format!("{at}.name"),
+                format!("`{}` is not a name ([A-Za-z_][A-Za-z0-9_]*)", written.name),
+            );
+        } else if aggregates.iter().any(|seen| seen.name == written.name) {
+            errors.push(
+                format!("{at}.name"),
+                format!("aggregation `{}` is declared twice", written.name),
+            );
+        }
+        let function = written
+            .function
+            .parse::<AggregateFunction>()
+            .map_err(|message| errors.push(format!("{at}.function"), message))
+            .ok();
+        let window_seconds = if written.window == "lifetime" {
+            Some(None)
+        } else {
+            match parse_ttl(&written.window) {
+                Ok(seconds) => match granularity {
+                    Some(granularity) if seconds % granularity != 0 => {
+                        errors.push(
+                            format!("{at}.window"),
+                            format!(
+                                "window `{}` is not a whole number of granularities ({})",
+                                written.window,
+                                format_ttl(granularity)
+                            ),
+                        );
+                        None
+                    }
+                    _ => Some(Some(seconds)),
+                },
+                Err(message) => {
+                    errors.push(format!("{at}.window"), format!("{message}, or `lifetime`"));
+                    None
+                }
+            }
+        };
+        let column = match &written.column {
+            None if function == Some(AggregateFunction::Count) => Some(None),
+            None => {
+                errors.push(
+                    format!("{at}.column"),
+                    format!(
+                        "`{}` needs a column: one of {}",
+                        written.function,
+                        names(columns)
+                    ),
+                );
+                None
+            }
+            Some(name) => match columns.iter().find(|column| column.name == *name) {
+                None => {
+                    errors.push(
+                        format!("{at}.column"),
+                        format!(
+                            "unknown column `{name}`: not an output of the transform or a column \
+                             of the source (columns: {})",
+                            names(columns)
+                        ),
+                    );
+                    None
+                }
+                Some(column) => match function {
+                    Some(function) if !function.accepts(column.value_type) => {
+                        errors.push(
+                            format!("{at}.function"),
+                            format!("`{function}` does not take column `{column}`"),
+                        );
+                        None
+                    }
+                    _ => Some(Some(column.clone())),
+                },
+            },
+        };
+        if let (Some(function), Some(window_seconds), Some(column)) =
+            (function, window_seconds, column)
+        {
+            aggregates.push(Aggregate {
+                name: written.name.clone(),
+                function,
+                column,
+                window_seconds,
+            });
+        }
+    }
+    if errors.len() > before {
+        return None;
+    }
+    Some(AggregationSpec {
+        granularity_seconds: granularity?,
+        allowed_lateness_seconds: lateness?,
+        aggregates,
     })
 }
 
@@ -1069,7 +1232,7 @@ fn resolve_service(
 pub fn parse_ttl(text: &str) -> Result<u64, String> {
     let invalid = || {
         format!(
-            "invalid ttl `{text}`: expected a positive whole number followed by s, m, h, d or w, \
+            "invalid duration `{text}`: expected a positive whole number followed by s, m, h, d or w, \
              such as `90m` or `7d`"
         )
     };
@@ -1090,13 +1253,13 @@ pub fn parse_ttl(text: &str) -> Result<u64, String> {
     }
     let count: u64 = digits
         .parse()
-        .map_err(|_| format!("invalid ttl `{text}`: too long"))?;
+        .map_err(|_| format!("invalid duration `{text}`: too long"))?;
     if count == 0 {
-        return Err(format!("invalid ttl `{text}`: must be positive"));
+        return Err(format!("invalid duration `{text}`: must be positive"));
     }
     count
         .checked_mul(unit_seconds)
-        .ok_or_else(|| format!("invalid ttl `{text}`: too long"))
+        .ok_or_else(|| format!("invalid duration `{text}`: too long"))
 }
 
 /// A ttl in the largest of d, h, m, s that divides it: `7d`, `90m`.
@@ -1569,7 +1732,7 @@ mod tests {
         assert_eq!(
             errors(&definitions),
             [
-                "feature_views.user_profile_features.ttl: invalid ttl `7 days`: expected a \
+                "feature_views.user_profile_features.ttl: invalid duration `7 days`: expected a \
                  positive whole number followed by s, m, h, d or w, such as `90m` or `7d`",
                 "feature_views.user_profile_features: `online` and `offline` are both false: the \
                  view would never be computed",
@@ -1598,7 +1761,7 @@ mod tests {
         }
         assert_eq!(
             parse_ttl("0s").unwrap_err(),
-            "invalid ttl `0s`: must be positive"
+            "invalid duration `0s`: must be positive"
         );
         assert!(
             parse_ttl("99999999999999999999w")
@@ -1774,7 +1937,7 @@ mod tests {
             errors,
             [
                 format!(
-                    "line {}: feature_views.movie_metadata_features.ttl: invalid ttl `30 days`: \
+                    "line {}: feature_views.movie_metadata_features.ttl: invalid duration `30 days`: \
                      expected a positive whole number followed by s, m, h, d or w, such as `90m` \
                      or `7d`",
                     line("30 days")
