@@ -1,8 +1,10 @@
 //! Lockstep's integration tests, one binary so the workspace links it once.
 
+mod aggregations;
 mod backfill;
 mod hostile;
 mod online;
+mod parity;
 mod point_in_time;
 mod registry_api;
 mod row_wise;

@@ -8,9 +8,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::parity::{assert_parity, first_difference};
 use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, TimestampMicrosecondArray};
-use arrow::datatypes::{DataType, Float64Type};
-use lockstep::columnar::to_json;
 use lockstep::datagen::movies::{MovieDataSpec, write_entity_rows, write_movie_data};
 use lockstep::model::format_timestamp;
 use lockstep::pipeline::{
@@ -126,101 +125,6 @@ impl Fixture {
     }
 }
 
-/// The entity rows as a Feast request's `entities`: every column but the time.
-fn entities_json(rows: &RecordBatch) -> serde_json::Map<String, Value> {
-    rows.schema()
-        .fields()
-        .iter()
-        .zip(rows.columns())
-        .filter(|(field, _)| field.name() != "event_timestamp")
-        .map(|(field, column)| {
-            let values = (0..column.len())
-                .map(|row| to_json(column.as_ref(), row))
-                .collect();
-            (field.name().clone(), Value::Array(values))
-        })
-        .collect()
-}
-
-/// The first row where two columns differ: validity, float bits, or value.
-fn first_difference(a: &dyn Array, b: &dyn Array) -> Option<usize> {
-    assert_eq!(a.len(), b.len());
-    assert_eq!(a.data_type(), b.data_type());
-    (0..a.len()).find(|&row| {
-        if a.is_valid(row) != b.is_valid(row) {
-            return true;
-        }
-        if a.is_null(row) {
-            return false;
-        }
-        match a.data_type() {
-            DataType::Float64 => {
-                a.as_primitive::<Float64Type>().value(row).to_bits()
-                    != b.as_primitive::<Float64Type>().value(row).to_bits()
-            }
-            _ => to_json(a, row) != to_json(b, row),
-        }
-    })
-}
-
-/// Asserts the online answer as of `at` equals the training set of `entities` (all at
-/// `at`) column by column, bit for bit, and that statuses agree with the values. Returns
-/// how many values were present, and how many were outside their view's ttl.
-async fn assert_parity(
-    fixture: &Fixture,
-    request: TrainingSetRequest,
-    entities: &RecordBatch,
-    at: i64,
-) -> (usize, usize) {
-    let set = fixture
-        .lockstep
-        .training_set(&request, entities)
-        .await
-        .unwrap();
-    let online = fixture
-        .lockstep
-        .get_online_features_at(
-            &OnlineRequest {
-                entities: entities_json(entities),
-                feature_service: request.feature_service.clone(),
-                features: request.features.clone(),
-                ..OnlineRequest::default()
-            },
-            at,
-        )
-        .await
-        .unwrap();
-    let features = &online.columns[online.join_keys..];
-    assert_eq!(features.len(), set.features.len());
-    let (mut present, mut outside) = (0, 0);
-    for (column, (_, feature)) in features.iter().zip(&set.features) {
-        assert_eq!(&column.name, feature);
-        let offline = set.batch.column_by_name(feature).unwrap();
-        if let Some(row) = first_difference(offline.as_ref(), column.values.as_ref()) {
-            panic!(
-                "`{feature}` differs at row {row}: offline {}, online {} ({:?})",
-                to_json(offline.as_ref(), row),
-                to_json(column.values.as_ref(), row),
-                column.statuses[row]
-            );
-        }
-        for (row, status) in column.statuses.iter().enumerate() {
-            assert_eq!(
-                *status == Status::Present,
-                column.values.is_valid(row),
-                "`{feature}` row {row}: {status:?}"
-            );
-        }
-        present += column.values.len() - column.values.null_count();
-        outside += column
-            .statuses
-            .iter()
-            .filter(|status| **status == Status::OutsideMaxAge)
-            .count();
-    }
-    (present, outside)
-}
-
 async fn parity(backend: TestBackend) {
     let fixture = Fixture::new(backend).await;
     let service = TrainingSetRequest {
@@ -238,9 +142,10 @@ async fn parity(backend: TestBackend) {
     // plain views.
     let entities = fixture.entities(300, fixture.t).await;
     assert!(entities.num_rows() >= 250);
-    let (present, _) = assert_parity(&fixture, service.clone(), &entities, fixture.t).await;
+    let (present, _) =
+        assert_parity(&fixture.lockstep, service.clone(), &entities, fixture.t).await;
     assert!(present > 1_000, "only {present} values present");
-    let (present, _) = assert_parity(&fixture, views.clone(), &entities, fixture.t).await;
+    let (present, _) = assert_parity(&fixture.lockstep, views.clone(), &entities, fixture.t).await;
     assert!(present > 100, "only {present} values present");
 
     // Incrementally materialized to the end of the data, then asked 20 hours later: values
@@ -262,7 +167,7 @@ async fn parity(backend: TestBackend) {
     let later = end + 20 * HOUR;
     let entities = fixture.entities(300, later).await;
     for request in [service, views] {
-        let (present, outside) = assert_parity(&fixture, request, &entities, later).await;
+        let (present, outside) = assert_parity(&fixture.lockstep, request, &entities, later).await;
         assert!(
             present > 100 && outside > 10,
             "{present} present, {outside} outside"
