@@ -310,6 +310,28 @@ fn cell(array: &dyn Array, row: usize) -> Cell<'_> {
     }
 }
 
+/// Whether value `row_a` of `a` and value `row_b` of `b` (arrays of canonical types) are
+/// the same bit for bit: both null, or equal values of one type, floats by their bits.
+pub fn same_value(a: &dyn Array, row_a: usize, b: &dyn Array, row_b: usize) -> bool {
+    match (cell(a, row_a), cell(b, row_b)) {
+        (Cell::Null, Cell::Null) => true,
+        (Cell::Int(x), Cell::Int(y)) | (Cell::Timestamp(x), Cell::Timestamp(y)) => x == y,
+        (Cell::Float(x), Cell::Float(y)) => x.to_bits() == y.to_bits(),
+        (Cell::Text(x), Cell::Text(y)) => x == y,
+        (Cell::Bool(x), Cell::Bool(y)) => x == y,
+        _ => false,
+    }
+}
+
+/// Value `row` as exact text: floats in Rust's shortest round-trip form (`-0.0`, `NaN`),
+/// text quoted, timestamps in RFC 3339, `null`.
+pub fn value_text(array: &dyn Array, row: usize) -> String {
+    match cell(array, row) {
+        Cell::Float(value) => format!("{value:?}"),
+        _ => to_json(array, row).to_string(),
+    }
+}
+
 /// A float as JSON: a number, or `"NaN"`, `"inf"`, `"-inf"`.
 fn float_json(value: f64) -> serde_json::Value {
     match serde_json::Number::from_f64(value) {
@@ -389,6 +411,21 @@ mod tests {
     use super::*;
     use crate::datagen::generate;
     use crate::runtime::{DataType as WitType, Field as WitField};
+
+    #[test]
+    fn values_compare_bit_for_bit_and_print_exactly() {
+        use arrow::array::{Float64Array, Int64Array};
+        let a = Float64Array::from(vec![Some(0.0), Some(f64::NAN), None, Some(0.1)]);
+        let b = Float64Array::from(vec![Some(-0.0), Some(f64::NAN), None, Some(0.1)]);
+        let same: Vec<bool> = (0..4).map(|row| same_value(&a, row, &b, row)).collect();
+        assert_eq!(same, [false, true, true, true]);
+        assert!(!same_value(&a, 2, &b, 3), "null differs from a value");
+        let ints = Int64Array::from(vec![0]);
+        assert!(!same_value(&a, 0, &ints, 0), "types must match");
+        assert_eq!(value_text(&b, 0), "-0.0");
+        assert_eq!(value_text(&b, 2), "null");
+        assert_eq!(value_text(&ints, 0), "0");
+    }
 
     #[test]
     fn transform_batches_round_trip_through_arrow() {

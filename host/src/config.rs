@@ -28,6 +28,7 @@ pub struct Config {
     pub backfill: BackfillConfig,
     pub sources: SourcesConfig,
     pub runtime: RuntimeConfig,
+    pub feature_logging: FeatureLoggingConfig,
 }
 
 /// The HTTP server.
@@ -275,6 +276,48 @@ impl BackfillConfig {
     }
 }
 
+/// How sampled online responses (feature services with `logging`) reach the offline store:
+/// the request path only offers a response to a bounded queue, and one background task
+/// writes what it holds in batches.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FeatureLoggingConfig {
+    /// Logged responses waiting to be written; when full, a response's log is dropped (and
+    /// counted) rather than slowing the request.
+    pub queue_capacity: usize,
+    /// Logged responses (rows of the `feature_log` table) written per offline-store write.
+    pub batch_rows: usize,
+    /// Longest a logged response waits for its batch to fill before it is written, in
+    /// milliseconds.
+    pub flush_ms: u64,
+}
+
+impl Default for FeatureLoggingConfig {
+    fn default() -> Self {
+        Self {
+            queue_capacity: 10_000,
+            batch_rows: 500,
+            flush_ms: 1_000,
+        }
+    }
+}
+
+impl FeatureLoggingConfig {
+    pub fn validate(&self) -> Result<(), String> {
+        if self.queue_capacity == 0 || self.batch_rows == 0 || self.flush_ms == 0 {
+            return Err(
+                "feature_logging.queue_capacity, batch_rows and flush_ms must be positive".into(),
+            );
+        }
+        Ok(())
+    }
+
+    /// How long a partial batch waits.
+    pub fn flush_interval(&self) -> Duration {
+        Duration::from_millis(self.flush_ms)
+    }
+}
+
 /// Where batch sources are read from.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -367,6 +410,10 @@ impl Config {
         config.server.validate().map_err(ConfigError::Invalid)?;
         config.backfill.validate().map_err(ConfigError::Invalid)?;
         config.online.validate().map_err(ConfigError::Invalid)?;
+        config
+            .feature_logging
+            .validate()
+            .map_err(ConfigError::Invalid)?;
         Ok(config)
     }
 }
@@ -523,5 +570,28 @@ mod tests {
         let error =
             Config::load_from(None, env(&[("LOCKSTEP__SERVER__LISTEN", "nowhere")])).unwrap_err();
         assert!(matches!(error, ConfigError::Invalid(_)), "{error}");
+    }
+
+    #[test]
+    fn feature_logging_is_layered_and_validated() {
+        let config = Config::load_from(
+            None,
+            env(&[("LOCKSTEP__FEATURE_LOGGING__QUEUE_CAPACITY", "7")]),
+        )
+        .unwrap();
+        assert_eq!(config.feature_logging.queue_capacity, 7);
+        assert_eq!(
+            config.feature_logging.batch_rows,
+            FeatureLoggingConfig::default().batch_rows
+        );
+        let error = Config::load_from(None, env(&[("LOCKSTEP__FEATURE_LOGGING__FLUSH_MS", "0")]))
+            .unwrap_err();
+        assert!(error.to_string().contains("feature_logging"), "{error}");
+        let error = Config::load_from(
+            None,
+            env(&[("LOCKSTEP__FEATURE_LOGGING__SAMPLE_RATE", "1")]),
+        )
+        .unwrap_err();
+        assert!(error.to_string().contains("sample_rate"), "{error}");
     }
 }

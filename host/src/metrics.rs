@@ -1,6 +1,6 @@
 //! Prometheus metrics of one host: HTTP requests by endpoint, online requests by feature
 //! service, online values by view and status, pushed rows, late events refused by
-//! aggregated views, and, computed when scraped,
+//! aggregated views, feature logs written and dropped, and, computed when scraped,
 //! each transform's calls, time and fuel (from the runtime) and each online view's
 //! freshness (from the recorded materializations and this process's pushes).
 
@@ -37,6 +37,8 @@ pub struct Metrics {
     online_values: IntCounterVec,
     pushed_rows: IntCounterVec,
     late_events: IntCounterVec,
+    feature_logs_written: IntCounterVec,
+    feature_logs_dropped: IntCounterVec,
     /// Newest event time (µs) pushed per view by this process.
     pushed_until: Mutex<HashMap<String, i64>>,
 }
@@ -106,6 +108,17 @@ impl Metrics {
                  event by more than the allowed lateness.",
                 &["view"],
             ),
+            feature_logs_written: counter(
+                "lockstep_feature_log_written_total",
+                "Logged online responses written to the offline store, by feature service.",
+                &["feature_service"],
+            ),
+            feature_logs_dropped: counter(
+                "lockstep_feature_log_dropped_total",
+                "Logged online responses dropped, by feature service and reason (queue_full: \
+                 the bounded queue was full; write_failed: the offline store refused the batch).",
+                &["feature_service", "reason"],
+            ),
             registry,
             pushed_until: Mutex::default(),
         }
@@ -159,6 +172,28 @@ impl Metrics {
     /// Events refused by aggregated `view` as too late.
     pub fn late_events(&self, view: &str, events: u64) {
         self.late_events.with_label_values(&[view]).inc_by(events);
+    }
+
+    /// `count` logged responses of `service` written to the offline store.
+    pub fn feature_logs_written(&self, service: &str, count: u64) {
+        self.feature_logs_written
+            .with_label_values(&[service])
+            .inc_by(count);
+    }
+
+    /// One logged response of `service` dropped, for `reason` (`queue_full`,
+    /// `write_failed`).
+    pub fn feature_log_dropped(&self, service: &str, reason: &str) {
+        self.feature_logs_dropped
+            .with_label_values(&[service, reason])
+            .inc();
+    }
+
+    /// Logged responses of `service` dropped so far for `reason`.
+    pub fn feature_logs_dropped(&self, service: &str, reason: &str) -> u64 {
+        self.feature_logs_dropped
+            .with_label_values(&[service, reason])
+            .get()
     }
 
     /// The newest event time pushed into `view` by this process.
@@ -256,6 +291,9 @@ mod tests {
         metrics.online_values("v", "NOT_FOUND", 0);
         metrics.pushed("v", 3, Some(5_000_000));
         metrics.pushed("v", 1, Some(4_000_000));
+        metrics.feature_logs_written("svc", 3);
+        metrics.feature_log_dropped("svc", "queue_full");
+        assert_eq!(metrics.feature_logs_dropped("svc", "queue_full"), 1);
         assert_eq!(metrics.pushed_until("v"), Some(5_000_000));
         let stats = CallStats {
             digest: Digest::of(b"x"),
@@ -272,6 +310,8 @@ mod tests {
             "lockstep_online_requests_total{feature_service=\"svc\",outcome=\"ok\"} 1",
             "lockstep_online_values_total{status=\"PRESENT\",view=\"v\"} 10",
             "lockstep_pushed_rows_total{view=\"v\"} 4",
+            "lockstep_feature_log_written_total{feature_service=\"svc\"} 3",
+            "lockstep_feature_log_dropped_total{feature_service=\"svc\",reason=\"queue_full\"} 1",
             "lockstep_transform_fuel_total{digest=\"sha256:",
             "transform=\"a\\\"b\"} 1234",
             "lockstep_view_freshness_seconds{view=\"v\"} 2",

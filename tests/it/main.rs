@@ -1,6 +1,7 @@
 //! Lockstep's integration tests, one binary so the workspace links it once.
 
 mod aggregations;
+mod audit;
 mod backfill;
 mod hostile;
 mod online;

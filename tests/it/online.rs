@@ -19,21 +19,21 @@ use lockstep::pipeline::{
 use lockstep_tests::{OwnRedis, TestBackend, TestServer, apply_movie_example, unique_name};
 use serde_json::{Value, json};
 
-const HOUR: i64 = 3_600_000_000;
-const SERVICE: &str = "movie_recommendation_service";
+pub(crate) const HOUR: i64 = 3_600_000_000;
+pub(crate) const SERVICE: &str = "movie_recommendation_service";
 
 /// Movie data backfilled into every view and materialized as of `t`.
-struct Fixture {
-    backend: TestBackend,
-    dir: PathBuf,
-    lockstep: Lockstep,
-    spec: MovieDataSpec,
+pub(crate) struct Fixture {
+    pub(crate) backend: TestBackend,
+    pub(crate) dir: PathBuf,
+    pub(crate) lockstep: Lockstep,
+    pub(crate) spec: MovieDataSpec,
     /// The time online answers are judged at: 12 hours before the data ends.
-    t: i64,
+    pub(crate) t: i64,
 }
 
 impl Fixture {
-    async fn new(backend: TestBackend) -> Self {
+    pub(crate) async fn new(backend: TestBackend) -> Self {
         Self::with_config(backend.config(), backend).await
     }
 
@@ -83,7 +83,7 @@ impl Fixture {
 
     /// Entity rows of the example (known movies only: a join key cannot be null), all at
     /// time `at`.
-    async fn entities(&self, rows: usize, at: i64) -> RecordBatch {
+    pub(crate) async fn entities(&self, rows: usize, at: i64) -> RecordBatch {
         let path = self.dir.join("entities.parquet");
         write_entity_rows(&path, &self.spec, rows as u64 * 2, 7).unwrap();
         let request = TrainingSetRequest {
@@ -119,7 +119,7 @@ impl Fixture {
         RecordBatch::try_new(schema, columns).unwrap()
     }
 
-    async fn cleanup(self) {
+    pub(crate) async fn cleanup(self) {
         self.backend.cleanup().await;
         let _ = std::fs::remove_dir_all(&self.dir);
     }

@@ -7,7 +7,7 @@ use arrow::array::ArrayRef;
 
 use super::{Engine, State, Value, Visitor};
 use crate::columnar::ColumnBuilder;
-use crate::model::within_ttl;
+use crate::model::{ValueType, within_ttl};
 
 /// A point-in-time join of entity rows to an aggregated view, as a [`Visitor`] of the
 /// view's replay. A row gets its key's aggregates as of its time when the key has an event
@@ -22,7 +22,8 @@ pub struct PointInTime<'a> {
     /// The current key's rows and how many of them are joined.
     pending: Vec<usize>,
     joined: usize,
-    results: Vec<Option<Vec<Value>>>,
+    /// Per row: the newest event's time and the aggregates, when within the ttl.
+    results: Vec<Option<(i64, Vec<Value>)>>,
 }
 
 impl<'a> PointInTime<'a> {
@@ -61,30 +62,37 @@ impl<'a> PointInTime<'a> {
             self.results[row] = state
                 .newest()
                 .filter(|(newest, _)| within_ttl(*newest, t, self.ttl_seconds))
-                .and_then(|_| state.read(self.engine, t));
+                .and_then(|(newest, _)| Some((newest, state.read(self.engine, t)?)));
             self.joined += 1;
         }
     }
 
-    /// One column per aggregate, one row per entity row, in order.
-    pub fn finish(self) -> Vec<ArrayRef> {
+    /// One column per aggregate, one row per entity row, in order; and each row's newest
+    /// event time (null where the row has no aggregates).
+    pub fn finish(self) -> (Vec<ArrayRef>, ArrayRef) {
         let mut builders: Vec<ColumnBuilder> = self
             .engine
             .outputs()
             .iter()
             .map(|output| ColumnBuilder::new(output.value_type))
             .collect();
+        let mut newest = ColumnBuilder::new(ValueType::Timestamp);
         for result in &self.results {
             match result {
-                None => builders.iter_mut().for_each(ColumnBuilder::null),
-                Some(values) => {
+                None => {
+                    builders.iter_mut().for_each(ColumnBuilder::null);
+                    newest.null();
+                }
+                Some((event_ts, values)) => {
                     for (builder, value) in builders.iter_mut().zip(values) {
                         value.append_to(builder);
                     }
+                    newest.int(*event_ts);
                 }
             }
         }
-        builders.into_iter().map(ColumnBuilder::finish).collect()
+        let columns = builders.into_iter().map(ColumnBuilder::finish).collect();
+        (columns, newest.finish())
     }
 }
 

@@ -371,7 +371,7 @@ fn the_replayed_join_equals_each_key_state_read_at_the_row_time() {
         replay.feed(&all.slice(start, 97.min(all.num_rows() - start)), &mut join);
     }
     replay.end(&mut join);
-    let columns = join.finish();
+    let (columns, _) = join.finish();
     let mut nulls = 0;
     for (row, (key, t)) in entity_rows.iter().enumerate() {
         let expected = streams.get(*key as usize).and_then(|events| {

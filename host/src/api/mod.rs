@@ -122,15 +122,15 @@ pub fn app(state: Arc<AppState>) -> Router {
         .with_state(state)
 }
 
-/// Serves `state` on `listener` until SIGTERM or Ctrl-C, then stops accepting and lets
-/// in-flight requests finish. Clients get `server.header_timeout_ms` to send their headers.
+/// Serves `state` on `listener` until SIGTERM or Ctrl-C, then stops accepting, lets
+/// in-flight requests finish and writes the feature logs still queued. Clients get `server.header_timeout_ms` to send their headers.
 pub async fn serve(state: Arc<AppState>, listener: tokio::net::TcpListener) -> std::io::Result<()> {
     use hyper_util::rt::{TokioIo, TokioTimer};
     use hyper_util::server::graceful::GracefulShutdown;
     use hyper_util::service::TowerToHyperService;
 
     let header_timeout = Duration::from_millis(state.server.header_timeout_ms);
-    let service = TowerToHyperService::new(app(state));
+    let service = TowerToHyperService::new(app(Arc::clone(&state)));
     let graceful = GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown_signal());
     loop {
@@ -159,6 +159,10 @@ pub async fn serve(state: Arc<AppState>, listener: tokio::net::TcpListener) -> s
         });
     }
     graceful.shutdown().await;
+    // Responses logged by the requests just finished reach the offline store before exit.
+    if let Err(error) = state.lockstep.flush_feature_logs().await {
+        tracing::warn!(%error, "feature logs were lost at shutdown");
+    }
     Ok(())
 }
 

@@ -1,5 +1,6 @@
 //! The `lockstep` command line: clap subcommands over the library.
 
+mod audit;
 mod demo;
 mod offline;
 mod online;
@@ -193,6 +194,24 @@ enum Command {
         /// The project (default: the only one applied).
         #[arg(long)]
         project: Option<String>,
+    },
+    /// Replay a feature service's logged online responses through the offline path and
+    /// compare them with what was served, bit for bit; exits non-zero on any difference.
+    Audit {
+        /// The feature service (its definitions need `logging = { sample_rate = … }`).
+        service: String,
+        /// Only responses logged at or after this time (RFC 3339 or a date).
+        #[arg(long, value_parser = crate::model::parse_timestamp)]
+        since: Option<i64>,
+        /// The project (default: the only one applied).
+        #[arg(long)]
+        project: Option<String>,
+        /// At most this many logged responses, oldest first.
+        #[arg(long, default_value_t = 100_000)]
+        limit: u32,
+        /// How many differences to list.
+        #[arg(long, default_value_t = 10)]
+        show: usize,
     },
     /// Write the movie-recommendation example's raw data and entity rows.
     Datagen {

@@ -1,11 +1,11 @@
 //! Subcommands that open the host's stores: serve, upload, transforms, alias, plan, apply,
-//! and the offline path's (see `offline`).
+//! and the offline, online and audit paths' (see `offline`, `online`, `audit`).
 
 use std::sync::Arc;
 
 use anyhow::Context as _;
 
-use super::{Command, coded, offline, online, table};
+use super::{Command, audit, coded, offline, online, table};
 use crate::api::{self, AppState, auth};
 use crate::config::Config;
 use crate::model::format_timestamp;
@@ -197,6 +197,22 @@ pub async fn run(command: Command, mut config: Config) -> anyhow::Result<()> {
                 timestamp_column: Some(timestamp_column),
             };
             offline::training_set(&lockstep, request, &entities, &out).await
+        }
+        Command::Audit {
+            service,
+            since,
+            project,
+            limit,
+            show,
+        } => {
+            let request = crate::pipeline::AuditRequest {
+                project,
+                since: since.unwrap_or(i64::MIN),
+                limit,
+                max_differences: show,
+                ..crate::pipeline::AuditRequest::new(service)
+            };
+            audit::audit(&lockstep, request).await
         }
         Command::Demo { .. }
         | Command::Build { .. }

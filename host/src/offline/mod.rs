@@ -1,13 +1,15 @@
 //! The offline store: one history table per feature view (join keys, `event_ts`,
 //! `created_ts`, typed features, `transform_digest`), idempotent bulk upserts committed
-//! together with backfill checkpoints, chunk leases for many workers, and the
-//! point-in-time join. Postgres and an embedded SQLite file behind one trait.
+//! together with backfill checkpoints, chunk leases for many workers, the point-in-time
+//! join, and the feature log (sampled online responses, for the skew audit). Postgres and
+//! an embedded SQLite file behind one trait.
 
 mod pgcopy;
 mod postgres;
 mod sql;
 mod sqlite;
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
 use crate::columnar::{arrow_schema, arrow_type};
-use crate::model::{FieldSpec, ValueType};
+use crate::model::{Digest, FieldSpec, ValueType};
 
 pub use crate::model::{CREATED_TS, EVENT_TS, TRANSFORM_DIGEST, ViewTable};
 pub use postgres::PostgresStore;
@@ -116,7 +118,7 @@ impl JobPlan {
             text.push_str(chunk);
             text.push('\n');
         }
-        crate::model::Digest::of(text.as_bytes()).to_string()
+        Digest::of(text.as_bytes()).to_string()
     }
 }
 
@@ -173,8 +175,52 @@ impl JobStatus {
 #[derive(Debug, Clone)]
 pub struct PitView {
     pub table: ViewTable,
-    /// Feature names of `table`, in output order.
+    /// Feature names of `table`, in output order. [`EVENT_TS`] may be among them: the
+    /// matched row's event time (null when none matched).
     pub features: Vec<String>,
+}
+
+/// One logged online response: what a feature service served at `request_ts`. The store
+/// keeps `payload` as opaque bytes (the pipeline writes Arrow IPC, so values stay exact).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogRecord {
+    pub project: String,
+    pub service: String,
+    /// µs since the Unix epoch: when the response was logged (what `since` filters on).
+    pub logged_at: i64,
+    /// µs since the Unix epoch: the time the request was served as of.
+    pub request_ts: i64,
+    /// The transform digest of each view and on-demand view the response used.
+    pub digests: BTreeMap<String, Digest>,
+    pub payload: Vec<u8>,
+}
+
+impl LogRecord {
+    /// The digests as stored: a JSON object of view → `sha256:…`.
+    fn digests_text(&self) -> String {
+        serde_json::to_string(&self.digests).expect("a map of strings serializes")
+    }
+
+    /// Rebuilds a record from the stored columns.
+    fn from_stored(
+        project: String,
+        service: String,
+        logged_at: i64,
+        request_ts: i64,
+        digests: &str,
+        payload: Vec<u8>,
+    ) -> Result<Self, OfflineError> {
+        let digests = serde_json::from_str(digests)
+            .map_err(|e| OfflineError::Corrupt(format!("feature log digests: {e}")))?;
+        Ok(Self {
+            project,
+            service,
+            logged_at,
+            request_ts,
+            digests,
+            payload,
+        })
+    }
 }
 
 /// Durable feature history, backfill checkpoints and point-in-time retrieval.
@@ -251,6 +297,19 @@ pub trait OfflineStore: Send + Sync {
     /// The end of the latest materialization of the table named `table`, if any: where an
     /// incremental run starts.
     async fn materialized_until(&self, table: &str) -> Result<Option<i64>, OfflineError>;
+
+    /// Appends logged online responses to the feature log, in one transaction.
+    async fn write_feature_logs(&self, records: &[LogRecord]) -> Result<(), OfflineError>;
+
+    /// A service's logged responses with `logged_at >= since`, oldest first, at most
+    /// `limit`.
+    async fn read_feature_logs(
+        &self,
+        project: &str,
+        service: &str,
+        since: i64,
+        limit: u32,
+    ) -> Result<Vec<LogRecord>, OfflineError>;
 }
 
 /// Which rows of a table [`OfflineStore::stream`] reads, µs bounds.
@@ -317,7 +376,7 @@ pub async fn checksum(
             bytes.push(b'\n');
         }
     }
-    Ok((rows, crate::model::Digest::of(&bytes).to_string()))
+    Ok((rows, Digest::of(&bytes).to_string()))
 }
 
 /// A chunk's rows as one batch in primary-key order, one row per key and event time: the
@@ -468,6 +527,13 @@ fn feature_fields(views: &[PitView]) -> Result<Vec<Vec<FieldSpec>>, OfflineError
             view.features
                 .iter()
                 .map(|name| {
+                    if name == EVENT_TS {
+                        return Ok(FieldSpec {
+                            name: EVENT_TS.to_owned(),
+                            value_type: ValueType::Timestamp,
+                            nullable: true,
+                        });
+                    }
                     let feature = view.table.feature(name).ok_or_else(|| {
                         OfflineError::Input(format!(
                             "view `{}` has no feature `{name}`",

@@ -15,8 +15,8 @@ use tokio::task::JoinSet;
 use super::pgcopy::{CopyReader, CopyWriter};
 use super::sql::{Dialect, ROW_ID, ident};
 use super::{
-    ACQUIRE_TIMEOUT, BatchStream, ChunkCounts, Claim, JobPlan, JobStatus, Materialization,
-    OfflineError, OfflineStore, PitPiece, PitView, Selection,
+    ACQUIRE_TIMEOUT, BatchStream, ChunkCounts, Claim, JobPlan, JobStatus, LogRecord,
+    Materialization, OfflineError, OfflineStore, PitPiece, PitView, Selection,
 };
 use crate::columnar::arrow_schema;
 use crate::model::ViewTable;
@@ -97,6 +97,20 @@ impl PostgresStore {
                 format!(
                     "CREATE INDEX IF NOT EXISTS materializations_by_table \
                      ON {s}.materializations (table_name, end_micros)"
+                ),
+                format!(
+                    "CREATE TABLE IF NOT EXISTS {s}.feature_log (
+                        id BIGSERIAL PRIMARY KEY,
+                        project TEXT NOT NULL,
+                        service TEXT NOT NULL,
+                        logged_at BIGINT NOT NULL,
+                        request_ts BIGINT NOT NULL,
+                        digests TEXT NOT NULL,
+                        payload BYTEA NOT NULL)"
+                ),
+                format!(
+                    "CREATE INDEX IF NOT EXISTS feature_log_by_service \
+                     ON {s}.feature_log (project, service, logged_at)"
                 ),
             ])
             .await
@@ -635,6 +649,61 @@ impl OfflineStore for PostgresStore {
         .bind(table)
         .fetch_one(&self.pool)
         .await?)
+    }
+
+    async fn write_feature_logs(&self, records: &[LogRecord]) -> Result<(), OfflineError> {
+        let sql = format!(
+            "INSERT INTO {} (project, service, logged_at, request_ts, digests, payload) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+            self.qualified("feature_log")
+        );
+        let mut tx = self.pool.begin().await?;
+        for record in records {
+            sqlx::query(&sql)
+                .bind(&record.project)
+                .bind(&record.service)
+                .bind(record.logged_at)
+                .bind(record.request_ts)
+                .bind(record.digests_text())
+                .bind(&record.payload)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn read_feature_logs(
+        &self,
+        project: &str,
+        service: &str,
+        since: i64,
+        limit: u32,
+    ) -> Result<Vec<LogRecord>, OfflineError> {
+        let rows = sqlx::query(&format!(
+            "SELECT project, service, logged_at, request_ts, digests, payload FROM {} \
+             WHERE project = $1 AND service = $2 AND logged_at >= $3 \
+             ORDER BY logged_at, id LIMIT $4",
+            self.qualified("feature_log")
+        ))
+        .bind(project)
+        .bind(service)
+        .bind(since)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                LogRecord::from_stored(
+                    row.try_get(0)?,
+                    row.try_get(1)?,
+                    row.try_get(2)?,
+                    row.try_get(3)?,
+                    row.try_get::<&str, _>(4)?,
+                    row.try_get(5)?,
+                )
+            })
+            .collect()
     }
 
     async fn scan(&self, table: &ViewTable) -> Result<Vec<RecordBatch>, OfflineError> {

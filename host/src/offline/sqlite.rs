@@ -21,8 +21,8 @@ use tokio::sync::{Mutex, MutexGuard};
 
 use super::sql::{Dialect, ROW_ID, ident};
 use super::{
-    ACQUIRE_TIMEOUT, BatchStream, ChunkCounts, Claim, JobPlan, JobStatus, Materialization,
-    OfflineError, OfflineStore, PitPiece, PitView, Selection,
+    ACQUIRE_TIMEOUT, BatchStream, ChunkCounts, Claim, JobPlan, JobStatus, LogRecord,
+    Materialization, OfflineError, OfflineStore, PitPiece, PitView, Selection,
 };
 use crate::columnar::{ColumnBuilder, arrow_schema};
 use crate::model::ValueType;
@@ -110,6 +110,16 @@ impl SqliteStore {
                 finished_at INTEGER NOT NULL)",
             "CREATE INDEX IF NOT EXISTS materializations_by_table \
              ON materializations (table_name, end_micros)",
+            "CREATE TABLE IF NOT EXISTS feature_log (
+                id INTEGER PRIMARY KEY AUTOINCREMENT,
+                project TEXT NOT NULL,
+                service TEXT NOT NULL,
+                logged_at INTEGER NOT NULL,
+                request_ts INTEGER NOT NULL,
+                digests TEXT NOT NULL,
+                payload BLOB NOT NULL)",
+            "CREATE INDEX IF NOT EXISTS feature_log_by_service \
+             ON feature_log (project, service, logged_at)",
         ] {
             sqlx::query(statement)
                 .execute(&mut *tx.tx)
@@ -563,6 +573,59 @@ impl OfflineStore for SqliteStore {
             .fetch_one(&self.pool)
             .await?,
         )
+    }
+
+    async fn write_feature_logs(&self, records: &[LogRecord]) -> Result<(), OfflineError> {
+        let mut tx = self.begin_write().await?;
+        for record in records {
+            sqlx::query(
+                "INSERT INTO feature_log \
+                 (project, service, logged_at, request_ts, digests, payload) \
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(&record.project)
+            .bind(&record.service)
+            .bind(record.logged_at)
+            .bind(record.request_ts)
+            .bind(record.digests_text())
+            .bind(&record.payload)
+            .execute(&mut *tx.tx)
+            .await?;
+        }
+        tx.tx.commit().await?;
+        Ok(())
+    }
+
+    async fn read_feature_logs(
+        &self,
+        project: &str,
+        service: &str,
+        since: i64,
+        limit: u32,
+    ) -> Result<Vec<LogRecord>, OfflineError> {
+        let rows = sqlx::query(
+            "SELECT project, service, logged_at, request_ts, digests, payload FROM feature_log \
+             WHERE project = $1 AND service = $2 AND logged_at >= $3 \
+             ORDER BY logged_at, id LIMIT $4",
+        )
+        .bind(project)
+        .bind(service)
+        .bind(since)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                LogRecord::from_stored(
+                    row.try_get(0)?,
+                    row.try_get(1)?,
+                    row.try_get(2)?,
+                    row.try_get(3)?,
+                    row.try_get::<&str, _>(4)?,
+                    row.try_get(5)?,
+                )
+            })
+            .collect()
     }
 
     async fn scan(&self, table: &ViewTable) -> Result<Vec<RecordBatch>, OfflineError> {

@@ -1,9 +1,12 @@
 //! The host's operations, composed from runtime, registry, sources and stores: upload and
-//! alias transforms, plan and apply definitions, backfill views, build training sets. The
-//! CLI and the HTTP API both call these, so each operation has one implementation.
+//! alias transforms, plan and apply definitions, backfill views, build training sets, serve
+//! and log online requests, audit logged requests against the offline path. The CLI and the
+//! HTTP API both call these, so each operation has one implementation.
 
+mod audit;
 mod backfill;
 mod definitions;
+mod feature_log;
 mod features;
 mod materialize;
 mod on_demand;
@@ -18,11 +21,13 @@ use std::time::Duration;
 
 use tokio::sync::Semaphore;
 
+pub use audit::{AuditReport, AuditRequest, Cause, Difference};
 pub use backfill::{
     BackfillError, BackfillEvent, BackfillRequest, BackfillSummary, PlannedBackfill,
     describe_window,
 };
 pub use definitions::{ApplyError, ApplyOutcome, PlanOutcome};
+pub use feature_log::{LoggedFeature, LoggedRequest};
 pub use features::{FeatureError, FeatureRequest};
 pub use materialize::{EARLIEST, MaterializeEvent, MaterializeRequest, MaterializedView};
 pub use push::{Columns, PushTarget, PushedView};
@@ -30,7 +35,7 @@ pub use serving::{OnlineColumn, OnlineFeatures, OnlineRequest, Status};
 pub use training_set::{TrainingSet, TrainingSetRequest};
 pub use transforms::{AliasError, TransformSummary, UploadError, field_specs};
 
-use crate::config::{BackfillConfig, Config};
+use crate::config::{BackfillConfig, Config, FeatureLoggingConfig};
 use crate::model::Digest;
 use crate::offline::{self, OfflineError, OfflineStore};
 use crate::online::{OnlineError, OnlineStore};
@@ -53,6 +58,9 @@ pub struct Lockstep {
     backfill: BackfillConfig,
     compiles: Arc<Semaphore>,
     compile_timeout: Duration,
+    feature_logging: FeatureLoggingConfig,
+    /// Started by the first response logged.
+    logger: std::sync::OnceLock<feature_log::FeatureLogger>,
 }
 
 /// Why the host could not start.
@@ -120,6 +128,8 @@ impl Lockstep {
             backfill: config.backfill.clone(),
             compiles: Arc::new(Semaphore::new(config.server.max_concurrent_compiles)),
             compile_timeout: Duration::from_millis(config.server.compile_timeout_ms),
+            feature_logging: config.feature_logging.clone(),
+            logger: std::sync::OnceLock::new(),
         }
     }
 
@@ -163,6 +173,27 @@ impl Lockstep {
             })?
             .map(|info| info.signature)
             .map_err(|error| ReadyError::Load { digest, error })
+    }
+
+    /// The feature logger, started (with its writer task on the current runtime) on first
+    /// use.
+    fn logger(&self) -> &feature_log::FeatureLogger {
+        self.logger.get_or_init(|| {
+            feature_log::FeatureLogger::start(
+                &self.feature_logging,
+                Arc::clone(&self.offline),
+                Arc::clone(&self.metrics),
+            )
+        })
+    }
+
+    /// Waits until every online response logged so far is in the offline store's feature
+    /// log: before an audit, and when a server stops.
+    pub async fn flush_feature_logs(&self) -> Result<(), FeatureError> {
+        match self.logger.get() {
+            Some(logger) => Ok(logger.flush().await?),
+            None => Ok(()),
+        }
     }
 
     /// Succeeds when the registry and the online store answer: the readiness probe.

@@ -1,7 +1,8 @@
 //! Online requests: entity keys (and request fields) in, the requested features out, read
 //! from the online store in one round trip, with each view's ttl applied against now and
 //! the on-demand views evaluated once over all rows by their pinned transforms — the same
-//! bytes and the same [`evaluate`] the training set uses.
+//! bytes and the same [`evaluate`] the training set uses. Responses of a feature service
+//! with `logging` are sampled into the feature log (a non-blocking offer).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock};
@@ -11,6 +12,7 @@ use arrow::array::{Array, ArrayRef, BooleanArray};
 use serde::{Deserialize, Serialize};
 
 use super::Lockstep;
+use super::feature_log::LoggedResponse;
 use super::features::{FeatureError, FeatureRequest, Selection, Store, plan};
 use super::on_demand::evaluate;
 use crate::columnar::from_json;
@@ -305,6 +307,8 @@ impl Lockstep {
         }
 
         let mut on_demand: BTreeMap<(&str, &str), OnlineColumn> = BTreeMap::new();
+        // The request fields as read, for the feature log.
+        let mut request_fields: Vec<(String, ArrayRef)> = Vec::new();
         for name in &plan.on_demand {
             let view = &definitions.on_demand_views[name];
             let signature = self.ensure_loaded(&view.transform.digest).await?;
@@ -320,6 +324,15 @@ impl Lockstep {
                     )),
                 })
                 .collect::<Result<Vec<_>, FeatureError>>()?;
+            for (binding, array) in view.inputs.iter().zip(&inputs) {
+                if matches!(binding.provider, Provider::Request)
+                    && !request_fields
+                        .iter()
+                        .any(|(known, _)| *known == binding.input.name)
+                {
+                    request_fields.push((binding.input.name.clone(), Arc::clone(array)));
+                }
+            }
             let evaluated = evaluate(&self.runtime, view, &outputs, &inputs, rows, rows.max(1))
                 .map_err(|error| FeatureError::Transform {
                     view: name.clone(),
@@ -378,7 +391,47 @@ impl Lockstep {
                 ..column.clone()
             });
         }
-        Ok(OnlineFeatures { columns, join_keys })
+        let answer = OnlineFeatures { columns, join_keys };
+        if let Some(service) = request.feature_service.as_deref()
+            && let Some(logging) = definitions
+                .feature_services
+                .get(service)
+                .and_then(|service| service.logging)
+            && self.logger().sampled(logging.sample_rate.0)
+        {
+            // Shared arrays and a few small vectors: the encoding happens off the request path.
+            let mut digests = BTreeMap::new();
+            for (view, _) in &plan.views {
+                if let Some(digest) = served.tables[view].transform {
+                    digests.insert(view.clone(), digest);
+                }
+            }
+            for name in &plan.on_demand {
+                digests.insert(
+                    name.clone(),
+                    definitions.on_demand_views[name].transform.digest,
+                );
+            }
+            self.logger().offer(LoggedResponse {
+                project: definitions.project().to_owned(),
+                service: service.to_owned(),
+                logged_at: crate::model::now_micros(),
+                request_ts: now,
+                digests,
+                keys: keys
+                    .iter()
+                    .map(|(field, array)| (field.name.clone(), Arc::clone(array)))
+                    .collect(),
+                request_fields,
+                features: selection
+                    .requested
+                    .iter()
+                    .cloned()
+                    .zip(answer.columns[join_keys..].iter().cloned())
+                    .collect(),
+            });
+        }
+        Ok(answer)
     }
 }
 

@@ -13,12 +13,13 @@ use arrow::datatypes::{Field, Schema};
 use serde::{Deserialize, Serialize};
 
 use super::Lockstep;
-use super::features::{FeatureError, FeatureRequest, Store, plan};
+use super::features::{FeatureError, FeatureRequest, JoinPlan, Store, plan};
 use super::on_demand::evaluate;
+use super::serving::ServedDefinitions;
 use crate::aggregate::{Engine, PointInTime, Replay, key_bytes};
 use crate::columnar::arrow_type;
 use crate::model::definitions::Provider;
-use crate::model::{FieldSpec, ValueType, ViewTable};
+use crate::model::{Digest, FieldSpec, ValueType, ViewTable};
 use crate::offline::{EVENT_TS, OfflineError, PitView, Selection};
 use crate::runtime::RunError;
 
@@ -54,6 +55,14 @@ impl TrainingSetRequest {
             features: self.features.clone(),
         }
     }
+}
+
+/// Features joined and evaluated offline for some entity rows.
+pub(super) struct Joined {
+    /// By `(view, feature)`: the point-in-time value, or the on-demand output.
+    pub values: BTreeMap<(String, String), ArrayRef>,
+    /// By feature view, when asked for: the matched row's event time (null when none).
+    pub event_ts: BTreeMap<String, ArrayRef>,
 }
 
 /// A built training set: the entity columns, then one column per requested feature.
@@ -124,6 +133,59 @@ impl Lockstep {
         let plan = plan(definitions, &selection, Store::Offline)?;
         let time = timestamp_column(request);
 
+        let values = self
+            .join_offline(&served, &plan, entities, time, &BTreeMap::new(), false)
+            .await?
+            .values;
+
+        // Entity columns as given, then the features in the order asked.
+        let mut fields: Vec<Field> = entities
+            .schema()
+            .fields()
+            .iter()
+            .map(|field| field.as_ref().clone())
+            .collect();
+        let mut arrays: Vec<ArrayRef> = entities.columns().to_vec();
+        for (view, feature) in &selection.requested {
+            let name = if request.full_feature_names {
+                format!("{view}__{feature}")
+            } else {
+                feature.clone()
+            };
+            if fields.iter().any(|field| field.name() == &name) {
+                return Err(FeatureError::Invalid(format!(
+                    "column `{name}` would appear twice (an entity column or another view's \
+                     feature has that name); ask for full feature names"
+                )));
+            }
+            let column = values[&(view.clone(), feature.clone())].clone();
+            fields.push(Field::new(name, column.data_type().clone(), true));
+            arrays.push(column);
+        }
+        let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays)
+            .map_err(|e| FeatureError::Entities(e.to_string()))?;
+        Ok(TrainingSet {
+            batch,
+            features: selection.requested,
+            seconds: started.elapsed().as_secs_f64(),
+        })
+    }
+
+    /// The point-in-time join of `entities` (the plan's join keys, the time column `time`
+    /// and the on-demand views' request fields) to the plan's views, then its on-demand views
+    /// evaluated over the joined rows — by their pinned transforms, or by the digests in
+    /// `on_demand_digests` (how the audit replays a logged request). With `with_event_ts`,
+    /// also each view's matched event times.
+    pub(super) async fn join_offline(
+        &self,
+        served: &ServedDefinitions,
+        plan: &JoinPlan,
+        entities: &RecordBatch,
+        time: &str,
+        on_demand_digests: &BTreeMap<String, Digest>,
+        with_event_ts: bool,
+    ) -> Result<Joined, FeatureError> {
+        let definitions = &served.resolved;
         // The store sees the keys and the time, renamed to its column.
         let mut store_fields = vec![FieldSpec {
             name: EVENT_TS.to_owned(),
@@ -145,21 +207,34 @@ impl Lockstep {
             .partition(|(view, _)| served.tables[view].aggregation.is_some());
         let pit: Vec<PitView> = plain
             .iter()
-            .map(|(view, features)| PitView {
-                table: served.tables[view].clone(),
-                features: features.clone(),
+            .map(|(view, features)| {
+                let mut features = features.clone();
+                if with_event_ts {
+                    features.push(EVENT_TS.to_owned());
+                }
+                PitView {
+                    table: served.tables[view].clone(),
+                    features,
+                }
             })
             .collect();
         let joined = self.offline.point_in_time(&store_entities, &pit).await?;
         let mut values: BTreeMap<(String, String), ArrayRef> = BTreeMap::new();
+        let mut event_ts: BTreeMap<String, ArrayRef> = BTreeMap::new();
         for ((view, features), batch) in plain.iter().zip(&joined) {
             for (feature, column) in features.iter().zip(batch.columns()) {
                 values.insert((view.clone(), feature.clone()), column.clone());
             }
+            if with_event_ts {
+                event_ts.insert(view.clone(), batch.column(features.len()).clone());
+            }
         }
         for (view, features) in aggregated {
             let table = &served.tables[view];
-            let columns = self.join_aggregates(table, &store_entities).await?;
+            let (columns, newest) = self.join_aggregates(table, &store_entities).await?;
+            if with_event_ts {
+                event_ts.insert(view.clone(), newest);
+            }
             let outputs = table.served_features();
             for feature in features {
                 let index = outputs
@@ -171,7 +246,10 @@ impl Lockstep {
         }
 
         for name in &plan.on_demand {
-            let view = &definitions.on_demand_views[name];
+            let mut view = definitions.on_demand_views[name].clone();
+            if let Some(digest) = on_demand_digests.get(name) {
+                view.transform.digest = *digest;
+            }
             let signature = self.ensure_loaded(&view.transform.digest).await?;
             let outputs = super::field_specs(&signature.outputs);
             let inputs = view
@@ -214,38 +292,7 @@ impl Lockstep {
                 values.insert((name.clone(), feature.name.clone()), column);
             }
         }
-
-        // Entity columns as given, then the features in the order asked.
-        let mut fields: Vec<Field> = entities
-            .schema()
-            .fields()
-            .iter()
-            .map(|field| field.as_ref().clone())
-            .collect();
-        let mut arrays: Vec<ArrayRef> = entities.columns().to_vec();
-        for (view, feature) in &selection.requested {
-            let name = if request.full_feature_names {
-                format!("{view}__{feature}")
-            } else {
-                feature.clone()
-            };
-            if fields.iter().any(|field| field.name() == &name) {
-                return Err(FeatureError::Invalid(format!(
-                    "column `{name}` would appear twice (an entity column or another view's \
-                     feature has that name); ask for full feature names"
-                )));
-            }
-            let column = values[&(view.clone(), feature.clone())].clone();
-            fields.push(Field::new(name, column.data_type().clone(), true));
-            arrays.push(column);
-        }
-        let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays)
-            .map_err(|e| FeatureError::Entities(e.to_string()))?;
-        Ok(TrainingSet {
-            batch,
-            features: selection.requested,
-            seconds: started.elapsed().as_secs_f64(),
-        })
+        Ok(Joined { values, event_ts })
     }
 }
 
@@ -253,12 +300,13 @@ impl Lockstep {
     /// The aggregates of `table` (an aggregated view's) for each entity row (its join keys
     /// and [`EVENT_TS`]) as of its time: the view's stored events before the latest entity
     /// time, streamed in key and time order and replayed on a blocking thread, one key's
-    /// state at a time. One column per aggregate, in order.
+    /// state at a time. One column per aggregate, in order, and the event time of each
+    /// row's newest event (null where the row has no aggregates).
     async fn join_aggregates(
         &self,
         table: &ViewTable,
         entities: &RecordBatch,
-    ) -> Result<Vec<ArrayRef>, FeatureError> {
+    ) -> Result<(Vec<ArrayRef>, ArrayRef), FeatureError> {
         let engine = Engine::of(table).expect("an aggregated view's table");
         let column = |name: &str| {
             entities

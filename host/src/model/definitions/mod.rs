@@ -74,6 +74,7 @@
 //!
 //! [feature_services.movie_recommendation_service]
 //! features = ["user_ratings:avg_rating", "movie_scorer:*"]   # view:feature or view:*
+//! logging = { sample_rate = 0.1 }    # optional: log this share of online responses, (0, 1]
 //! ```
 //!
 //! A view's features default to every output of its transform or, without a transform,
@@ -385,9 +386,35 @@ pub struct OnDemandView {
 #[serde(deny_unknown_fields)]
 pub struct FeatureService {
     pub features: Vec<String>,
+    /// Log a sample of the service's online responses to the offline store, for the skew
+    /// audit: `logging = { sample_rate = 0.1 }`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logging: Option<FeatureLogging>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
 }
+
+/// Which online responses of a feature service are logged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FeatureLogging {
+    /// The fraction of responses logged, in (0, 1]; 1 logs every response.
+    pub sample_rate: SampleRate,
+}
+
+/// A fraction, compared bit for bit so that equality stays reflexive (NaN is refused when
+/// definitions are resolved, but a file may say `nan`).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct SampleRate(pub f64);
+
+impl PartialEq for SampleRate {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.to_bits() == other.0.to_bits()
+    }
+}
+
+impl Eq for SampleRate {}
 
 /// One problem in a definitions file: where (a dotted path and, once known, a line) and what.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

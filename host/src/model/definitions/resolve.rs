@@ -7,8 +7,8 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    Catalog, DefinitionError, Definitions, Entity, FeatureService, FeatureView, OnDemandView,
-    Source, SourceKind, is_identifier,
+    Catalog, DefinitionError, Definitions, Entity, FeatureLogging, FeatureService, FeatureView,
+    OnDemandView, Source, SourceKind, is_identifier,
 };
 use crate::model::aggregation::{Aggregate, AggregateFunction, AggregationSpec};
 use crate::model::{Digest, FieldSpec, TransformVersion, ValueType};
@@ -126,6 +126,9 @@ pub struct ResolvedOnDemandView {
 pub struct ResolvedFeatureService {
     /// `(view, feature)` pairs, in the order written, `view:*` expanded in the view's order.
     pub features: Vec<(String, String)>,
+    /// Which online responses are logged for the skew audit; none when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logging: Option<FeatureLogging>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
 }
@@ -1221,8 +1224,21 @@ fn resolve_service(
             }
         }
     }
+    if let Some(logging) = &service.logging {
+        let rate = logging.sample_rate.0;
+        // Written so that NaN fails too.
+        if !(rate > 0.0 && rate <= 1.0) {
+            errors.push(
+                format!("{path}.logging.sample_rate"),
+                format!(
+                    "must be above 0 and at most 1 (the share of responses logged), not {rate}"
+                ),
+            );
+        }
+    }
     (errors.len() == before).then(|| ResolvedFeatureService {
         features,
+        logging: service.logging,
         description: service.description.clone(),
     })
 }
@@ -1893,6 +1909,7 @@ mod tests {
             "empty".into(),
             FeatureService {
                 features: Vec::new(),
+                logging: None,
                 description: None,
             },
         );
@@ -1916,6 +1933,48 @@ mod tests {
                  feature reference: expected `view:feature` or `view:*`",
             ]
         );
+    }
+
+    #[test]
+    fn logging_sample_rates_are_checked_and_kept() {
+        let with_logging = |logging: &str| {
+            super::super::fixtures::MOVIES.replace(
+                "features = [\"user_movie_interaction_features:*\"]",
+                &format!("features = [\"user_movie_interaction_features:*\"]\nlogging = {logging}"),
+            )
+        };
+        let errors_for = |logging: &str| -> Vec<String> {
+            match resolve_text(&with_logging(logging), &catalog()) {
+                Ok(_) => Vec::new(),
+                Err(errors) => errors.iter().map(ToString::to_string).collect(),
+            }
+        };
+        for rate in ["0.0", "-0.5", "1.5", "nan", "inf"] {
+            let errors = errors_for(&format!("{{ sample_rate = {rate} }}"));
+            assert_eq!(errors.len(), 1, "{rate}: {errors:?}");
+            assert!(
+                errors[0].contains(
+                    "feature_services.movie_interaction_service.logging.sample_rate: must be \
+                     above 0 and at most 1"
+                ),
+                "{rate}: {}",
+                errors[0]
+            );
+        }
+        let errors = errors_for("{ sample_rate = 0.5, rate = 1 }");
+        assert!(
+            errors.len() == 1 && errors[0].contains("unknown field `rate`"),
+            "{errors:?}"
+        );
+        let resolved = resolve_text(&with_logging("{ sample_rate = 0.25 }"), &catalog()).unwrap();
+        let service = &resolved.feature_services["movie_interaction_service"];
+        assert_eq!(service.logging.map(|l| l.sample_rate.0), Some(0.25));
+        assert_eq!(
+            resolved.feature_services["movie_recommendation_service"].logging,
+            None
+        );
+        let objects = resolved.objects();
+        assert_eq!(Resolved::from_objects(objects), Ok(resolved));
     }
 
     #[test]
