@@ -262,6 +262,30 @@ pub async fn apply_movie_example(lockstep: &lockstep::pipeline::Lockstep) {
         .expect("apply the movie example");
 }
 
+/// The fraud-detection example's definitions file.
+pub fn fraud_definitions() -> String {
+    std::fs::read_to_string(repo_root().join("examples/fraud-detection/lockstep.toml"))
+        .expect("the example definitions")
+}
+
+/// Uploads the fraud example's transforms under the names its definitions use and applies
+/// the definitions.
+pub async fn apply_fraud_example(lockstep: &lockstep::pipeline::Lockstep) {
+    for (package, name) in [
+        ("fraud-txn", "fraud_transaction_features"),
+        ("fraud-scorer", "fraud_transaction_scorer"),
+    ] {
+        lockstep
+            .upload(name, first_party().get(package).to_vec())
+            .await
+            .unwrap_or_else(|e| panic!("upload {name}: {e}"));
+    }
+    lockstep
+        .apply(&fraud_definitions())
+        .await
+        .expect("apply the fraud example");
+}
+
 /// Writes `config` as a TOML file for the `lockstep` binary's `--config`.
 pub fn write_config(config: &lockstep::config::Config, path: &Path) {
     let text = toml::to_string(config).expect("config serializes");

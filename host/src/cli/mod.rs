@@ -213,27 +213,38 @@ enum Command {
         #[arg(long, default_value_t = 10)]
         show: usize,
     },
-    /// Write the movie-recommendation example's raw data and entity rows.
+    /// Write an example's raw data and training entity rows.
     Datagen {
+        /// Which example: movie recommendation or fraud detection.
+        #[arg(long, value_enum, default_value_t = Scenario::Movies)]
+        scenario: Scenario,
         /// Output directory.
         #[arg(long, default_value = "data")]
         out: PathBuf,
-        /// Watch events to generate.
+        /// Watch events (movies) or card transactions (fraud) to generate.
         #[arg(long, default_value_t = 20_000)]
         events: u64,
         /// Users.
         #[arg(long, default_value_t = 1_000)]
         users: u64,
-        /// Movies.
+        /// Movies (movies only).
         #[arg(long, default_value_t = 200)]
         movies: u64,
-        /// Training entity rows to write to `<out>/entities.parquet`.
+        /// Training entity rows: `<out>/entities.parquet` (movies), or ordinary labelled
+        /// transactions in `<out>/labels.parquet` next to every fraudulent one (fraud).
         #[arg(long, default_value_t = 10_000)]
         entity_rows: u64,
         /// Random seed: the same seed writes the same files.
         #[arg(long, default_value_t = 42)]
         seed: u64,
     },
+}
+
+/// The examples `lockstep datagen` writes data for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Scenario {
+    Movies,
+    Fraud,
 }
 
 /// `lockstep push --to`.
@@ -291,6 +302,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             command: TransformCommand::Check { file },
         } => check(&file),
         Command::Datagen {
+            scenario: Scenario::Movies,
             out,
             events,
             users,
@@ -298,6 +310,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             entity_rows,
             seed,
         } => datagen(&out, events, users, movies, entity_rows, seed),
+        Command::Datagen {
+            scenario: Scenario::Fraud,
+            out,
+            events,
+            users,
+            entity_rows,
+            seed,
+            ..
+        } => datagen_fraud(&out, events, users, entity_rows, seed),
         command => {
             let config = Config::load(cli.config.as_deref())?;
             tokio::runtime::Runtime::new()?.block_on(registry::run(command, config))
@@ -400,6 +421,39 @@ fn datagen(
         "wrote {events} watch events in {} file(s), user profiles, movie metadata and {rows} \
          entity rows under {} ({:.1} MiB) in {:.2}s",
         written.watch_event_files.len(),
+        out.display(),
+        written.bytes as f64 / (1 << 20) as f64,
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+fn datagen_fraud(
+    out: &std::path::Path,
+    transactions: u64,
+    users: u64,
+    label_rows: u64,
+    seed: u64,
+) -> anyhow::Result<()> {
+    use crate::datagen::fraud::{FraudDataSpec, write_fraud_data};
+    let started = Instant::now();
+    let spec = FraudDataSpec {
+        users,
+        transactions,
+        seed,
+        label_rows,
+        transactions_per_file: 250_000,
+        row_group_rows: 65_536,
+        ..FraudDataSpec::small()
+    };
+    let written = write_fraud_data(out, &spec)?;
+    println!(
+        "wrote {} card transactions ({} fraudulent) in {} file(s) and {} labelled \
+         transactions under {} ({:.1} MiB) in {:.2}s",
+        written.transactions,
+        written.fraudulent,
+        written.transaction_files.len(),
+        written.label_rows,
         out.display(),
         written.bytes as f64 / (1 << 20) as f64,
         started.elapsed().as_secs_f64()

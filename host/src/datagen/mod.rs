@@ -1,6 +1,10 @@
 //! Deterministic generated data for the demo, tests and benchmarks: same seed, same rows.
 
+mod files;
+pub mod fraud;
 pub mod movies;
+
+pub use files::DatagenError;
 
 use crate::runtime::batch::{bitmap, utf8};
 use crate::runtime::{Batch, Column, DataType, Field, Values};

@@ -14,20 +14,22 @@
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::fs::{self, File};
-use std::io::{self, BufWriter, Write as _};
+use std::io::{BufWriter, Write as _};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, Float64Array, Int64Array, StringArray, TimestampMicrosecondArray};
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
-use arrow::error::ArrowError;
+use arrow::array::{ArrayRef, Float64Array, Int64Array, StringArray};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use parquet::arrow::ArrowWriter;
-use parquet::basic::{Compression, ZstdLevel};
-use parquet::errors::ParquetError;
 use parquet::file::properties::WriterProperties;
 
 use super::SplitMix64;
+pub use super::files::DatagenError;
+use super::files::{
+    Draw, arrow_err, file_len, io_err, parquet_err, remove_stale_parts, stream, timestamp_array,
+    timestamp_type, writer_properties,
+};
 
 /// 2026-01-01T00:00:00Z in microseconds since the Unix epoch: the start of the generated period.
 pub const START_MICROS: i64 = 1_767_225_600_000_000;
@@ -148,43 +150,6 @@ pub struct WrittenFiles {
     pub rows: RowCounts,
     /// Total size of all the files written.
     pub bytes: u64,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum DatagenError {
-    #[error("invalid movie data spec for {}: {reason}", .path.display())]
-    InvalidSpec { path: PathBuf, reason: String },
-    #[error("cannot write {}: {source}", .path.display())]
-    Io { path: PathBuf, source: io::Error },
-    #[error("cannot write Parquet file {}: {source}", .path.display())]
-    Parquet { path: PathBuf, source: ParquetError },
-    #[error("cannot build Arrow rows for {}: {source}", .path.display())]
-    Arrow { path: PathBuf, source: ArrowError },
-}
-
-fn io_err(path: &Path) -> impl FnOnce(io::Error) -> DatagenError + '_ {
-    move |source| DatagenError::Io {
-        path: path.to_path_buf(),
-        source,
-    }
-}
-
-fn parquet_err(path: &Path) -> impl FnOnce(ParquetError) -> DatagenError + '_ {
-    move |source| DatagenError::Parquet {
-        path: path.to_path_buf(),
-        source,
-    }
-}
-
-fn arrow_err(path: &Path) -> impl FnOnce(ArrowError) -> DatagenError + '_ {
-    move |source| DatagenError::Arrow {
-        path: path.to_path_buf(),
-        source,
-    }
-}
-
-fn timestamp_type() -> DataType {
-    DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
 }
 
 /// `user_id, movie_id, watch_seconds, runtime, rating?, event_timestamp`.
@@ -472,73 +437,6 @@ pub fn write_entity_rows(
     }
     writer.close().map_err(parquet_err(path))?;
     Ok(rows)
-}
-
-fn writer_properties(row_group_rows: usize) -> WriterProperties {
-    WriterProperties::builder()
-        .set_compression(Compression::ZSTD(ZstdLevel::default()))
-        .set_max_row_group_row_count(Some(row_group_rows))
-        .build()
-}
-
-fn timestamp_array(values: Vec<i64>) -> ArrayRef {
-    Arc::new(TimestampMicrosecondArray::from(values).with_timezone("UTC"))
-}
-
-fn file_len(path: &Path) -> Result<u64, DatagenError> {
-    Ok(fs::metadata(path).map_err(io_err(path))?.len())
-}
-
-/// Removes `part-*.parquet` left by an earlier run, so that a glob over the directory only sees
-/// this run's files.
-fn remove_stale_parts(dir: &Path) -> Result<(), DatagenError> {
-    for entry in fs::read_dir(dir).map_err(io_err(dir))? {
-        let path = entry.map_err(io_err(dir))?.path();
-        let stale = path
-            .file_name()
-            .and_then(|name| name.to_str())
-            .is_some_and(|name| name.starts_with("part-") && name.ends_with(".parquet"));
-        if stale && path.is_file() {
-            fs::remove_file(&path).map_err(io_err(&path))?;
-        }
-    }
-    Ok(())
-}
-
-/// An independent random stream per purpose, so that, e.g., the profile draws do not shift the
-/// event draws.
-fn stream(seed: u64, purpose: u64) -> SplitMix64 {
-    let mut mixer = SplitMix64(seed ^ purpose.wrapping_mul(0xA24B_AED4_963E_E407));
-    SplitMix64(mixer.next_u64())
-}
-
-trait Draw {
-    /// Uniform in `0..n` (0 when `n` is 0).
-    fn below(&mut self, n: u64) -> u64;
-    /// Uniform in `[0, 1)`.
-    fn unit(&mut self) -> f64;
-    fn chance(&mut self, p: f64) -> bool;
-    /// A rank in `0..n`, low ranks more likely: `n * shape(u)`; with `shape(u) = u^k` the top
-    /// fraction `x` of the ranks gets a share `x^(1 / k)` of the draws.
-    fn skewed(&mut self, n: u64, shape: fn(f64) -> f64) -> usize;
-}
-
-impl Draw for SplitMix64 {
-    fn below(&mut self, n: u64) -> u64 {
-        ((u128::from(self.next_u64()) * u128::from(n)) >> 64) as u64
-    }
-
-    fn unit(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
-    }
-
-    fn chance(&mut self, p: f64) -> bool {
-        self.unit() < p
-    }
-
-    fn skewed(&mut self, n: u64, shape: fn(f64) -> f64) -> usize {
-        ((n as f64 * shape(self.unit())) as u64).min(n - 1) as usize
-    }
 }
 
 fn shuffled(n: u64, rng: &mut SplitMix64) -> Vec<u64> {
