@@ -9,12 +9,12 @@
 //! `cargo bench -p lockstep-tests --bench online` (`LOCKSTEP_BENCH_SECONDS` per phase,
 //! default 5).
 
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use lockstep::model::{format_timestamp, now_micros};
 use lockstep::pipeline::{Lockstep, PushTarget};
-use lockstep_tests::{TestBackend, apply_movie_example, unique_name, write_config};
+use lockstep_tests::load::{closed_loop, percentile, start_server};
+use lockstep_tests::{TestBackend, apply_movie_example, unique_name};
 use serde_json::{Value, json};
 
 const USERS: i64 = 1_000;
@@ -90,77 +90,6 @@ fn request(user: i64, seed: i64) -> Value {
     })
 }
 
-/// The server process, stopped when dropped.
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-async fn start_server(
-    config: &lockstep::config::Config,
-    dir: &std::path::Path,
-) -> (Server, String) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let file = dir.join("lockstep.toml");
-    write_config(config, &file);
-    let child = Command::new(env!("CARGO_BIN_EXE_lockstep-cli"))
-        .arg("--config")
-        .arg(&file)
-        .arg("serve")
-        .arg("--listen")
-        .arg(format!("127.0.0.1:{port}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let server = Server(child);
-    let url = format!("http://127.0.0.1:{port}");
-    let client = reqwest::Client::new();
-    let started = Instant::now();
-    while client.get(format!("{url}/health")).send().await.is_err() {
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "server did not start"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    (server, url)
-}
-
-/// Sends requests one after another on `client` until `until`; returns each latency.
-async fn closed_loop(
-    client: reqwest::Client,
-    url: String,
-    worker: i64,
-    until: Instant,
-) -> Vec<Duration> {
-    let mut latencies = Vec::new();
-    let mut i = worker;
-    while Instant::now() < until {
-        let body = request(1 + (i * 31) % USERS, i);
-        let sent = Instant::now();
-        let response = client.post(&url).json(&body).send().await.unwrap();
-        assert!(response.status().is_success(), "{}", response.status());
-        let _ = response.bytes().await.unwrap();
-        latencies.push(sent.elapsed());
-        i += 1;
-    }
-    latencies
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> f64 {
-    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[index].as_secs_f64() * 1e3
-}
-
 async fn run(phase: Duration) {
     let dir = std::env::temp_dir().join(unique_name("lockstep-bench-online"));
     std::fs::create_dir_all(&dir).unwrap();
@@ -169,7 +98,7 @@ async fn run(phase: Duration) {
     let lockstep = Lockstep::open(&config).await.unwrap();
     apply_movie_example(&lockstep).await;
     load_features(&lockstep).await;
-    let (server, url) = start_server(&config, &dir).await;
+    let (server, url) = start_server(env!("CARGO_BIN_EXE_lockstep-cli"), &config, &dir).await;
     let url = format!("{url}/get-online-features");
 
     // A check of the answer's shape and values before timing anything.
@@ -199,14 +128,17 @@ async fn run(phase: Duration) {
     assert_eq!(present, names.len() * CANDIDATES, "{answer}");
 
     // Warm-up, then concurrency 1.
+    let body = |i: i64| request(1 + (i * 31) % USERS, i);
     closed_loop(
         client.clone(),
         url.clone(),
         0,
         Instant::now() + Duration::from_secs(1),
+        body,
     )
     .await;
-    let mut latencies = closed_loop(client.clone(), url.clone(), 0, Instant::now() + phase).await;
+    let mut latencies =
+        closed_loop(client.clone(), url.clone(), 0, Instant::now() + phase, body).await;
     latencies.sort();
     println!(
         "concurrency 1: {} requests, p50 {:.3} ms, p99 {:.3} ms, p99.9 {:.3} ms ({:.0} requests/s)",
@@ -222,7 +154,13 @@ async fn run(phase: Duration) {
     let workers: Vec<_> = (0..32)
         .map(|worker| {
             let client = reqwest::Client::new();
-            tokio::spawn(closed_loop(client, url.clone(), worker * 1_000, until))
+            tokio::spawn(closed_loop(
+                client,
+                url.clone(),
+                worker * 1_000,
+                until,
+                body,
+            ))
         })
         .collect();
     let started = Instant::now();

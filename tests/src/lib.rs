@@ -1,6 +1,8 @@
 //! Fixtures shared by Lockstep's integration tests and benchmarks: guest components built
 //! once per process with the same code as `lockstep build`.
 
+pub mod load;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;

@@ -29,8 +29,13 @@ fn report(event: MaterializeEvent) {
 }
 
 fn print_view(view: &MaterializedView) {
+    let (read, written) = if view.aggregated {
+        ("events replayed", "aggregation states written")
+    } else {
+        ("entities read", "online values changed")
+    };
     println!(
-        "{}: {} entities read, {} online values changed, in {:.2}s = {:.0} rows/s",
+        "{}: {} {read}, {} {written}, in {:.2}s = {:.0} rows/s",
         view.view,
         view.rows,
         view.written,

@@ -281,10 +281,10 @@ pub trait OfflineStore: Send + Sync {
     /// [`ViewTable::row_fields`] (for checksums and exports).
     async fn scan(&self, table: &ViewTable) -> Result<Vec<RecordBatch>, OfflineError>;
 
-    /// Upserts rows (layout of [`ViewTable::row_fields`]) outside any backfill, with the
-    /// rules of [`OfflineStore::commit_chunk`]: the push path.
-    async fn write_rows(&self, table: &ViewTable, rows: &[RecordBatch])
-    -> Result<(), OfflineError>;
+    /// Upserts rows of several tables (each in the layout of its [`ViewTable::row_fields`])
+    /// in one transaction, outside any backfill, with the rules of
+    /// [`OfflineStore::commit_chunk`]: the push path, all views of a push at once.
+    async fn write_rows(&self, rows: &[(&ViewTable, RecordBatch)]) -> Result<(), OfflineError>;
 
     /// The rows `selection` picks (layout of [`ViewTable::row_fields`]), streamed in
     /// batches of about `batch_rows` rows, so memory stays bounded whatever the table's
@@ -318,7 +318,8 @@ pub enum Selection {
     /// For each key, its row with the greatest event time in `[from, to)`.
     LatestPerKey { from: i64, to: i64 },
     /// Every row with an event time before `to`, sorted by join keys, then event time (each
-    /// key's rows together, whatever order the keys come in): an aggregated view's events.
+    /// key's rows together, whatever order the keys come in), with null transform digests:
+    /// an aggregated view's events, to replay.
     EventsBefore { to: i64 },
 }
 

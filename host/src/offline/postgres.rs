@@ -576,17 +576,21 @@ impl OfflineStore for PostgresStore {
         super::assemble(pieces, &feature_fields, rows)
     }
 
-    async fn write_rows(
-        &self,
-        table: &ViewTable,
-        rows: &[RecordBatch],
-    ) -> Result<(), OfflineError> {
-        let rows = super::prepare_rows(table, rows)?;
-        if rows.num_rows() == 0 {
+    async fn write_rows(&self, rows: &[(&ViewTable, RecordBatch)]) -> Result<(), OfflineError> {
+        let mut prepared = Vec::with_capacity(rows.len());
+        for (table, rows) in rows {
+            let rows = super::prepare_rows(table, std::slice::from_ref(rows))?;
+            if rows.num_rows() > 0 {
+                prepared.push((*table, rows));
+            }
+        }
+        if prepared.is_empty() {
             return Ok(());
         }
         let mut tx = self.pool.begin().await?;
-        self.copy_rows(&mut tx, table, &rows).await?;
+        for (table, rows) in &prepared {
+            self.copy_rows(&mut tx, table, rows).await?;
+        }
         tx.commit().await?;
         Ok(())
     }

@@ -3,7 +3,7 @@
 
 use super::{PitView, Selection};
 use crate::model::ValueType;
-use crate::model::{CREATED_TS, EVENT_TS, ViewTable};
+use crate::model::{CREATED_TS, EVENT_TS, TRANSFORM_DIGEST, ViewTable};
 
 /// The SQL dialect of a backend.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -161,7 +161,16 @@ impl Dialect {
     /// The query of [`Selection`] over a view's table, in the layout of
     /// [`ViewTable::row_fields`]: what materialization and the aggregations' join read.
     pub fn stream(self, qualified: &str, table: &ViewTable, selection: Selection) -> String {
-        let names: Vec<String> = table.row_fields().iter().map(|f| ident(&f.name)).collect();
+        // Events are replayed, not stored again: their digests would only be transferred.
+        let skip_digest = matches!(selection, Selection::EventsBefore { .. });
+        let names: Vec<String> = table
+            .row_fields()
+            .iter()
+            .map(|f| match f.name.as_str() {
+                TRANSFORM_DIGEST if skip_digest => format!("NULL AS {}", ident(TRANSFORM_DIGEST)),
+                name => ident(name),
+            })
+            .collect();
         let keys: Vec<String> = table.join_keys.iter().map(|k| ident(&k.name)).collect();
         let event = ident(EVENT_TS);
         let (from, to) = match selection {

@@ -503,13 +503,11 @@ impl OfflineStore for SqliteStore {
         super::assemble(pieces, &feature_fields, entities.num_rows())
     }
 
-    async fn write_rows(
-        &self,
-        table: &ViewTable,
-        rows: &[RecordBatch],
-    ) -> Result<(), OfflineError> {
+    async fn write_rows(&self, rows: &[(&ViewTable, RecordBatch)]) -> Result<(), OfflineError> {
         let mut tx = self.begin_write().await?;
-        upsert_rows(&mut tx.tx, table, rows).await?;
+        for (table, rows) in rows {
+            upsert_rows(&mut tx.tx, table, std::slice::from_ref(rows)).await?;
+        }
         tx.tx.commit().await?;
         Ok(())
     }

@@ -51,10 +51,14 @@ pub struct MaterializedView {
     pub table: String,
     pub from: i64,
     pub to: i64,
-    /// Rows read from the offline store: one per entity with a value in the window.
+    /// Rows read from the offline store: one per entity with a value in the window or, for
+    /// an aggregated view, every event before the window's end.
     pub rows: u64,
-    /// Rows that changed the online store (older or equal values are not rewritten).
+    /// Values that changed the online store (older or equal values are not rewritten): rows,
+    /// or an aggregated view's rebuilt states, one per entity.
     pub written: u64,
+    /// Whether the view aggregates its events.
+    pub aggregated: bool,
     pub seconds: f64,
 }
 
@@ -225,6 +229,7 @@ impl Lockstep {
             to,
             rows,
             written,
+            aggregated: table.aggregation.is_some(),
             seconds: started.elapsed().as_secs_f64(),
         };
         events(MaterializeEvent::Finished(view.clone()));

@@ -111,18 +111,22 @@ impl Lockstep {
         }
         let batch = source_batch(source, &makers, columns)?;
         let mut pushed = Vec::with_capacity(makers.len());
+        let mut offline_rows = Vec::with_capacity(makers.len());
         for (name, maker) in views.into_iter().zip(&makers) {
             let view = &definitions.feature_views[name];
-            pushed.push(
-                self.write_view_rows(
-                    name,
-                    maker,
-                    batch.clone(),
-                    target.online() && view.online,
-                    target.offline() && view.offline,
-                )
-                .await?,
-            );
+            let (mut done, rows) = self
+                .write_online(name, maker, batch.clone(), target.online() && view.online)
+                .await?;
+            if target.offline() && view.offline {
+                self.ensure_offline_table(&maker.table).await?;
+                offline_rows.push((&maker.table, rows));
+                done.written_offline = true;
+            }
+            pushed.push(done);
+        }
+        // Every view's rows in one transaction.
+        if !offline_rows.is_empty() {
+            self.offline.write_rows(&offline_rows).await?;
         }
         Ok(pushed)
     }
@@ -167,18 +171,20 @@ impl Lockstep {
             .view_rows(source, view, served.tables[view_name].clone())
             .await?;
         let batch = source_batch(source, std::slice::from_ref(&maker), columns)?;
-        self.write_view_rows(view_name, &maker, batch, true, false)
-            .await
+        Ok(self.write_online(view_name, &maker, batch, true).await?.0)
     }
 
-    async fn write_view_rows(
+    /// Computes a view's rows from source rows and, with `online`, writes them to the
+    /// online store (newer-wins, or into the aggregation states). Returns what it did and
+    /// the rows for the offline store: without those an aggregated view refused as too
+    /// late.
+    async fn write_online(
         &self,
         name: &str,
         maker: &ViewRows,
         batch: RecordBatch,
         online: bool,
-        offline: bool,
-    ) -> Result<PushedView, FeatureError> {
+    ) -> Result<(PushedView, RecordBatch), FeatureError> {
         let (rows, rejected) =
             maker
                 .compute(&self.runtime, batch)
@@ -222,20 +228,15 @@ impl Lockstep {
         };
         let newest = arrow::compute::max(event_times(table, &rows));
         self.metrics.pushed(name, rows.num_rows() as u64, newest);
-        if offline {
-            self.ensure_offline_table(table).await?;
-            self.offline
-                .write_rows(table, std::slice::from_ref(&rows))
-                .await?;
-        }
-        Ok(PushedView {
+        let done = PushedView {
             view: name.to_owned(),
             rows: rows.num_rows() as u64,
             rejected,
             written_online,
-            written_offline: offline,
+            written_offline: false,
             too_late,
-        })
+        };
+        Ok((done, rows))
     }
 
     /// Creates a view's offline table once per process.
