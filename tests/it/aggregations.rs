@@ -94,13 +94,13 @@ fn payments(random: &mut SplitMix64, count: usize) -> Vec<Payment> {
     let mut at = START;
     (0..count)
         .map(|_| {
-            let burst = random.next_u64() % 3 == 0;
+            let burst = random.next_u64().is_multiple_of(3);
             at +=
                 1 + (random.next_u64() % if burst { 5_000_000 } else { 6 * MINUTE as u64 }) as i64;
             Payment {
                 user: (random.next_u64() % USERS as u64) as i64,
                 at,
-                amount: (random.next_u64() % 8 != 0)
+                amount: (!random.next_u64().is_multiple_of(8))
                     .then(|| (random.next_u64() % 1_000_000) as f64 / 37.0),
                 quantity: (random.next_u64() % 20) as i64,
                 country: match random.next_u64() % 5 {
@@ -178,7 +178,7 @@ async fn pushed_one_by_one(backend: TestBackend) {
         let pushed = push(&lockstep, payment).await;
         assert_eq!((pushed.written_online, pushed.too_late), (1, 0));
         // A random moment before the next payment, now and then.
-        if random.next_u64() % 40 == 0 {
+        if random.next_u64().is_multiple_of(40) {
             let next = payments.get(index + 1).map_or(payment.at + HOUR, |p| p.at);
             let at = payment.at + (random.next_u64() % (next - payment.at) as u64) as i64;
             present += check(&lockstep, at).await;

@@ -61,7 +61,7 @@ fn stream(random: &mut SplitMix64, count: usize) -> Vec<Event> {
     let mut t = 1_700_000_000_000_000 + (random.next_u64() % 1_000_000) as i64;
     (0..count)
         .map(|_| {
-            let burst = random.next_u64() % 4 == 0;
+            let burst = random.next_u64().is_multiple_of(4);
             t += 1 + (random.next_u64() % if burst { 2_000_000 } else { 5 * MINUTE as u64 }) as i64;
             let amount = match random.next_u64() % 10 {
                 0 => Value::Null,
