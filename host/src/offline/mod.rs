@@ -286,10 +286,10 @@ pub trait OfflineStore: Send + Sync {
     /// [`OfflineStore::commit_chunk`]: the push path, all views of a push at once.
     async fn write_rows(&self, rows: &[(&ViewTable, RecordBatch)]) -> Result<(), OfflineError>;
 
-    /// The rows `selection` picks (layout of [`ViewTable::row_fields`]), streamed in
+    /// The rows `rows` picks (layout of [`ViewTable::row_fields`]), streamed in
     /// batches of about `batch_rows` rows, so memory stays bounded whatever the table's
     /// size: what materialization and the aggregations' join read.
-    fn stream(&self, table: &ViewTable, selection: Selection, batch_rows: usize) -> BatchStream;
+    fn stream(&self, table: &ViewTable, rows: Rows, batch_rows: usize) -> BatchStream;
 
     /// Records a finished materialization.
     async fn record_materialization(&self, record: &Materialization) -> Result<(), OfflineError>;
@@ -313,14 +313,15 @@ pub trait OfflineStore: Send + Sync {
 }
 
 /// Which rows of a table [`OfflineStore::stream`] reads, µs bounds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Selection {
+#[derive(Debug, Clone)]
+pub enum Rows {
     /// For each key, its row with the greatest event time in `[from, to)`.
     LatestPerKey { from: i64, to: i64 },
     /// Every row with an event time before `to`, sorted by join keys, then event time (each
     /// key's rows together, whatever order the keys come in), with null transform digests:
-    /// an aggregated view's events, to replay.
-    EventsBefore { to: i64 },
+    /// an aggregated view's events, to replay. With `keys` (a batch of the table's int64 or
+    /// utf8 join-key columns), only the rows of those keys.
+    Events { to: i64, keys: Option<RecordBatch> },
 }
 
 /// The batches of a [`OfflineStore::stream`].

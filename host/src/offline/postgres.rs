@@ -16,7 +16,7 @@ use super::pgcopy::{CopyReader, CopyWriter};
 use super::sql::{Dialect, ROW_ID, ident};
 use super::{
     ACQUIRE_TIMEOUT, BatchStream, ChunkCounts, Claim, JobPlan, JobStatus, LogRecord,
-    Materialization, OfflineError, OfflineStore, PitPiece, PitView, Selection,
+    Materialization, OfflineError, OfflineStore, PitPiece, PitView, Rows,
 };
 use crate::columnar::arrow_schema;
 use crate::model::ViewTable;
@@ -595,9 +595,9 @@ impl OfflineStore for PostgresStore {
         Ok(())
     }
 
-    fn stream(&self, table: &ViewTable, selection: Selection, batch_rows: usize) -> BatchStream {
+    fn stream(&self, table: &ViewTable, rows: Rows, batch_rows: usize) -> BatchStream {
         let pool = self.pool.clone();
-        let sql = Dialect::Postgres.stream(&self.qualified(&table.name), table, selection);
+        let sql = Dialect::Postgres.stream(&self.qualified(&table.name), table, &rows);
         let fields = table.row_fields();
         super::spawn_stream(move |sender| async move {
             let types: Vec<ValueType> = fields.iter().map(|f| f.value_type).collect();

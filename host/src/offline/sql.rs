@@ -1,7 +1,9 @@
 //! SQL text shared by both offline backends, which differ only where the dialects do:
 //! column types, and how the point-in-time lookup picks one row per entity row.
 
-use super::{PitView, Selection};
+use arrow::array::{Int64Array, RecordBatch, StringArray};
+
+use super::{PitView, Rows};
 use crate::model::ValueType;
 use crate::model::{CREATED_TS, EVENT_TS, TRANSFORM_DIGEST, ViewTable};
 
@@ -158,11 +160,11 @@ impl Dialect {
         }
     }
 
-    /// The query of [`Selection`] over a view's table, in the layout of
+    /// The query of [`Rows`] over a view's table, in the layout of
     /// [`ViewTable::row_fields`]: what materialization and the aggregations' join read.
-    pub fn stream(self, qualified: &str, table: &ViewTable, selection: Selection) -> String {
+    pub fn stream(self, qualified: &str, table: &ViewTable, rows: &Rows) -> String {
         // Events are replayed, not stored again: their digests would only be transferred.
-        let skip_digest = matches!(selection, Selection::EventsBefore { .. });
+        let skip_digest = matches!(rows, Rows::Events { .. });
         let names: Vec<String> = table
             .row_fields()
             .iter()
@@ -173,23 +175,37 @@ impl Dialect {
             .collect();
         let keys: Vec<String> = table.join_keys.iter().map(|k| ident(&k.name)).collect();
         let event = ident(EVENT_TS);
-        let (from, to) = match selection {
-            Selection::LatestPerKey { from, to } => (Some(from), to),
-            Selection::EventsBefore { to } => (None, to),
+        let (from, to) = match rows {
+            Rows::LatestPerKey { from, to } => (Some(*from), *to),
+            Rows::Events { to, .. } => (None, *to),
         };
         let mut window = format!("{event} < {}", self.timestamp_literal(to));
         if let Some(from) = from {
             window = format!("{event} >= {} AND {window}", self.timestamp_literal(from));
         }
-        match (selection, self) {
+        if let Rows::Events {
+            keys: Some(wanted), ..
+        } = rows
+        {
+            window = if wanted.num_rows() == 0 {
+                format!("{window} AND FALSE")
+            } else {
+                format!(
+                    "{window} AND ({}) IN ({})",
+                    keys.join(", "),
+                    key_tuples(wanted)
+                )
+            };
+        }
+        match (rows, self) {
             // The primary-key index, read forwards.
-            (Selection::EventsBefore { .. }, _) => format!(
+            (Rows::Events { .. }, _) => format!(
                 "SELECT {} FROM {qualified} WHERE {window} ORDER BY {}",
                 names.join(", "),
                 key_columns(table).join(", ")
             ),
             // The primary-key index read backwards gives each key's newest row first.
-            (Selection::LatestPerKey { .. }, Dialect::Postgres) => {
+            (Rows::LatestPerKey { .. }, Dialect::Postgres) => {
                 let descending: Vec<String> = key_columns(table)
                     .iter()
                     .map(|column| format!("{column} DESC"))
@@ -201,7 +217,7 @@ impl Dialect {
                     descending.join(", ")
                 )
             }
-            (Selection::LatestPerKey { .. }, Dialect::Sqlite) => format!(
+            (Rows::LatestPerKey { .. }, Dialect::Sqlite) => format!(
                 "SELECT {names} FROM (SELECT {names}, row_number() OVER \
                  (PARTITION BY {keys} ORDER BY {event} DESC) AS newest \
                  FROM {qualified} WHERE {window}) WHERE newest = 1",
@@ -286,6 +302,30 @@ impl Dialect {
 }
 
 /// The primary key: join keys, then event time.
+/// The rows of join-key columns as SQL tuples, `(1, 'a'), (2, 'b')`: int64 as numbers, utf8
+/// as quoted strings (both dialects double a quote inside one).
+fn key_tuples(keys: &RecordBatch) -> String {
+    let columns = keys.columns();
+    (0..keys.num_rows())
+        .map(|row| {
+            let values: Vec<String> = columns
+                .iter()
+                .map(|column| {
+                    if let Some(ints) = column.as_any().downcast_ref::<Int64Array>() {
+                        ints.value(row).to_string()
+                    } else if let Some(texts) = column.as_any().downcast_ref::<StringArray>() {
+                        format!("'{}'", texts.value(row).replace('\'', "''"))
+                    } else {
+                        unreachable!("keys to filter by are int64 or utf8 (checked by the caller)")
+                    }
+                })
+                .collect();
+            format!("({})", values.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 fn key_columns(table: &ViewTable) -> Vec<String> {
     table
         .join_keys
@@ -293,4 +333,55 @@ fn key_columns(table: &ViewTable) -> Vec<String> {
         .map(|key| ident(&key.name))
         .chain([ident(EVENT_TS)])
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::model::FieldSpec;
+
+    #[test]
+    fn events_of_some_keys_are_filtered_by_quoted_tuples() {
+        let key = |name: &str, value_type| FieldSpec {
+            name: name.into(),
+            value_type,
+            nullable: false,
+        };
+        let keys = vec![
+            key("user_id", ValueType::Int64),
+            key("country", ValueType::Utf8),
+        ];
+        let table = ViewTable::new("p", "v", keys.clone(), vec![], None, None);
+        let wanted = RecordBatch::try_new(
+            crate::columnar::arrow_schema(&keys),
+            vec![
+                Arc::new(Int64Array::from(vec![7, -2])),
+                Arc::new(StringArray::from(vec!["FR", "x'); DROP TABLE t; --"])),
+            ],
+        )
+        .unwrap();
+        let rows = Rows::Events {
+            to: 5,
+            keys: Some(wanted.clone()),
+        };
+        let sql = Dialect::Sqlite.stream("t", &table, &rows);
+        assert!(
+            sql.contains(
+                r#"("user_id", "country") IN ((7, 'FR'), (-2, 'x''); DROP TABLE t; --'))"#
+            ),
+            "{sql}"
+        );
+        assert!(sql.contains("NULL AS \"transform_digest\""), "{sql}");
+        let none = Rows::Events {
+            to: 5,
+            keys: Some(wanted.slice(0, 0)),
+        };
+        assert!(
+            Dialect::Postgres
+                .stream("t", &table, &none)
+                .contains("AND FALSE")
+        );
+    }
 }

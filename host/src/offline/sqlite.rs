@@ -22,7 +22,7 @@ use tokio::sync::{Mutex, MutexGuard};
 use super::sql::{Dialect, ROW_ID, ident};
 use super::{
     ACQUIRE_TIMEOUT, BatchStream, ChunkCounts, Claim, JobPlan, JobStatus, LogRecord,
-    Materialization, OfflineError, OfflineStore, PitPiece, PitView, Selection,
+    Materialization, OfflineError, OfflineStore, PitPiece, PitView, Rows,
 };
 use crate::columnar::{ColumnBuilder, arrow_schema};
 use crate::model::ValueType;
@@ -512,9 +512,9 @@ impl OfflineStore for SqliteStore {
         Ok(())
     }
 
-    fn stream(&self, table: &ViewTable, selection: Selection, batch_rows: usize) -> BatchStream {
+    fn stream(&self, table: &ViewTable, rows: Rows, batch_rows: usize) -> BatchStream {
         let pool = self.pool.clone();
-        let sql = Dialect::Sqlite.stream(&ident(&table.name), table, selection);
+        let sql = Dialect::Sqlite.stream(&ident(&table.name), table, &rows);
         let fields = table.row_fields();
         super::spawn_stream(move |sender| async move {
             let types: Vec<ValueType> = fields.iter().map(|f| f.value_type).collect();

@@ -14,7 +14,7 @@ use super::Lockstep;
 use super::features::FeatureError;
 use crate::aggregate::{Engine, Replay, State, Visitor};
 use crate::model::ViewTable;
-use crate::offline::{Materialization, Selection};
+use crate::offline::{Materialization, Rows};
 use crate::online::{self, OnlineError};
 
 /// Rows per batch read from the offline store and written to the online store.
@@ -196,7 +196,7 @@ impl Lockstep {
             };
             match Engine::of(table) {
                 None => {
-                    let selection = Selection::LatestPerKey { from, to };
+                    let selection = Rows::LatestPerKey { from, to };
                     let mut batches = self.offline.stream(table, selection, BATCH_ROWS);
                     while let Some(batch) = batches.recv().await {
                         let batch = batch?;
@@ -282,7 +282,7 @@ impl Lockstep {
         let (mut rows, mut written) = (0, 0);
         let mut batches = self
             .offline
-            .stream(table, Selection::EventsBefore { to }, BATCH_ROWS);
+            .stream(table, Rows::Events { to, keys: None }, BATCH_ROWS);
         while let Some(batch) = batches.recv().await {
             let batch = batch?;
             replay.feed(&batch, &mut finished);

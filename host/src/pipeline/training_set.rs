@@ -3,12 +3,12 @@
 //! on-demand views evaluated over the joined rows by their pinned transforms: the same
 //! bytes the online path runs. Every entity row is kept, in order.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
-use arrow::array::{Array, ArrayRef, RecordBatch, TimestampMicrosecondArray};
+use arrow::array::{Array, ArrayRef, RecordBatch, TimestampMicrosecondArray, UInt32Array};
 use arrow::datatypes::{Field, Schema};
 use serde::{Deserialize, Serialize};
 
@@ -20,8 +20,12 @@ use crate::aggregate::{Engine, PointInTime, Replay, key_bytes};
 use crate::columnar::arrow_type;
 use crate::model::definitions::Provider;
 use crate::model::{Digest, FieldSpec, ValueType, ViewTable};
-use crate::offline::{EVENT_TS, OfflineError, PitView, Selection};
+use crate::offline::{EVENT_TS, OfflineError, PitView, Rows};
 use crate::runtime::RunError;
+
+/// Up to this many distinct entities, an aggregated view's join reads only their events
+/// (by a key list in the query); beyond, every event, in one pass.
+const KEY_FILTER_LIMIT: usize = 5_000;
 
 /// The column of entity rows that holds each row's time, unless told otherwise.
 pub const DEFAULT_TIMESTAMP_COLUMN: &str = "event_timestamp";
@@ -320,6 +324,34 @@ impl Lockstep {
         let keys: Vec<Vec<u8>> = (0..entities.num_rows())
             .map(|row| key_bytes(&key_columns, &types, row))
             .collect();
+        // Few entities (an audit, a small request): read only their events.
+        let mut first_rows: HashMap<&[u8], u32> = HashMap::new();
+        for (row, key) in keys.iter().enumerate() {
+            first_rows.entry(key.as_slice()).or_insert(row as u32);
+            if first_rows.len() > KEY_FILTER_LIMIT {
+                break;
+            }
+        }
+        let filterable = types
+            .iter()
+            .all(|t| matches!(t, ValueType::Int64 | ValueType::Utf8));
+        let wanted = if filterable && first_rows.len() <= KEY_FILTER_LIMIT {
+            let mut rows: Vec<u32> = first_rows.into_values().collect();
+            rows.sort_unstable();
+            let rows = UInt32Array::from(rows);
+            let columns = key_columns
+                .iter()
+                .map(|column| arrow::compute::take(*column, &rows, None))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| FeatureError::Entities(e.to_string()))?;
+            let fields: Vec<FieldSpec> = table.join_keys.clone();
+            Some(
+                RecordBatch::try_new(crate::columnar::arrow_schema(&fields), columns)
+                    .map_err(|e| FeatureError::Entities(e.to_string()))?,
+            )
+        } else {
+            None
+        };
         let times: Vec<i64> = column(EVENT_TS)
             .as_any()
             .downcast_ref::<TimestampMicrosecondArray>()
@@ -332,7 +364,7 @@ impl Lockstep {
         self.offline.ensure_table(table).await?;
         let mut batches = self.offline.stream(
             table,
-            Selection::EventsBefore { to },
+            Rows::Events { to, keys: wanted },
             self.backfill.batch_rows,
         );
         let table = table.clone();
