@@ -149,10 +149,13 @@ impl State {
                 let first = aggregate
                     .window_tiles
                     .map_or(i64::MIN, |tiles| now_tile - tiles + 1);
-                for (tile, partials) in self.tiles.iter().chain(&open) {
-                    if (first..=now_tile).contains(tile) {
-                        value.merge(&partials[index]);
-                    }
+                // Both runs are sorted by tile: skip to the window's first, stop after now's.
+                let closed = self
+                    .tiles
+                    .range(self.tiles.partition_point(|(t, _)| *t < first)..);
+                let open = open[open.partition_point(|(t, _)| *t < first)..].iter();
+                for (_, partials) in closed.chain(open).take_while(|(t, _)| *t <= now_tile) {
+                    value.merge(&partials[index]);
                 }
                 value.finish()
             })
