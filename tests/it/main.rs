@@ -3,6 +3,7 @@
 mod aggregations;
 mod audit;
 mod backfill;
+mod demo;
 mod fraud;
 mod hostile;
 mod online;

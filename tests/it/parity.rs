@@ -1,9 +1,8 @@
 //! The skew check both online test modules share: an online answer as of a time against
 //! the training set of the same entity rows at that time, column by column, bit for bit.
 
-use arrow::array::{Array, AsArray, RecordBatch};
-use arrow::datatypes::{DataType, Float64Type};
-use lockstep::columnar::to_json;
+use arrow::array::{Array, RecordBatch};
+use lockstep::columnar::{same_value, to_json};
 use lockstep::pipeline::{Lockstep, OnlineRequest, Status, TrainingSetRequest};
 use serde_json::Value;
 
@@ -27,21 +26,7 @@ pub fn entities_json(rows: &RecordBatch) -> serde_json::Map<String, Value> {
 pub fn first_difference(a: &dyn Array, b: &dyn Array) -> Option<usize> {
     assert_eq!(a.len(), b.len());
     assert_eq!(a.data_type(), b.data_type());
-    (0..a.len()).find(|&row| {
-        if a.is_valid(row) != b.is_valid(row) {
-            return true;
-        }
-        if a.is_null(row) {
-            return false;
-        }
-        match a.data_type() {
-            DataType::Float64 => {
-                a.as_primitive::<Float64Type>().value(row).to_bits()
-                    != b.as_primitive::<Float64Type>().value(row).to_bits()
-            }
-            _ => to_json(a, row) != to_json(b, row),
-        }
-    })
+    (0..a.len()).find(|&row| !same_value(a, row, b, row))
 }
 
 /// Asserts the online answer as of `at` equals the training set of `entities` (all at

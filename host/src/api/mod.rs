@@ -125,6 +125,16 @@ pub fn app(state: Arc<AppState>) -> Router {
 /// Serves `state` on `listener` until SIGTERM or Ctrl-C, then stops accepting, lets
 /// in-flight requests finish and writes the feature logs still queued. Clients get `server.header_timeout_ms` to send their headers.
 pub async fn serve(state: Arc<AppState>, listener: tokio::net::TcpListener) -> std::io::Result<()> {
+    serve_until(state, listener, shutdown_signal()).await
+}
+
+/// [`serve`], stopping the same graceful way when `shutdown` completes instead of on a
+/// signal: how `lockstep demo` runs a server in-process.
+pub async fn serve_until(
+    state: Arc<AppState>,
+    listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
     use hyper_util::rt::{TokioIo, TokioTimer};
     use hyper_util::server::graceful::GracefulShutdown;
     use hyper_util::service::TowerToHyperService;
@@ -132,7 +142,7 @@ pub async fn serve(state: Arc<AppState>, listener: tokio::net::TcpListener) -> s
     let header_timeout = Duration::from_millis(state.server.header_timeout_ms);
     let service = TowerToHyperService::new(app(Arc::clone(&state)));
     let graceful = GracefulShutdown::new();
-    let mut shutdown = std::pin::pin!(shutdown_signal());
+    let mut shutdown = std::pin::pin!(shutdown);
     loop {
         let (stream, _) = tokio::select! {
             accepted = listener.accept() => match accepted {

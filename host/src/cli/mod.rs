@@ -1,7 +1,7 @@
 //! The `lockstep` command line: clap subcommands over the library.
 
 mod audit;
-mod demo;
+pub mod demo;
 mod offline;
 mod online;
 mod registry;
@@ -34,14 +34,23 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the end-to-end demo on generated data (no servers needed).
+    /// Run the movie-recommendation example end to end on generated data: backfill,
+    /// materialize, training set, an in-process server with pushes and online requests, and
+    /// the online values compared with the training set's bit for bit. Embedded stores in
+    /// the work directory unless `DATABASE_URL` / `REDIS_URL` are set (then the Postgres
+    /// schemas `lockstep_demo*` and the Redis namespace `lockstep_demo`); each run starts
+    /// from empty stores.
     Demo {
-        /// The first-party transforms workspace to build.
+        /// Work directory: generated data, the training set, embedded stores.
+        #[arg(long, default_value = demo::DEFAULT_DIR)]
+        dir: PathBuf,
+        /// The first-party transforms workspace to build with cargo.
         #[arg(long, default_value = demo::DEFAULT_TRANSFORMS_DIR)]
         transforms: PathBuf,
-        /// Rows of generated events for the batch path.
-        #[arg(long, default_value_t = 200_000)]
-        rows: u32,
+        /// Load prebuilt `movie_watch.component.wasm` and `movie_scorer.component.wasm`
+        /// from this directory instead of building.
+        #[arg(long, conflicts_with = "transforms")]
+        components: Option<PathBuf>,
     },
     /// Build a guest crate (or every cdylib crate of a workspace) into transform components.
     Build {
@@ -296,7 +305,20 @@ pub fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Demo { transforms, rows } => demo::run(&transforms, rows),
+        Command::Demo {
+            dir,
+            transforms,
+            components,
+        } => {
+            let config = Config::load(cli.config.as_deref())?;
+            let components = match components {
+                Some(dir) => demo::Components::Dir(dir),
+                None => demo::Components::Build(transforms),
+            };
+            let options = demo::DemoOptions::new(config, dir, components);
+            tokio::runtime::Runtime::new()?.block_on(demo::run(options))?;
+            Ok(())
+        }
         Command::Build { path, target_dir } => build(path, target_dir),
         Command::Transform {
             command: TransformCommand::Check { file },

@@ -175,16 +175,15 @@ pub async fn backfills(lockstep: &Lockstep, id: Option<i64>) -> anyhow::Result<(
     Ok(())
 }
 
-/// `lockstep training-set`: reads the entity file, joins, writes Parquet.
-pub async fn training_set(
+/// Reads an entity file (Parquet or CSV): the columns `request` needs, then the request
+/// fields it may use that the file has.
+pub async fn read_entities(
     lockstep: &Lockstep,
-    request: TrainingSetRequest,
+    request: &TrainingSetRequest,
     entities: &Path,
-    out: &Path,
-) -> anyhow::Result<()> {
-    let started = Instant::now();
+) -> anyhow::Result<arrow::array::RecordBatch> {
     let (required, optional) = lockstep
-        .training_set_columns(&request)
+        .training_set_columns(request)
         .await
         .map_err(|e| super::coded(&e, e.code()))?;
     let path = entities.to_owned();
@@ -196,7 +195,18 @@ pub async fn training_set(
         Some(batch) => batch.schema(),
         None => anyhow::bail!("{} has no rows", entities.display()),
     };
-    let entity_rows = arrow::compute::concat_batches(&schema, &batches)?;
+    Ok(arrow::compute::concat_batches(&schema, &batches)?)
+}
+
+/// `lockstep training-set`: reads the entity file, joins, writes Parquet.
+pub async fn training_set(
+    lockstep: &Lockstep,
+    request: TrainingSetRequest,
+    entities: &Path,
+    out: &Path,
+) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let entity_rows = read_entities(lockstep, &request, entities).await?;
     let read_seconds = started.elapsed().as_secs_f64();
     let set = lockstep
         .training_set(&request, &entity_rows)

@@ -245,7 +245,7 @@ fn read(file: &std::path::Path) -> anyhow::Result<String> {
     std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))
 }
 
-fn upload_code(error: &crate::pipeline::UploadError) -> &'static str {
+pub(super) fn upload_code(error: &crate::pipeline::UploadError) -> &'static str {
     use crate::pipeline::UploadError;
     match error {
         UploadError::InvalidName(_) => "invalid_name",

@@ -45,6 +45,18 @@ pub async fn open(location: &OfflineLocation) -> Result<Arc<dyn OfflineStore>, O
     })
 }
 
+/// Deletes the offline store at `location` with every feature table, job and log in it:
+/// drops its Postgres schema or removes its SQLite file. For `lockstep demo`.
+pub async fn remove(location: &OfflineLocation) -> Result<(), OfflineError> {
+    match location {
+        OfflineLocation::Postgres { url, schema } => {
+            crate::registry::drop_schema(url, schema).await
+        }
+        OfflineLocation::Sqlite { path } => crate::registry::remove_sqlite_file(path),
+    }
+    .map_err(OfflineError::Open)
+}
+
 /// Why the offline store could not do something.
 #[derive(Debug, thiserror::Error)]
 pub enum OfflineError {

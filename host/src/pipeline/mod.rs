@@ -10,6 +10,7 @@ mod feature_log;
 mod features;
 mod materialize;
 mod on_demand;
+mod parity;
 mod push;
 mod serving;
 mod training_set;
@@ -30,6 +31,7 @@ pub use definitions::{ApplyError, ApplyOutcome, PlanOutcome};
 pub use feature_log::{LoggedFeature, LoggedRequest};
 pub use features::{FeatureError, FeatureRequest};
 pub use materialize::{EARLIEST, MaterializeEvent, MaterializeRequest, MaterializedView};
+pub use parity::{ParityDifference, ParityReport};
 pub use push::{Columns, PushTarget, PushedView};
 pub use serving::{OnlineColumn, OnlineFeatures, OnlineRequest, Status};
 pub use training_set::{TrainingSet, TrainingSetRequest};
@@ -95,6 +97,17 @@ impl ReadyError {
             Self::Registry(error) => error.code(),
         }
     }
+}
+
+/// Deletes everything the configured stores hold: the registry's and the offline store's
+/// Postgres schemas (or SQLite files) are dropped, the online store's namespace cleared.
+/// For `lockstep demo`, which starts from nothing on every run.
+pub async fn remove_stores(config: &Config) -> Result<(), OpenError> {
+    registry::remove(&config.registry.location()).await?;
+    offline::remove(&config.offline_location()).await?;
+    let online = crate::online::open(&config.online_location(), config.online.timeout()).await?;
+    online.clear(&[]).await?;
+    Ok(())
 }
 
 impl Lockstep {

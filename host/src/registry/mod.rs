@@ -124,6 +124,18 @@ pub async fn open(location: &RegistryLocation) -> Result<Arc<dyn Registry>, Regi
     })
 }
 
+/// Deletes the registry at `location` with everything in it: drops its Postgres schema or
+/// removes its SQLite file. For `lockstep demo`, which starts from nothing on every run.
+pub async fn remove(location: &RegistryLocation) -> Result<(), RegistryError> {
+    match location {
+        RegistryLocation::Postgres { url, schema } => drop_schema(url, schema).await,
+        RegistryLocation::Sqlite { path } => remove_sqlite_file(path),
+    }
+    .map_err(RegistryError::Open)
+}
+
+pub(crate) use sql::{drop_schema, remove_sqlite_file};
+
 /// Durable storage of transforms and definitions. Every method is atomic.
 #[async_trait]
 pub trait Registry: Send + Sync {

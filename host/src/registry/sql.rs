@@ -142,6 +142,37 @@ async fn pool(url: &str, connections: u32) -> Result<AnyPool, RegistryError> {
         .map_err(|e| RegistryError::Open(e.to_string()))
 }
 
+/// Drops Postgres schema `schema` and everything in it, if it exists.
+pub(crate) async fn drop_schema(url: &str, schema: &str) -> Result<(), String> {
+    if !is_schema_name(schema) {
+        return Err(format!(
+            "schema `{schema}` must be lowercase letters, digits and `_`, at most 63 characters"
+        ));
+    }
+    install_default_drivers();
+    let pool = pool(url, 1).await.map_err(|e| e.to_string())?;
+    let dropped = sqlx::query(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))
+        .execute(&pool)
+        .await
+        .map_err(|e| format!("dropping schema `{schema}`: {e}"));
+    pool.close().await;
+    dropped.map(drop)
+}
+
+/// Removes an SQLite database file and its write-ahead log, where they exist.
+pub(crate) fn remove_sqlite_file(path: &Path) -> Result<(), String> {
+    for suffix in ["", "-wal", "-shm"] {
+        let mut name = path.as_os_str().to_owned();
+        name.push(suffix);
+        match std::fs::remove_file(&name) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(format!("cannot remove {}: {e}", Path::new(&name).display())),
+        }
+    }
+    Ok(())
+}
+
 /// Lowercase, so the quoted name in `CREATE SCHEMA` and the unquoted one in `search_path`
 /// are the same schema.
 pub(crate) fn is_schema_name(name: &str) -> bool {
