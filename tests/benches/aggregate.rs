@@ -28,7 +28,7 @@ use lockstep::model::aggregation::{Aggregate, AggregateFunction, AggregationSpec
 use lockstep::model::{FieldSpec, ValueType, ViewTable, format_timestamp, now_micros};
 use lockstep::pipeline::TrainingSetRequest;
 use lockstep::pipeline::{BackfillRequest, EARLIEST, Lockstep, MaterializeRequest};
-use lockstep_tests::load::{closed_loop, percentile, start_server};
+use lockstep_tests::load::{closed_loop, concurrent, percentile, start_server};
 use lockstep_tests::{TestBackend, apply_fraud_example, unique_name};
 use serde_json::json;
 
@@ -289,20 +289,8 @@ async fn stores(count: u64, phase: Duration) {
     let push_url = format!("{url}/push");
     for concurrency in [1, 16] {
         let until = Instant::now() + phase;
-        let workers: Vec<_> = (0..concurrency)
-            .map(|worker| {
-                let client = reqwest::Client::new();
-                let first = (concurrency * 1_000_000 + worker * 100_000) as i64;
-                tokio::spawn(closed_loop(client, push_url.clone(), first, until, push))
-            })
-            .collect();
-        let started = Instant::now();
-        let mut all = Vec::new();
-        for worker in workers {
-            all.extend(worker.await.unwrap());
-        }
-        let elapsed = started.elapsed().as_secs_f64();
-        all.sort();
+        let first = |worker: i64| concurrency * 1_000_000 + worker * 100_000;
+        let (all, elapsed) = concurrent(concurrency, &push_url, until, first, push).await;
         println!(
             "push over HTTP, concurrency {concurrency}: {:.0} pushes/s ({} in {elapsed:.1}s), \
              p50 {:.3} ms, p99 {:.3} ms (2 views: row transform + aggregation state in Redis, \

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use lockstep::model::{format_timestamp, now_micros};
 use lockstep::pipeline::{Lockstep, PushTarget};
-use lockstep_tests::load::{closed_loop, percentile, start_server};
+use lockstep_tests::load::{closed_loop, concurrent, percentile, start_server};
 use lockstep_tests::{TestBackend, apply_movie_example, unique_name};
 use serde_json::{Value, json};
 
@@ -151,25 +151,7 @@ async fn run(phase: Duration) {
 
     // Concurrency 32: one connection per worker.
     let until = Instant::now() + phase;
-    let workers: Vec<_> = (0..32)
-        .map(|worker| {
-            let client = reqwest::Client::new();
-            tokio::spawn(closed_loop(
-                client,
-                url.clone(),
-                worker * 1_000,
-                until,
-                body,
-            ))
-        })
-        .collect();
-    let started = Instant::now();
-    let mut all = Vec::new();
-    for worker in workers {
-        all.extend(worker.await.unwrap());
-    }
-    let elapsed = started.elapsed().as_secs_f64();
-    all.sort();
+    let (all, elapsed) = concurrent(32, &url, until, |worker| worker * 1_000, body).await;
     println!(
         "concurrency 32: {:.0} requests/s ({} in {elapsed:.1}s), p50 {:.3} ms, p99 {:.3} ms",
         all.len() as f64 / elapsed,

@@ -84,6 +84,40 @@ pub async fn closed_loop(
     latencies
 }
 
+/// Runs `workers` closed loops at once, each on a connection of its own, worker `w` posting
+/// `body(first(w))`, `body(first(w) + 1)`, … until `until`; returns every latency, sorted,
+/// and the seconds the phase took.
+pub async fn concurrent<B>(
+    workers: i64,
+    url: &str,
+    until: Instant,
+    first: impl Fn(i64) -> i64,
+    body: B,
+) -> (Vec<Duration>, f64)
+where
+    B: Fn(i64) -> Value + Clone + Send + 'static,
+{
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..workers)
+        .map(|worker| {
+            let client = reqwest::Client::new();
+            tokio::spawn(closed_loop(
+                client,
+                url.to_owned(),
+                first(worker),
+                until,
+                body.clone(),
+            ))
+        })
+        .collect();
+    let mut all = Vec::new();
+    for task in tasks {
+        all.extend(task.await.unwrap());
+    }
+    all.sort();
+    (all, started.elapsed().as_secs_f64())
+}
+
 /// The `p` quantile of sorted latencies, in ms.
 pub fn percentile(sorted: &[Duration], p: f64) -> f64 {
     let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;

@@ -213,24 +213,25 @@ impl LogRecord {
         serde_json::to_string(&self.digests).expect("a map of strings serializes")
     }
 
-    /// Rebuilds a record from the stored columns.
-    fn from_stored(
-        project: String,
-        service: String,
-        logged_at: i64,
-        request_ts: i64,
-        digests: &str,
-        payload: Vec<u8>,
-    ) -> Result<Self, OfflineError> {
-        let digests = serde_json::from_str(digests)
+    /// Rebuilds a record from a row of [`sql::read_feature_logs`], on either backend.
+    fn from_row<'r, R>(row: &'r R) -> Result<Self, OfflineError>
+    where
+        R: sqlx::Row,
+        usize: sqlx::ColumnIndex<R>,
+        i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+        String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+        Vec<u8>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    {
+        let digests: String = row.try_get(4)?;
+        let digests = serde_json::from_str(&digests)
             .map_err(|e| OfflineError::Corrupt(format!("feature log digests: {e}")))?;
         Ok(Self {
-            project,
-            service,
-            logged_at,
-            request_ts,
+            project: row.try_get(0)?,
+            service: row.try_get(1)?,
+            logged_at: row.try_get(2)?,
+            request_ts: row.try_get(3)?,
             digests,
-            payload,
+            payload: row.try_get(5)?,
         })
     }
 }

@@ -13,7 +13,7 @@ use sqlx::{Connection, PgConnection, Row};
 use tokio::task::JoinSet;
 
 use super::pgcopy::{CopyReader, CopyWriter};
-use super::sql::{Dialect, ROW_ID, ident};
+use super::sql::{self, Dialect, ROW_ID, ident};
 use super::{
     ACQUIRE_TIMEOUT, BatchStream, ChunkCounts, Claim, JobPlan, JobStatus, LogRecord,
     Materialization, OfflineError, OfflineStore, PitPiece, PitView, Rows,
@@ -684,30 +684,14 @@ impl OfflineStore for PostgresStore {
         since: i64,
         limit: u32,
     ) -> Result<Vec<LogRecord>, OfflineError> {
-        let rows = sqlx::query(&format!(
-            "SELECT project, service, logged_at, request_ts, digests, payload FROM {} \
-             WHERE project = $1 AND service = $2 AND logged_at >= $3 \
-             ORDER BY logged_at, id LIMIT $4",
-            self.qualified("feature_log")
-        ))
-        .bind(project)
-        .bind(service)
-        .bind(since)
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|row| {
-                LogRecord::from_stored(
-                    row.try_get(0)?,
-                    row.try_get(1)?,
-                    row.try_get(2)?,
-                    row.try_get(3)?,
-                    row.try_get::<&str, _>(4)?,
-                    row.try_get(5)?,
-                )
-            })
-            .collect()
+        let rows = sqlx::query(&sql::read_feature_logs(&self.qualified("feature_log")))
+            .bind(project)
+            .bind(service)
+            .bind(since)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(LogRecord::from_row).collect()
     }
 
     async fn scan(&self, table: &ViewTable) -> Result<Vec<RecordBatch>, OfflineError> {

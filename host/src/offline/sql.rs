@@ -302,6 +302,16 @@ impl Dialect {
 }
 
 /// The primary key: join keys, then event time.
+/// A service's logged responses from `feature_log` (its qualified name), oldest first:
+/// binds project, service, since (µs), limit; rows for `LogRecord::from_row`.
+pub fn read_feature_logs(feature_log: &str) -> String {
+    format!(
+        "SELECT project, service, logged_at, request_ts, digests, payload FROM {feature_log} \
+         WHERE project = $1 AND service = $2 AND logged_at >= $3 \
+         ORDER BY logged_at, id LIMIT $4"
+    )
+}
+
 /// The rows of join-key columns as SQL tuples, `(1, 'a'), (2, 'b')`: int64 as numbers, utf8
 /// as quoted strings (both dialects double a quote inside one).
 fn key_tuples(keys: &RecordBatch) -> String {

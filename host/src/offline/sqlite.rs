@@ -19,7 +19,7 @@ use sqlx::sqlite::{
 use sqlx::{Row, Sqlite, Transaction};
 use tokio::sync::{Mutex, MutexGuard};
 
-use super::sql::{Dialect, ROW_ID, ident};
+use super::sql::{self, Dialect, ROW_ID, ident};
 use super::{
     ACQUIRE_TIMEOUT, BatchStream, ChunkCounts, Claim, JobPlan, JobStatus, LogRecord,
     Materialization, OfflineError, OfflineStore, PitPiece, PitView, Rows,
@@ -601,29 +601,14 @@ impl OfflineStore for SqliteStore {
         since: i64,
         limit: u32,
     ) -> Result<Vec<LogRecord>, OfflineError> {
-        let rows = sqlx::query(
-            "SELECT project, service, logged_at, request_ts, digests, payload FROM feature_log \
-             WHERE project = $1 AND service = $2 AND logged_at >= $3 \
-             ORDER BY logged_at, id LIMIT $4",
-        )
-        .bind(project)
-        .bind(service)
-        .bind(since)
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|row| {
-                LogRecord::from_stored(
-                    row.try_get(0)?,
-                    row.try_get(1)?,
-                    row.try_get(2)?,
-                    row.try_get(3)?,
-                    row.try_get::<&str, _>(4)?,
-                    row.try_get(5)?,
-                )
-            })
-            .collect()
+        let rows = sqlx::query(&sql::read_feature_logs("feature_log"))
+            .bind(project)
+            .bind(service)
+            .bind(since)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(LogRecord::from_row).collect()
     }
 
     async fn scan(&self, table: &ViewTable) -> Result<Vec<RecordBatch>, OfflineError> {

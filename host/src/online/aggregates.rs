@@ -180,13 +180,7 @@ pub(super) fn decode_states(
         .iter()
         .map(|output| ColumnBuilder::new(output.value_type))
         .collect();
-    let mut rows = OnlineRows {
-        found: Vec::with_capacity(values.len()),
-        event_ts: Vec::with_capacity(values.len()),
-        created_ts: Vec::with_capacity(values.len()),
-        transform_digest: Vec::with_capacity(values.len()),
-        features: Vec::new(),
-    };
+    let mut rows = OnlineRows::with_capacity(values.len());
     for (key, value) in keys.iter().zip(values) {
         let state = decode(table, engine, key, value.as_deref())?;
         match (state.newest(), state.read(engine, now)) {
@@ -194,17 +188,11 @@ pub(super) fn decode_states(
                 for (builder, value) in builders.iter_mut().zip(&aggregates) {
                     value.append_to(builder);
                 }
-                rows.found.push(true);
-                rows.event_ts.push(Some(event_ts));
-                rows.created_ts.push(Some(created_ts));
-                rows.transform_digest.push(table.transform);
+                rows.push_found(event_ts, created_ts, table.transform);
             }
             _ => {
                 builders.iter_mut().for_each(ColumnBuilder::null);
-                rows.found.push(false);
-                rows.event_ts.push(None);
-                rows.created_ts.push(None);
-                rows.transform_digest.push(None);
+                rows.push_missing();
             }
         }
     }

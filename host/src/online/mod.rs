@@ -226,20 +226,58 @@ pub struct OnlineRows {
     pub features: Vec<ArrayRef>,
 }
 
-/// Reads the stored rows of several tables' entities with one [`OnlineStore::get`]: each
-/// request is a table and its join-key columns (one array per join key, in order, all the
-/// same length, of the canonical types of [`crate::columnar`]). An aggregated view's rows
-/// are its aggregates as of `now` (µs).
+impl OnlineRows {
+    /// No rows yet, room for `rows`.
+    fn with_capacity(rows: usize) -> Self {
+        Self {
+            found: Vec::with_capacity(rows),
+            event_ts: Vec::with_capacity(rows),
+            created_ts: Vec::with_capacity(rows),
+            transform_digest: Vec::with_capacity(rows),
+            features: Vec::new(),
+        }
+    }
+
+    /// The next entity has a stored value with these times and digest.
+    fn push_found(&mut self, event_ts: i64, created_ts: i64, digest: Option<Digest>) {
+        self.found.push(true);
+        self.event_ts.push(Some(event_ts));
+        self.created_ts.push(Some(created_ts));
+        self.transform_digest.push(digest);
+    }
+
+    /// The next entity has no stored value.
+    fn push_missing(&mut self) {
+        self.found.push(false);
+        self.event_ts.push(None);
+        self.created_ts.push(None);
+        self.transform_digest.push(None);
+    }
+}
+
+/// One table's part of a [`read_rows`]: the table, its aggregation engine when it is an
+/// aggregated view's (built once, when definitions are loaded), and its join-key columns
+/// (one array per join key, in order, all the same length, of the canonical types of
+/// [`crate::columnar`]).
+#[derive(Debug, Clone, Copy)]
+pub struct OnlineRead<'a> {
+    pub table: &'a ViewTable,
+    pub engine: Option<&'a Engine>,
+    pub keys: &'a [ArrayRef],
+}
+
+/// Reads the stored rows of several tables' entities with one [`OnlineStore::get`]. An
+/// aggregated view's rows are its aggregates as of `now` (µs).
 pub async fn read_rows(
     store: &dyn OnlineStore,
-    requests: &[(&ViewTable, &[ArrayRef])],
+    requests: &[OnlineRead<'_>],
     now: i64,
 ) -> Result<Vec<OnlineRows>, OnlineError> {
     let mut keys = Vec::new();
     let mut ends = Vec::with_capacity(requests.len());
-    for (table, columns) in requests {
-        let columns: Vec<&dyn Array> = columns.iter().map(AsRef::as_ref).collect();
-        keys.extend(codec::entity_keys(table, &columns)?);
+    for request in requests {
+        let columns: Vec<&dyn Array> = request.keys.iter().map(AsRef::as_ref).collect();
+        keys.extend(codec::entity_keys(request.table, &columns)?);
         ends.push(keys.len());
     }
     let values = store.get(&keys).await?;
@@ -254,18 +292,19 @@ pub async fn read_rows(
     requests
         .iter()
         .zip(ends)
-        .map(|((table, _), end)| {
+        .map(|(request, end)| {
             let range = start..end;
             start = end;
-            match Engine::of(table) {
-                Some(engine) => aggregates::decode_states(
-                    table,
-                    &engine,
-                    &keys[range.clone()],
-                    &values[range],
-                    now,
-                ),
-                None => decode_rows(table, &keys[range.clone()], &values[range]),
+            let (keys, values) = (&keys[range.clone()], &values[range]);
+            match (&request.table.aggregation, request.engine) {
+                (None, _) => decode_rows(request.table, keys, values),
+                (Some(_), Some(engine)) => {
+                    aggregates::decode_states(request.table, engine, keys, values, now)
+                }
+                (Some(_), None) => Err(OnlineError::Input(format!(
+                    "view `{}` aggregates its events: its read needs its engine",
+                    request.table.view
+                ))),
             }
         })
         .collect()
@@ -282,29 +321,17 @@ fn decode_rows(
         .iter()
         .map(|feature| ColumnBuilder::new(feature.value_type))
         .collect();
-    let mut rows = OnlineRows {
-        found: Vec::with_capacity(values.len()),
-        event_ts: Vec::with_capacity(values.len()),
-        created_ts: Vec::with_capacity(values.len()),
-        transform_digest: Vec::with_capacity(values.len()),
-        features: Vec::new(),
-    };
+    let mut rows = OnlineRows::with_capacity(values.len());
     for (key, value) in keys.iter().zip(values) {
         let Some(value) = value else {
             builders.iter_mut().for_each(ColumnBuilder::null);
-            rows.found.push(false);
-            rows.event_ts.push(None);
-            rows.created_ts.push(None);
-            rows.transform_digest.push(None);
+            rows.push_missing();
             continue;
         };
         let header = codec::decode_value(value, &table.features, &mut builders).map_err(|e| {
             OnlineError::Corrupt(format!("key `{}`: {e}", String::from_utf8_lossy(key)))
         })?;
-        rows.found.push(true);
-        rows.event_ts.push(Some(header.event_ts));
-        rows.created_ts.push(Some(header.created_ts));
-        rows.transform_digest.push(header.digest);
+        rows.push_found(header.event_ts, header.created_ts, header.digest);
     }
     rows.features = builders.into_iter().map(ColumnBuilder::finish).collect();
     Ok(rows)

@@ -242,6 +242,15 @@ impl OnlineStore for Counting {
     }
 }
 
+/// The read of a plain view's `keys`.
+fn read<'a>(table: &'a ViewTable, keys: &'a [ArrayRef]) -> OnlineRead<'a> {
+    OnlineRead {
+        table,
+        engine: None,
+        keys,
+    }
+}
+
 /// The stored rows of `batch` that `picks` name (`None`: an entity never written).
 fn check_rows(found: &OnlineRows, table: &ViewTable, batch: &RecordBatch, picks: &[Option<u32>]) {
     let keys = table.join_keys.len();
@@ -328,7 +337,7 @@ async fn rows_round_trip_and_reads_take_one_round_trip() {
         let item_keys = [item_ids];
         let found = read_rows(
             &counting,
-            &[(&users, &user_keys[..]), (&items, &item_keys[..])],
+            &[read(&users, &user_keys), read(&items, &item_keys)],
             0,
         )
         .await
@@ -346,7 +355,7 @@ async fn rows_round_trip_and_reads_take_one_round_trip() {
             .put(&[(key, value(i64::MAX, 0, "garbage"))])
             .await
             .unwrap();
-        let error = read_rows(&*store, &[(&users, &user_keys[..])], 0)
+        let error = read_rows(&*store, &[read(&users, &user_keys)], 0)
             .await
             .unwrap_err();
         assert_eq!(error.code(), "online_store_corrupt", "{error}");
@@ -402,7 +411,7 @@ async fn bad_rows_are_input_errors() {
         "{error}"
     );
     let short: [ArrayRef; 1] = [Arc::new(Int64Array::from(vec![1]))];
-    let error = read_rows(&*store, &[(&users, &short[..])], 0)
+    let error = read_rows(&*store, &[read(&users, &short)], 0)
         .await
         .unwrap_err();
     assert!(
@@ -432,7 +441,7 @@ async fn clear_removes_exactly_a_prefix() {
         let ids: ArrayRef = Arc::new(Int64Array::from(vec![0, 1]));
         let countries: ArrayRef = Arc::new(StringArray::from(vec![COUNTRIES[0], COUNTRIES[1]]));
         let keys = [ids, countries];
-        let found = read_rows(&*store, &[(&users, &keys[..]), (&other, &keys[..])], 0)
+        let found = read_rows(&*store, &[read(&users, &keys), read(&other, &keys)], 0)
             .await
             .unwrap();
         assert_eq!(found[0].found, vec![false, false]);

@@ -39,6 +39,17 @@ impl PushTarget {
     }
 }
 
+/// What a push does to one view's online values.
+#[derive(Debug, Clone, Copy)]
+enum OnlineWrite<'a> {
+    /// Nothing: the push or the view is offline only.
+    Skip,
+    /// Newer-wins rows.
+    Rows,
+    /// Events into the view's aggregation states, by its engine.
+    Events(&'a Engine),
+}
+
 /// Rows for a source, column by column: `{"user_id": [1], "event_timestamp": ["…"], …}`.
 pub type Columns = serde_json::Map<String, serde_json::Value>;
 
@@ -114,8 +125,16 @@ impl Lockstep {
         let mut offline_rows = Vec::with_capacity(makers.len());
         for (name, maker) in views.into_iter().zip(&makers) {
             let view = &definitions.feature_views[name];
+            let online = match (
+                target.online() && view.online,
+                served.engines.get(name.as_str()),
+            ) {
+                (false, _) => OnlineWrite::Skip,
+                (true, None) => OnlineWrite::Rows,
+                (true, Some(engine)) => OnlineWrite::Events(engine),
+            };
             let (mut done, rows) = self
-                .write_online(name, maker, batch.clone(), target.online() && view.online)
+                .write_online(name, maker, batch.clone(), online)
                 .await?;
             if target.offline() && view.offline {
                 self.ensure_offline_table(&maker.table).await?;
@@ -171,19 +190,21 @@ impl Lockstep {
             .view_rows(source, view, served.tables[view_name].clone())
             .await?;
         let batch = source_batch(source, std::slice::from_ref(&maker), columns)?;
-        Ok(self.write_online(view_name, &maker, batch, true).await?.0)
+        Ok(self
+            .write_online(view_name, &maker, batch, OnlineWrite::Rows)
+            .await?
+            .0)
     }
 
-    /// Computes a view's rows from source rows and, with `online`, writes them to the
-    /// online store (newer-wins, or into the aggregation states). Returns what it did and
-    /// the rows for the offline store: without those an aggregated view refused as too
-    /// late.
+    /// Computes a view's rows from source rows and writes them to the online store as
+    /// `online` says. Returns what it did and the rows for the offline store: without those
+    /// an aggregated view refused as too late.
     async fn write_online(
         &self,
         name: &str,
         maker: &ViewRows,
         batch: RecordBatch,
-        online: bool,
+        online: OnlineWrite<'_>,
     ) -> Result<(PushedView, RecordBatch), FeatureError> {
         let (rows, rejected) =
             maker
@@ -193,12 +214,12 @@ impl Lockstep {
                     message: error.to_string(),
                 })?;
         let table = &maker.table;
-        let (rows, written_online, too_late) = match (Engine::of(table), online) {
-            (Some(engine), true) => {
+        let (rows, written_online, too_late) = match online {
+            OnlineWrite::Events(engine) => {
                 // One event per key and time, in key and time order, as the offline store
                 // keeps them; the events refused as too late go to neither store.
                 let rows = prepare_rows(table, std::slice::from_ref(&rows))?;
-                let inserted = online::insert_events(&*self.online, table, &engine, &rows).await?;
+                let inserted = online::insert_events(&*self.online, table, engine, &rows).await?;
                 let too_late = inserted.too_late.len() as u64;
                 let rows = if too_late == 0 {
                     rows
@@ -220,11 +241,11 @@ impl Lockstep {
                 };
                 (rows, inserted.inserted, too_late)
             }
-            (None, true) => {
+            OnlineWrite::Rows => {
                 let written = online::write_rows(&*self.online, table, &rows).await?;
                 (rows, written, 0)
             }
-            (_, false) => (rows, 0, 0),
+            OnlineWrite::Skip => (rows, 0, 0),
         };
         let newest = arrow::compute::max(event_times(table, &rows));
         self.metrics.pushed(name, rows.num_rows() as u64, newest);

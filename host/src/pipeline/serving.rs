@@ -15,10 +15,11 @@ use super::Lockstep;
 use super::feature_log::LoggedResponse;
 use super::features::{FeatureError, FeatureRequest, Selection, Store, plan};
 use super::on_demand::evaluate;
+use crate::aggregate::Engine;
 use crate::columnar::from_json;
 use crate::model::definitions::{Provider, Resolved};
 use crate::model::{FieldSpec, ViewTable, within_ttl};
-use crate::online;
+use crate::online::{self, OnlineRead};
 
 /// A `POST /get-online-features` body, as Feast clients send it.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -88,6 +89,9 @@ impl Status {
 pub(crate) struct ServedDefinitions {
     pub resolved: Resolved,
     pub tables: BTreeMap<String, ViewTable>,
+    /// The aggregation engine of each aggregated view, built once here rather than per
+    /// request or push.
+    pub engines: BTreeMap<String, Engine>,
 }
 
 /// Served definitions and when they were read.
@@ -134,12 +138,20 @@ impl Lockstep {
                 super::ApplyError::Registry(error) => FeatureError::Registry(error),
                 other => FeatureError::Invalid(other.to_string()),
             })?;
-        let tables = resolved
+        let tables: BTreeMap<String, ViewTable> = resolved
             .feature_views
             .iter()
             .map(|(name, view)| (name.clone(), ViewTable::for_view(&project, name, view)))
             .collect();
-        let served = Arc::new(ServedDefinitions { resolved, tables });
+        let engines = tables
+            .iter()
+            .filter_map(|(name, table)| Some((name.clone(), Engine::of(table)?)))
+            .collect();
+        let served = Arc::new(ServedDefinitions {
+            resolved,
+            tables,
+            engines,
+        });
         self.served
             .entries
             .write()
@@ -247,11 +259,15 @@ impl Lockstep {
                     .collect()
             })
             .collect();
-        let reads: Vec<(&ViewTable, &[ArrayRef])> = plan
+        let reads: Vec<OnlineRead> = plan
             .views
             .iter()
             .zip(&key_columns)
-            .map(|((view, _), columns)| (&served.tables[view], columns.as_slice()))
+            .map(|((view, _), columns)| OnlineRead {
+                table: &served.tables[view],
+                engine: served.engines.get(view),
+                keys: columns,
+            })
             .collect();
         let stored = online::read_rows(&*self.online, &reads, now).await?;
 

@@ -235,7 +235,8 @@ impl Lockstep {
         }
         for (view, features) in aggregated {
             let table = &served.tables[view];
-            let (columns, newest) = self.join_aggregates(table, &store_entities).await?;
+            let engine = served.engines[view].clone();
+            let (columns, newest) = self.join_aggregates(table, engine, &store_entities).await?;
             if with_event_ts {
                 event_ts.insert(view.clone(), newest);
             }
@@ -309,9 +310,9 @@ impl Lockstep {
     async fn join_aggregates(
         &self,
         table: &ViewTable,
+        engine: Engine,
         entities: &RecordBatch,
     ) -> Result<(Vec<ArrayRef>, ArrayRef), FeatureError> {
-        let engine = Engine::of(table).expect("an aggregated view's table");
         let column = |name: &str| {
             entities
                 .column_by_name(name)
