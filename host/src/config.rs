@@ -192,6 +192,9 @@ pub struct OnlineConfig {
     /// How long a server reuses definitions for online requests before reading them again,
     /// in milliseconds: how soon an `apply` from another process is served.
     pub definitions_refresh_ms: u64,
+    /// Every how many on-demand evaluations one is re-checked row-wise, off the request path
+    /// (its sampled rows re-run alone and compared bit for bit); 1 checks every one.
+    pub row_check_every: u64,
 }
 
 impl Default for OnlineConfig {
@@ -202,6 +205,7 @@ impl Default for OnlineConfig {
             sqlite_path: PathBuf::from(".lockstep/online.db"),
             timeout_ms: 250,
             definitions_refresh_ms: 1_000,
+            row_check_every: 20,
         }
     }
 }
@@ -210,6 +214,9 @@ impl OnlineConfig {
     pub fn validate(&self) -> Result<(), String> {
         if self.timeout_ms == 0 {
             return Err("online.timeout_ms must be positive".into());
+        }
+        if self.row_check_every == 0 {
+            return Err("online.row_check_every must be positive".into());
         }
         crate::online::check_namespace(&self.namespace)
             .map_err(|message| format!("online.namespace: {message}"))

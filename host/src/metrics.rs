@@ -219,7 +219,7 @@ impl Metrics {
             .encode(&self.registry.gather(), &mut out)
             .expect("text encoding into memory");
         let mut text = String::from_utf8(out).expect("the text format is UTF-8");
-        let series: [Series; 4] = [
+        let series: [Series; 6] = [
             (
                 "lockstep_transform_calls_total",
                 "counter",
@@ -243,6 +243,19 @@ impl Metrics {
                 "counter",
                 "Fuel (the deterministic instruction budget) transform calls consumed.",
                 |s| s.fuel.to_string(),
+            ),
+            (
+                "lockstep_transform_rows_rechecked_total",
+                "counter",
+                "Rows of transform calls re-run alone and compared bit for bit with the batch's \
+                 output (backfills, pushes, sampled online calls).",
+                |s| s.rows_rechecked.to_string(),
+            ),
+            (
+                "lockstep_transform_unsafe",
+                "gauge",
+                "1 when the transform was caught breaking the row-wise contract and is not run.",
+                |s| u8::from(s.is_unsafe).to_string(),
             ),
         ];
         for (name, kind, help, value) in series {
@@ -303,6 +316,8 @@ mod tests {
             rows: 20,
             seconds: 0.5,
             fuel: 1234,
+            rows_rechecked: 16,
+            is_unsafe: true,
         };
         let text = metrics.render(&[stats], &[("v".into(), 5_000_000)], 7_000_000);
         for line in [
@@ -310,6 +325,7 @@ mod tests {
             "lockstep_online_requests_total{feature_service=\"svc\",outcome=\"ok\"} 1",
             "lockstep_online_values_total{status=\"PRESENT\",view=\"v\"} 10",
             "lockstep_pushed_rows_total{view=\"v\"} 4",
+            "lockstep_transform_rows_rechecked_total{digest=\"sha256:2d711642b726b04401627ca9fbac32f5c8530fb1903cc4db02258717921a4881\",transform=\"a\\\"b\"} 16",
             "lockstep_feature_log_written_total{feature_service=\"svc\"} 3",
             "lockstep_feature_log_dropped_total{feature_service=\"svc\",reason=\"queue_full\"} 1",
             "lockstep_transform_fuel_total{digest=\"sha256:",

@@ -228,8 +228,8 @@ async fn hostile_uploads_get_their_codes_and_the_server_stays_healthy() {
             "transform_memory_limit",
         ),
         (
-            "stateful",
-            test_guests().get("stateful"),
+            "batch_size",
+            test_guests().get("batch-size"),
             StatusCode::UNPROCESSABLE_ENTITY,
             "transform_not_row_wise",
         ),

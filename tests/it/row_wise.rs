@@ -1,55 +1,182 @@
 //! Row-wise contract: every first-party transform gives the same bytes whatever the chunking,
-//! on any runtime; a stateful guest is caught by the very same check.
+//! on any runtime; state kept between calls cannot reach the next one; guests whose output
+//! depends on the batch are refused at upload, or caught by the re-check of rows alone.
 
 use lockstep::datagen::generate;
-use lockstep::runtime::{LoadError, batch};
+use lockstep::runtime::{
+    Batch, Column, LoadError, RunError, Runtime, RuntimeConfig, SmokeReport, Values, batch,
+};
 use lockstep_tests::{first_party, load, test_guests, test_runtime};
 
 const ROWS: usize = 10_000;
-const CHUNKS: [u32; 3] = [1, 7, 1000];
+const CHUNKS: [usize; 3] = [7, 1000, 4096];
 
 #[test]
-fn first_party_transforms_are_chunk_size_invariant() {
+fn first_party_transforms_give_each_row_alone_what_they_give_it_in_a_batch() {
     let runtime = test_runtime();
     for (package, bytes) in first_party().iter() {
         let digest = load(&runtime, bytes);
         let signature = runtime.signature(&digest).unwrap();
         let input = generate(&signature.inputs, ROWS, 2026);
-        if let Err(error) = runtime.check_row_wise(&digest, &input, &CHUNKS) {
+        let whole = runtime.call(&digest, &input).unwrap();
+        let every_row: Vec<usize> = (0..ROWS).collect();
+        if let Err(error) = runtime.recheck(&digest, &input, &whole, &every_row) {
             panic!("{package}: [{}] {error}", error.code());
+        }
+        for chunk in CHUNKS {
+            let parts: Vec<Batch> = (0..ROWS)
+                .step_by(chunk)
+                .map(|start| {
+                    let rows = start..(start + chunk).min(ROWS);
+                    runtime.call(&digest, &batch::slice(&input, rows)).unwrap()
+                })
+                .collect();
+            assert_eq!(
+                batch::first_difference(&whole, &batch::concat(&parts)),
+                None,
+                "{package} in chunks of {chunk}"
+            );
         }
     }
 }
 
-#[test]
-fn stateful_guest_is_caught_by_the_same_check() {
-    let runtime = test_runtime();
-    let digest = load(&runtime, test_guests().get("stateful"));
-    let signature = runtime.signature(&digest).unwrap();
-    let input = generate(&signature.inputs, ROWS, 2026);
-    let error = runtime
-        .check_row_wise(&digest, &input, &CHUNKS)
-        .unwrap_err();
-    assert!(
-        matches!(error, LoadError::NotRowWise { chunk: 1, .. }),
-        "{error}"
-    );
-    assert_eq!(error.code(), "transform_not_row_wise");
-    // The smoke test every upload gets runs the same check on sample rows.
-    let smoke = runtime.smoke_test(&digest).unwrap_err();
-    assert!(matches!(smoke, LoadError::NotRowWise { .. }), "{smoke}");
+/// A one-column `x: int64` batch, the input of every test guest.
+fn xs(values: impl IntoIterator<Item = i64>) -> Batch {
+    let values: Vec<i64> = values.into_iter().collect();
+    Batch {
+        num_rows: values.len() as u32,
+        columns: vec![Column {
+            name: "x".into(),
+            values: Values::Int64(values),
+            validity: None,
+        }],
+    }
+}
+
+/// The smoke test every upload runs, at the default backfill batch size.
+fn smoke(runtime: &Runtime, guest: &str) -> Result<SmokeReport, LoadError> {
+    let digest = load(runtime, test_guests().get(guest));
+    runtime.smoke_test(&digest, &[16_384])
 }
 
 #[test]
-fn first_party_transforms_pass_their_smoke_test() {
+fn state_kept_between_calls_cannot_reach_the_next_call() {
+    // `stateful` adds the number of calls its instance has served: every call gets a fresh
+    // instance, so every call is its first.
     let runtime = test_runtime();
-    for (package, bytes) in first_party().iter() {
-        let digest = load(&runtime, bytes);
-        let report = runtime
-            .smoke_test(&digest)
-            .unwrap_or_else(|e| panic!("{package}: [{}] {e}", e.code()));
-        assert_eq!(report.output.num_rows, report.input.num_rows, "{package}");
+    let digest = load(&runtime, test_guests().get("stateful"));
+    for _ in 0..300 {
+        let output = runtime.call(&digest, &xs([5])).unwrap();
+        assert_eq!(output.columns[0].values, Values::Int64(vec![6]));
     }
+    let report = smoke(&runtime, "stateful").unwrap();
+    assert_eq!(report.shapes.len(), 12, "{:?}", report.shapes);
+}
+
+#[test]
+fn memory_leaked_by_a_call_is_gone_by_the_next() {
+    // 1 MiB leaked per call would exhaust the 64 MiB cap within 64 calls on a reused
+    // instance.
+    let runtime = test_runtime();
+    let digest = load(&runtime, test_guests().get("leaky"));
+    for call in 0..300 {
+        let output = runtime
+            .call(&digest, &xs([call, call + 1]))
+            .unwrap_or_else(|e| panic!("call {call}: [{}] {e}", e.code()));
+        assert_eq!(
+            output.columns[0].values,
+            Values::Int64(vec![call + 1, call + 2])
+        );
+    }
+    smoke(&runtime, "leaky").unwrap();
+}
+
+#[test]
+fn output_depending_on_the_batch_size_is_refused_at_upload() {
+    let error = smoke(&test_runtime(), "batch-size").unwrap_err();
+    assert_eq!(error.code(), "transform_not_row_wise");
+    let message = error.to_string();
+    assert!(
+        message.contains("in a batch of 65 rows") && message.contains("1000"),
+        "{message}"
+    );
+}
+
+#[test]
+fn output_depending_on_other_rows_is_refused_at_upload() {
+    let error = smoke(&test_runtime(), "row-position").unwrap_err();
+    assert_eq!(error.code(), "transform_not_row_wise");
+    assert!(
+        error.to_string().contains("in a batch of 127 rows"),
+        "{error}"
+    );
+}
+
+#[test]
+fn rows_rechecked_alone_catch_what_the_upload_check_missed() {
+    // `sneaky` misbehaves only in batches of 3 to 50 rows, sizes the upload never calls.
+    let runtime = test_runtime();
+    smoke(&runtime, "sneaky").expect("accepted at upload");
+    let digest = load(&runtime, test_guests().get("sneaky"));
+    let input = xs(0..10);
+    let output = runtime.call(&digest, &input).unwrap();
+    let error = runtime
+        .recheck_sample(&digest, &input, &output)
+        .unwrap_err();
+    assert!(
+        matches!(error, RunError::NotRowWise { rows: 10, .. }),
+        "{error}"
+    );
+    assert_eq!(error.code(), "transform_not_row_wise");
+    // Quarantined, no call runs it again.
+    runtime.quarantine(&digest, &error.to_string());
+    let refused = runtime.call(&digest, &xs([1])).unwrap_err();
+    assert_eq!(refused.code(), "transform_unsafe");
+    assert!(
+        runtime
+            .call_stats()
+            .iter()
+            .any(|s| s.digest == digest && s.is_unsafe)
+    );
+}
+
+#[test]
+fn huge_outputs_are_bounded_and_so_are_their_messages() {
+    // 8 MiB of text per row: over a 4 MiB output limit in one row.
+    let runtime = Runtime::new(RuntimeConfig {
+        max_instances: 8,
+        max_output_bytes: 4 << 20,
+        ..RuntimeConfig::default()
+    })
+    .unwrap();
+    let digest = load(&runtime, test_guests().get("huge-output"));
+    let error = runtime.call(&digest, &xs([1])).unwrap_err();
+    assert!(
+        matches!(error, RunError::OutputTooLarge { limit, .. } if limit == 4 << 20),
+        "{error}"
+    );
+    // Refused at upload under the test runtime's limits (64 MiB of memory, 64 MiB of
+    // output), whichever trips first, with a short message.
+    let error = smoke(&test_runtime(), "huge-output").unwrap_err();
+    assert!(
+        ["transform_memory_limit", "transform_output_too_large"].contains(&error.code()),
+        "[{}] {error}",
+        error.code()
+    );
+    assert!(error.to_string().len() < 1024, "{error}");
+    // A difference between two 8 MiB values is described in a few dozen characters.
+    let runtime = Runtime::new(RuntimeConfig {
+        max_instances: 8,
+        max_memory_bytes: 256 << 20,
+        ..RuntimeConfig::default()
+    })
+    .unwrap();
+    let digest = load(&runtime, test_guests().get("huge-output"));
+    let output = runtime.call(&digest, &xs([1, 2])).unwrap();
+    let other = runtime.call(&digest, &xs([2])).unwrap();
+    let difference = batch::row_difference(&output, 0, &other, 0).unwrap();
+    assert!(difference.len() < 300, "{difference}");
+    assert!(difference.contains("(8388608 bytes)"), "{difference}");
 }
 
 #[test]

@@ -15,7 +15,7 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 
 use crate::config::Config;
-use crate::runtime::{Runtime, RuntimeConfig, SMOKE_CHUNKS};
+use crate::runtime::{Runtime, RuntimeConfig};
 use crate::toolchain::{self, BuildOptions};
 
 #[derive(Parser)]
@@ -391,14 +391,14 @@ fn check(file: &PathBuf) -> anyhow::Result<()> {
     println!("  inputs   {}", table::fields_line(&info.signature.inputs));
     println!("  outputs  {}", table::fields_line(&info.signature.outputs));
     println!("compiled   in {:.1} ms", loaded_in.as_secs_f64() * 1e3);
+    let batch_rows = crate::config::BackfillConfig::default().batch_rows as u32;
     let report = runtime
-        .smoke_test(&info.digest)
+        .smoke_test(&info.digest, &[batch_rows])
         .map_err(|e| coded(&e, e.code()))?;
-    let chunks: Vec<String> = SMOKE_CHUNKS.iter().map(ToString::to_string).collect();
     println!(
-        "smoke run  {} sample rows, whole and in chunks of {}: identical (row-wise, stateless)",
+        "smoke run  {} sample rows, each alone and in {} batch shapes (sizes 1 to {batch_rows}, reversed, shuffled): identical bit for bit (row-wise)",
         report.input.num_rows,
-        chunks.join(" and ")
+        report.shapes.len(),
     );
     if let Some(first) = &report.first_rejection {
         println!(

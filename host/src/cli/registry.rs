@@ -77,6 +77,9 @@ pub async fn run(command: Command, mut config: Config) -> anyhow::Result<()> {
                         table::specs_line(&version.inputs),
                         table::specs_line(&version.outputs),
                     );
+                    if let Some(reason) = &version.unsafe_reason {
+                        println!("        UNSAFE, not run: {reason}");
+                    }
                 }
             }
             Ok(())

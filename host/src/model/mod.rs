@@ -4,9 +4,11 @@
 pub mod aggregation;
 pub mod definitions;
 mod digest;
+mod valid_rows;
 mod view_table;
 
 pub use digest::{Digest, InvalidDigest};
+pub use valid_rows::{InvalidValue, MAX_TIMESTAMP_MICROS, MIN_TIMESTAMP_MICROS, check_rows};
 pub use view_table::{CREATED_TS, EVENT_TS, TRANSFORM_DIGEST, ViewTable};
 
 use std::fmt;
@@ -171,6 +173,10 @@ pub struct TransformVersion {
     pub size_bytes: u64,
     /// Upload time, µs since the Unix epoch.
     pub uploaded_at_micros: i64,
+    /// Set when the digest was caught breaking the row-wise contract: why. Such a version is
+    /// refused for new definitions and never run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unsafe_reason: Option<String>,
 }
 
 #[cfg(test)]

@@ -35,21 +35,7 @@ pub async fn insert_events(
     engine: &Engine,
     rows: &RecordBatch,
 ) -> Result<InsertedEvents, OnlineError> {
-    let key_count = table.join_keys.len();
-    let key_columns: Vec<&dyn Array> = rows.columns()[..key_count]
-        .iter()
-        .map(AsRef::as_ref)
-        .collect();
-    let keys = codec::entity_keys(table, &key_columns)?;
-    let events = engine.events_of(rows, key_count);
-    // Runs of one key: (key, first row, rows).
-    let mut groups: Vec<(Vec<u8>, usize, Vec<Event>)> = Vec::new();
-    for (row, (key, event)) in keys.into_iter().zip(events).enumerate() {
-        match groups.last_mut() {
-            Some((last, _, events)) if *last == key => events.push(event),
-            _ => groups.push((key, row, vec![event])),
-        }
-    }
+    let groups = key_runs(table, engine, rows)?;
     let mut done = InsertedEvents::default();
     let mut pending: Vec<usize> = (0..groups.len()).collect();
     for _ in 0..ATTEMPTS {
@@ -103,6 +89,53 @@ pub async fn insert_events(
         table.view,
         pending.len()
     )))
+}
+
+/// The rows (of stored rows prepared as for [`insert_events`]) that the stored states
+/// would refuse as later than the allowed lateness. A push asks before it writes the
+/// offline store, so a refused event reaches neither store.
+pub async fn late_events(
+    store: &dyn OnlineStore,
+    table: &ViewTable,
+    engine: &Engine,
+    rows: &RecordBatch,
+) -> Result<Vec<usize>, OnlineError> {
+    let groups = key_runs(table, engine, rows)?;
+    let keys: Vec<Vec<u8>> = groups.iter().map(|(key, _, _)| key.clone()).collect();
+    let stored = store.get(&keys).await?;
+    let mut late = Vec::new();
+    for ((key, first_row, events), stored) in groups.iter().zip(stored) {
+        let mut state = decode(table, engine, key, stored.as_deref())?;
+        for (offset, event) in events.iter().enumerate() {
+            if matches!(state.insert(engine, event.clone()), Inserted::TooLate) {
+                late.push(first_row + offset);
+            }
+        }
+    }
+    Ok(late)
+}
+
+/// The events of stored rows in runs of one key: (key, the run's first row, its events).
+fn key_runs(
+    table: &ViewTable,
+    engine: &Engine,
+    rows: &RecordBatch,
+) -> Result<Vec<(Vec<u8>, usize, Vec<Event>)>, OnlineError> {
+    let key_count = table.join_keys.len();
+    let key_columns: Vec<&dyn Array> = rows.columns()[..key_count]
+        .iter()
+        .map(AsRef::as_ref)
+        .collect();
+    let keys = codec::entity_keys(table, &key_columns)?;
+    let events = engine.events_of(rows, key_count);
+    let mut groups: Vec<(Vec<u8>, usize, Vec<Event>)> = Vec::new();
+    for (row, (key, event)) in keys.into_iter().zip(events).enumerate() {
+        match groups.last_mut() {
+            Some((last, _, events)) if *last == key => events.push(event),
+            _ => groups.push((key, row, vec![event])),
+        }
+    }
+    Ok(groups)
 }
 
 /// Writes whole states (a rebuild from the offline events), each unless the stored state

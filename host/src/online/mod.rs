@@ -22,7 +22,7 @@ use crate::model::{Digest, ViewTable};
 use codec::Typed;
 
 pub use self::redis::RedisStore;
-pub use aggregates::{InsertedEvents, insert_events, key_of, write_states};
+pub use aggregates::{InsertedEvents, insert_events, key_of, late_events, write_states};
 pub use codec::{ORDER_LEN, check_namespace, order_prefix};
 pub use embedded::EmbeddedStore;
 

@@ -378,7 +378,13 @@ impl Lockstep {
         loop {
             tokio::select! {
                 result = &mut work => {
-                    return result.map_err(|e| BackfillError::Internal(e.to_string()))?;
+                    let result = result.map_err(|e| BackfillError::Internal(e.to_string()))?;
+                    if let Err(BackfillError::Transform { error: error @ RunError::NotRowWise { .. }, .. }) = &result
+                        && let Some(digest) = context.rows.digest()
+                    {
+                        self.mark_unsafe(digest, &error.to_string()).await;
+                    }
+                    return result;
                 }
                 _ = renew.tick() => {
                     // A lost lease shows at commit time, which then writes nothing.
@@ -425,6 +431,7 @@ fn run_chunk(
     let mut out = Vec::new();
     for batch in reader {
         let batch = batch?;
+        let offset = counts.rows_in as usize;
         counts.rows_in += batch.num_rows() as u64;
         let (rows, rejected) = job
             .rows
@@ -437,6 +444,15 @@ fn run_chunk(
                 RowsError::Columns(message) => BackfillError::Rows {
                     chunk: describe(),
                     message,
+                },
+                RowsError::Invalid(invalid) => BackfillError::Rows {
+                    chunk: describe(),
+                    message: format!(
+                        "source row {} of the chunk, column `{}`: {}",
+                        offset + invalid.row,
+                        invalid.column,
+                        invalid.problem
+                    ),
                 },
             })?;
         counts.rows_rejected += rejected;

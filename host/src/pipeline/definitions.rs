@@ -44,7 +44,7 @@ impl Lockstep {
     /// Checks a definitions file against the registry and diffs it with what is applied.
     pub async fn plan(&self, text: &str) -> Result<PlanOutcome, ApplyError> {
         let catalog = Catalog::new(
-            self.registry.transforms().await?,
+            self.transform_versions().await?,
             self.registry
                 .aliases()
                 .await?

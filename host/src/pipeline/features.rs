@@ -9,8 +9,8 @@ use std::sync::Arc;
 
 use super::serving::ServedDefinitions;
 use super::{Lockstep, ReadyError};
-use crate::model::FieldSpec;
 use crate::model::definitions::{Provider, Resolved};
+use crate::model::{FieldSpec, InvalidValue};
 use crate::offline::OfflineError;
 use crate::online::OnlineError;
 use crate::registry::RegistryError;
@@ -42,10 +42,12 @@ pub enum FeatureError {
     Online(#[from] OnlineError),
     #[error(transparent)]
     Ready(#[from] ReadyError),
-    #[error("on-demand view `{view}`: {error}")]
+    #[error("view `{view}`: {error}")]
     Transform { view: String, error: RunError },
     #[error("view `{view}`: {message}")]
     Rows { view: String, message: String },
+    #[error("view `{view}`: {invalid}; nothing was written")]
+    InvalidValue { view: String, invalid: InvalidValue },
     #[error("writing {path}: {message}")]
     Write { path: String, message: String },
 }
@@ -61,6 +63,7 @@ impl FeatureError {
             Self::Ready(error) => error.code(),
             Self::Transform { error, .. } => error.code(),
             Self::Rows { .. } => "invalid_rows",
+            Self::InvalidValue { .. } => "invalid_value",
             Self::Write { .. } => "write_failed",
         }
     }

@@ -63,6 +63,9 @@ pub struct Lockstep {
     feature_logging: FeatureLoggingConfig,
     /// Started by the first response logged.
     logger: std::sync::OnceLock<feature_log::FeatureLogger>,
+    /// On-demand evaluations so far, and every how many one is re-checked row-wise.
+    on_demand_calls: std::sync::atomic::AtomicU64,
+    row_check_every: u64,
 }
 
 /// Why the host could not start.
@@ -143,7 +146,18 @@ impl Lockstep {
             compile_timeout: Duration::from_millis(config.server.compile_timeout_ms),
             feature_logging: config.feature_logging.clone(),
             logger: std::sync::OnceLock::new(),
+            on_demand_calls: Default::default(),
+            row_check_every: config.online.row_check_every.max(1),
         }
+    }
+
+    /// Whether this on-demand evaluation is re-checked row-wise: the first, then every
+    /// `online.row_check_every`-th.
+    fn sample_row_check(&self) -> bool {
+        let call = self
+            .on_demand_calls
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        call.is_multiple_of(self.row_check_every)
     }
 
     pub fn runtime(&self) -> &Arc<Runtime> {
@@ -176,6 +190,8 @@ impl Lockstep {
             .blob(digest)
             .await?
             .ok_or(ReadyError::Missing(*digest))?;
+        // Another process may have caught it breaking the row-wise contract.
+        self.sync_unsafe_transforms().await?;
         let runtime = Arc::clone(&self.runtime);
         let digest = *digest;
         tokio::task::spawn_blocking(move || runtime.load(&bytes))

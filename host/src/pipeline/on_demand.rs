@@ -1,6 +1,7 @@
 //! On-demand views evaluated over joined rows: one function for training sets and online
 //! requests, so both run the same component bytes the same way. Rows missing a required
-//! (non-nullable) input, or rejected by the transform, get null features.
+//! (non-nullable) input, or rejected by the transform, get null features. Calls are
+//! re-checked row-wise as the caller asks ([`RowCheck`]).
 
 use arrow::array::{Array, ArrayRef, BooleanArray, RecordBatch, UInt32Array};
 use arrow::compute::{filter_record_batch, take};
@@ -8,7 +9,19 @@ use arrow::compute::{filter_record_batch, take};
 use crate::columnar::{self, arrow_schema};
 use crate::model::FieldSpec;
 use crate::model::definitions::ResolvedOnDemandView;
-use crate::runtime::{RunError, Runtime};
+use crate::runtime::{Batch, RunError, Runtime};
+
+/// How an evaluation re-checks that the transform is row-wise.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RowCheck {
+    /// Every call's sampled rows are re-run alone before its output is used (training sets).
+    Inline,
+    /// The first call's input and output are kept ([`Evaluated::to_check`]) for a re-check
+    /// off the request path (a sampled online request).
+    Later,
+    /// No re-check (online requests not sampled).
+    Skip,
+}
 
 /// What an evaluation produced: the view's features, one array per feature, and how many
 /// rows got nulls because an input was missing or the transform rejected them.
@@ -17,6 +30,8 @@ pub struct Evaluated {
     pub features: Vec<ArrayRef>,
     pub missing_inputs: usize,
     pub rejected: usize,
+    /// With [`RowCheck::Later`]: a call's input and output, to re-check.
+    pub to_check: Option<(Batch, Batch)>,
 }
 
 /// Runs `view`'s transform over `inputs` (one array per binding, in `view.inputs` order),
@@ -28,6 +43,7 @@ pub fn evaluate(
     inputs: &[ArrayRef],
     rows: usize,
     batch_rows: usize,
+    check: RowCheck,
 ) -> Result<Evaluated, RunError> {
     let fields: Vec<FieldSpec> = view
         .inputs
@@ -61,6 +77,18 @@ pub fn evaluate(
             .map_err(|e| RunError::BadInput(e.to_string()))?
     };
     let digest = &view.transform.digest;
+    let mut to_check = None;
+    let mut call = |input: Batch| -> Result<Batch, RunError> {
+        let output = runtime.call(digest, &input)?;
+        match check {
+            RowCheck::Inline => runtime.recheck_sample(digest, &input, &output)?,
+            RowCheck::Later if to_check.is_none() && input.num_rows > 1 => {
+                to_check = Some((input, output.clone()));
+            }
+            RowCheck::Later | RowCheck::Skip => {}
+        }
+        Ok(output)
+    };
     let mut rejected = 0;
     // Per compact row: its output row in `parts`, or None when rejected.
     let mut parts: Vec<RecordBatch> = Vec::new();
@@ -72,7 +100,7 @@ pub fn evaluate(
         let slice = ready.slice(start, length);
         let input = columnar::to_transform_batch(&slice, &fields)
             .map_err(|e| RunError::BadInput(e.to_string()))?;
-        let (output, kept) = match runtime.call(digest, &input) {
+        let (output, kept) = match call(input) {
             Ok(output) => (output, vec![true; length]),
             Err(RunError::GuestRows(errors)) => {
                 let mut kept = vec![true; length];
@@ -85,7 +113,7 @@ pub fn evaluate(
                     .map_err(|e| RunError::BadInput(e.to_string()))?;
                 let input = columnar::to_transform_batch(&retry, &fields)
                     .map_err(|e| RunError::BadInput(e.to_string()))?;
-                (runtime.call(digest, &input)?, kept)
+                (call(input)?, kept)
             }
             Err(error) => return Err(error),
         };
@@ -135,5 +163,6 @@ pub fn evaluate(
         features,
         missing_inputs,
         rejected,
+        to_check,
     })
 }

@@ -1,9 +1,12 @@
 //! Push: fresh source rows sent over HTTP (or from the CLI) → every view of that source
-//! computes its rows with its pinned transform (the backfill's [`ViewRows`]) → the online
-//! store (newer-wins; an aggregated view inserts the events into its keys' aggregation
-//! states, refusing those later than its allowed lateness) and the offline store (upsert),
-//! in one call. Also `write-to-online-store`: already-computed feature rows of a view
-//! without a transform or aggregations.
+//! computes its rows with its pinned transform (the backfill's [`ViewRows`]: re-checked
+//! row-wise, every value validated) → an aggregated view drops the events its online states
+//! would refuse as later than its allowed lateness → the offline store, the system of
+//! record, takes every view's rows in one transaction → then the online store (newer-wins
+//! rows, or events into the keys' aggregation states). Nothing is written until every view's
+//! rows are valid, and the online store is written only after the offline store took the
+//! rows, so it never holds what the offline store lacks. Also `write-to-online-store`:
+//! already-computed feature rows of a view without a transform or aggregations.
 
 use arrow::array::{ArrayRef, BooleanArray, RecordBatch, TimestampMicrosecondArray};
 use arrow::compute::filter_record_batch;
@@ -11,13 +14,14 @@ use serde::{Deserialize, Serialize};
 
 use super::Lockstep;
 use super::features::FeatureError;
-use super::view_rows::ViewRows;
+use super::view_rows::{RowsError, ViewRows};
 use crate::aggregate::Engine;
 use crate::columnar::{arrow_schema, from_json};
 use crate::model::definitions::{Source, SourceKind};
 use crate::model::{FieldSpec, ViewTable, format_timestamp};
 use crate::offline::prepare_rows;
 use crate::online;
+use crate::runtime::RunError;
 
 /// Which stores a push writes, as Feast names them.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -48,6 +52,19 @@ enum OnlineWrite<'a> {
     Rows,
     /// Events into the view's aggregation states, by its engine.
     Events(&'a Engine),
+}
+
+/// One view's part of a push: its checked rows and where they go.
+struct ViewPush<'a> {
+    name: &'a str,
+    table: &'a ViewTable,
+    online: OnlineWrite<'a>,
+    offline: bool,
+    /// The rows to write (for an aggregated view written online: prepared, too-late
+    /// events dropped).
+    rows: RecordBatch,
+    rejected: u64,
+    too_late: u64,
 }
 
 /// Rows for a source, column by column: `{"user_id": [1], "event_timestamp": ["…"], …}`.
@@ -121,8 +138,9 @@ impl Lockstep {
             );
         }
         let batch = source_batch(source, &makers, columns)?;
-        let mut pushed = Vec::with_capacity(makers.len());
-        let mut offline_rows = Vec::with_capacity(makers.len());
+
+        // 1. Every view's rows, checked: nothing is written unless all are valid.
+        let mut pushes = Vec::with_capacity(makers.len());
         for (name, maker) in views.into_iter().zip(&makers) {
             let view = &definitions.feature_views[name];
             let online = match (
@@ -133,21 +151,89 @@ impl Lockstep {
                 (true, None) => OnlineWrite::Rows,
                 (true, Some(engine)) => OnlineWrite::Events(engine),
             };
-            let (mut done, rows) = self
-                .write_online(name, maker, batch.clone(), online)
-                .await?;
-            if target.offline() && view.offline {
-                self.ensure_offline_table(&maker.table).await?;
-                offline_rows.push((&maker.table, rows));
-                done.written_offline = true;
-            }
-            pushed.push(done);
+            let (rows, rejected) = self.compute_rows(name, maker, batch.clone()).await?;
+            pushes.push(ViewPush {
+                name,
+                table: &maker.table,
+                online,
+                offline: target.offline() && view.offline,
+                rows,
+                rejected,
+                too_late: 0,
+            });
         }
-        // Every view's rows in one transaction.
+        // 2. Events the online states would refuse go to neither store.
+        for push in &mut pushes {
+            if let OnlineWrite::Events(engine) = push.online {
+                let rows = prepare_rows(push.table, std::slice::from_ref(&push.rows))?;
+                let late = online::late_events(&*self.online, push.table, engine, &rows).await?;
+                push.rows = self.drop_late(push.name, push.table, rows, &late);
+                push.too_late = late.len() as u64;
+            }
+        }
+        // 3. The offline store, the system of record: every view's rows in one transaction.
+        let mut offline_rows = Vec::new();
+        for push in pushes.iter().filter(|push| push.offline) {
+            self.ensure_offline_table(push.table).await?;
+            offline_rows.push((push.table, push.rows.clone()));
+        }
         if !offline_rows.is_empty() {
             self.offline.write_rows(&offline_rows).await?;
         }
+        // 4. The online store, a cache of it: a failure here is retryable (503), and the
+        // next push, materialize or rehydrate converges.
+        let mut pushed = Vec::with_capacity(pushes.len());
+        for push in pushes {
+            pushed.push(self.write_online(&push).await?);
+        }
         Ok(pushed)
+    }
+
+    /// A view's stored rows from pushed source rows; a transform caught breaking the
+    /// row-wise contract is marked unsafe before the error is returned.
+    async fn compute_rows(
+        &self,
+        name: &str,
+        maker: &ViewRows,
+        batch: RecordBatch,
+    ) -> Result<(RecordBatch, u64), FeatureError> {
+        let view = name.to_owned();
+        match maker.compute(&self.runtime, batch) {
+            Ok(computed) => Ok(computed),
+            Err(RowsError::Run(error)) => {
+                if let (RunError::NotRowWise { .. }, Some(digest)) = (&error, maker.digest()) {
+                    self.mark_unsafe(digest, &error.to_string()).await;
+                }
+                Err(FeatureError::Transform { view, error })
+            }
+            Err(RowsError::Columns(message)) => Err(FeatureError::Rows { view, message }),
+            Err(RowsError::Invalid(invalid)) => Err(FeatureError::InvalidValue { view, invalid }),
+        }
+    }
+
+    /// `rows` without the rows at `late`, which are counted and logged.
+    fn drop_late(
+        &self,
+        name: &str,
+        table: &ViewTable,
+        rows: RecordBatch,
+        late: &[usize],
+    ) -> RecordBatch {
+        let Some(&first) = late.first() else {
+            return rows;
+        };
+        self.metrics.late_events(name, late.len() as u64);
+        tracing::warn!(
+            view = name,
+            too_late = late.len(),
+            first_event_ts = %format_timestamp(event_times(table, &rows).value(first)),
+            "events later than the allowed lateness were refused"
+        );
+        let mut keep = vec![true; rows.num_rows()];
+        for &row in late {
+            keep[row] = false;
+        }
+        filter_record_batch(&rows, &BooleanArray::from(keep)).expect("mask of the batch's length")
     }
 
     /// Writes feature rows of a view without a transform straight to the online store:
@@ -190,78 +276,61 @@ impl Lockstep {
             .view_rows(source, view, served.tables[view_name].clone())
             .await?;
         let batch = source_batch(source, std::slice::from_ref(&maker), columns)?;
-        Ok(self
-            .write_online(view_name, &maker, batch, OnlineWrite::Rows)
-            .await?
-            .0)
+        let (rows, rejected) = self.compute_rows(view_name, &maker, batch).await?;
+        self.write_online(&ViewPush {
+            name: view_name,
+            table: &maker.table,
+            online: OnlineWrite::Rows,
+            offline: false,
+            rows,
+            rejected,
+            too_late: 0,
+        })
+        .await
     }
 
-    /// Computes a view's rows from source rows and writes them to the online store as
-    /// `online` says. Returns what it did and the rows for the offline store: without those
-    /// an aggregated view refused as too late.
-    async fn write_online(
-        &self,
-        name: &str,
-        maker: &ViewRows,
-        batch: RecordBatch,
-        online: OnlineWrite<'_>,
-    ) -> Result<(PushedView, RecordBatch), FeatureError> {
-        let (rows, rejected) =
-            maker
-                .compute(&self.runtime, batch)
-                .map_err(|error| FeatureError::Rows {
-                    view: name.to_owned(),
-                    message: error.to_string(),
-                })?;
-        let table = &maker.table;
-        let (rows, written_online, too_late) = match online {
+    /// Writes a view's checked rows to the online store as its push says, after the
+    /// offline store took them. An aggregated view's events refused now (another push moved
+    /// the key's newest event past the lateness since they were checked) are in the offline
+    /// store only, counted and logged; `materialize` rebuilds the state from it.
+    async fn write_online(&self, push: &ViewPush<'_>) -> Result<PushedView, FeatureError> {
+        let (written_online, raced) = match push.online {
             OnlineWrite::Events(engine) => {
-                // One event per key and time, in key and time order, as the offline store
-                // keeps them; the events refused as too late go to neither store.
-                let rows = prepare_rows(table, std::slice::from_ref(&rows))?;
-                let inserted = online::insert_events(&*self.online, table, engine, &rows).await?;
-                let too_late = inserted.too_late.len() as u64;
-                let rows = if too_late == 0 {
-                    rows
-                } else {
-                    self.metrics.late_events(name, too_late);
-                    let first = inserted.too_late[0];
+                let inserted =
+                    online::insert_events(&*self.online, push.table, engine, &push.rows).await?;
+                if !inserted.too_late.is_empty() {
+                    self.metrics
+                        .late_events(push.name, inserted.too_late.len() as u64);
                     tracing::warn!(
-                        view = name,
-                        too_late,
-                        first_event_ts = %format_timestamp(event_times(table, &rows).value(first)),
-                        "events later than the allowed lateness were refused"
+                        view = push.name,
+                        events = inserted.too_late.len(),
+                        "events became too late between the check and the online write: in \
+                         the offline store only until the view is materialized"
                     );
-                    let mut keep = vec![true; rows.num_rows()];
-                    for row in &inserted.too_late {
-                        keep[*row] = false;
-                    }
-                    filter_record_batch(&rows, &BooleanArray::from(keep))
-                        .expect("mask of the batch's length")
-                };
-                (rows, inserted.inserted, too_late)
+                }
+                (inserted.inserted, inserted.too_late.len() as u64)
             }
-            OnlineWrite::Rows => {
-                let written = online::write_rows(&*self.online, table, &rows).await?;
-                (rows, written, 0)
-            }
-            OnlineWrite::Skip => (rows, 0, 0),
+            OnlineWrite::Rows => (
+                online::write_rows(&*self.online, push.table, &push.rows).await?,
+                0,
+            ),
+            OnlineWrite::Skip => (0, 0),
         };
-        let newest = arrow::compute::max(event_times(table, &rows));
-        self.metrics.pushed(name, rows.num_rows() as u64, newest);
-        let done = PushedView {
-            view: name.to_owned(),
-            rows: rows.num_rows() as u64,
-            rejected,
+        let newest = arrow::compute::max(event_times(push.table, &push.rows));
+        self.metrics
+            .pushed(push.name, push.rows.num_rows() as u64, newest);
+        Ok(PushedView {
+            view: push.name.to_owned(),
+            rows: push.rows.num_rows() as u64,
+            rejected: push.rejected,
             written_online,
-            written_offline: false,
-            too_late,
-        };
-        Ok((done, rows))
+            written_offline: push.offline,
+            too_late: push.too_late + raced,
+        })
     }
 
     /// Creates a view's offline table once per process.
-    async fn ensure_offline_table(&self, table: &ViewTable) -> Result<(), FeatureError> {
+    pub(super) async fn ensure_offline_table(&self, table: &ViewTable) -> Result<(), FeatureError> {
         if self
             .ensured
             .lock()

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use super::Lockstep;
 use super::feature_log::LoggedResponse;
 use super::features::{FeatureError, FeatureRequest, Selection, Store, plan};
-use super::on_demand::evaluate;
+use super::on_demand::{RowCheck, evaluate};
 use crate::aggregate::Engine;
 use crate::columnar::from_json;
 use crate::model::definitions::{Provider, Resolved};
@@ -349,11 +349,28 @@ impl Lockstep {
                     request_fields.push((binding.input.name.clone(), Arc::clone(array)));
                 }
             }
-            let evaluated = evaluate(&self.runtime, view, &outputs, &inputs, rows, rows.max(1))
-                .map_err(|error| FeatureError::Transform {
-                    view: name.clone(),
-                    error,
-                })?;
+            let check = if self.sample_row_check() {
+                RowCheck::Later
+            } else {
+                RowCheck::Skip
+            };
+            let digest = view.transform.digest;
+            let evaluated = evaluate(
+                &self.runtime,
+                view,
+                &outputs,
+                &inputs,
+                rows,
+                rows.max(1),
+                check,
+            )
+            .map_err(|error| FeatureError::Transform {
+                view: name.clone(),
+                error,
+            })?;
+            if let Some((input, output)) = evaluated.to_check {
+                self.recheck_later(digest, input, output);
+            }
             for (feature, array) in view.features.iter().zip(evaluated.features) {
                 let statuses = (0..rows)
                     .map(|row| {

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use super::Lockstep;
 use super::features::{FeatureError, FeatureRequest, JoinPlan, Store, plan};
-use super::on_demand::evaluate;
+use super::on_demand::{RowCheck, evaluate};
 use super::serving::ServedDefinitions;
 use crate::aggregate::{Engine, PointInTime, Replay, key_bytes};
 use crate::columnar::arrow_type;
@@ -222,6 +222,10 @@ impl Lockstep {
                 }
             })
             .collect();
+        // A view nothing was written to yet joins as nulls, not as a missing table.
+        for view in &pit {
+            self.ensure_offline_table(&view.table).await?;
+        }
         let joined = self.offline.point_in_time(&store_entities, &pit).await?;
         let mut values: BTreeMap<(String, String), ArrayRef> = BTreeMap::new();
         let mut event_ts: BTreeMap<String, ArrayRef> = BTreeMap::new();
@@ -274,14 +278,26 @@ impl Lockstep {
             let rows = entities.num_rows();
             let batch_rows = self.backfill.batch_rows;
             let evaluated = tokio::task::spawn_blocking(move || {
-                evaluate(&runtime, &owned_view, &outputs, &inputs, rows, batch_rows)
+                evaluate(
+                    &runtime,
+                    &owned_view,
+                    &outputs,
+                    &inputs,
+                    rows,
+                    batch_rows,
+                    RowCheck::Inline,
+                )
             })
             .await
             .map_err(|e| FeatureError::Transform {
                 view: name.clone(),
                 error: RunError::Internal(e.to_string()),
-            })?
-            .map_err(|error| FeatureError::Transform {
+            })?;
+            if let Err(error @ RunError::NotRowWise { .. }) = &evaluated {
+                self.mark_unsafe(&view.transform.digest, &error.to_string())
+                    .await;
+            }
+            let evaluated = evaluated.map_err(|error| FeatureError::Transform {
                 view: name.clone(),
                 error,
             })?;
@@ -313,6 +329,7 @@ impl Lockstep {
         engine: Engine,
         entities: &RecordBatch,
     ) -> Result<(Vec<ArrayRef>, ArrayRef), FeatureError> {
+        self.ensure_offline_table(table).await?;
         let column = |name: &str| {
             entities
                 .column_by_name(name)

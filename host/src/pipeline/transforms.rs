@@ -9,9 +9,9 @@ use serde::Serialize;
 
 use super::Lockstep;
 use crate::model::definitions::is_identifier;
-use crate::model::{FieldSpec, TransformVersion, ValueType};
-use crate::registry::{NewTransform, PutOutcome, RegistryError};
-use crate::runtime::{DataType, Field, LoadError};
+use crate::model::{Digest, FieldSpec, TransformVersion, ValueType};
+use crate::registry::{NewTransform, PutOutcome, Registry, RegistryError};
+use crate::runtime::{Batch, DataType, Field, LoadError, RunError, Runtime};
 
 /// Longest transform or alias name.
 const MAX_NAME_LEN: usize = 64;
@@ -53,8 +53,8 @@ fn valid_name(name: &str) -> bool {
 
 impl Lockstep {
     /// The upload pipeline: name check → the runtime compiles (off the async threads, a few
-    /// at a time, under a deadline) and checks the component → smoke run on sample rows,
-    /// whole and chunked → the registry records it. Identical bytes give the same version.
+    /// at a time, under a deadline) and checks the component → smoke run proving it
+    /// row-wise over adversarial batch shapes → the registry records it. Identical bytes give the same version.
     pub async fn upload(&self, name: &str, bytes: Vec<u8>) -> Result<PutOutcome, UploadError> {
         if !valid_name(name) {
             return Err(UploadError::InvalidName(name.to_owned()));
@@ -66,12 +66,14 @@ impl Lockstep {
             .await
             .expect("the compile semaphore is never closed");
         let runtime = Arc::clone(&self.runtime);
+        // Row-wise at every batch size the host will call it with.
+        let batch_sizes = [self.backfill.batch_rows as u32];
         let abandoned = Arc::new(AtomicBool::new(false));
         let abandoned_by_caller = Arc::clone(&abandoned);
         let checked = tokio::task::spawn_blocking(move || {
             let _permit = permit;
             let info = runtime.load(&bytes)?;
-            let smoke = runtime.smoke_test(&info.digest);
+            let smoke = runtime.smoke_test(&info.digest, &batch_sizes);
             // Nobody will store a transform whose upload timed out: free its slot.
             if smoke.is_err() || abandoned.load(Ordering::Relaxed) {
                 runtime.unload(&info.digest);
@@ -113,9 +115,56 @@ impl Lockstep {
         Ok(outcome)
     }
 
+    /// Every version of every transform, each marked with why it is unsafe if it is.
+    pub(crate) async fn transform_versions(&self) -> Result<Vec<TransformVersion>, RegistryError> {
+        let mut versions = self.registry.transforms().await?;
+        let unsafe_transforms = self.registry.unsafe_transforms().await?;
+        for version in &mut versions {
+            version.unsafe_reason = unsafe_transforms.get(&version.digest).cloned();
+        }
+        Ok(versions)
+    }
+
+    /// Fails a transform closed after it was caught breaking the row-wise contract: see
+    /// [`mark_unsafe`].
+    pub(crate) async fn mark_unsafe(&self, digest: &Digest, reason: &str) {
+        mark_unsafe(&self.runtime, &*self.registry, digest, reason).await;
+    }
+
+    /// Re-checks a sampled online call off the request path: its sampled rows re-run alone
+    /// on a blocking thread; a difference marks the transform unsafe.
+    pub(crate) fn recheck_later(&self, digest: Digest, input: Batch, output: Batch) {
+        let runtime = Arc::clone(&self.runtime);
+        let registry = Arc::clone(&self.registry);
+        tokio::spawn(async move {
+            let checker = Arc::clone(&runtime);
+            let checked = tokio::task::spawn_blocking(move || {
+                checker.recheck_sample(&digest, &input, &output)
+            })
+            .await;
+            match checked {
+                Ok(Err(error @ RunError::NotRowWise { .. })) => {
+                    mark_unsafe(&runtime, &*registry, &digest, &error.to_string()).await;
+                }
+                Ok(Err(error)) => {
+                    tracing::warn!(%digest, %error, "online row-wise re-check could not run");
+                }
+                Ok(Ok(())) | Err(_) => {}
+            }
+        });
+    }
+
+    /// Quarantines in this process every transform the registry marks unsafe.
+    pub(crate) async fn sync_unsafe_transforms(&self) -> Result<(), RegistryError> {
+        for (digest, reason) in self.registry.unsafe_transforms().await? {
+            self.runtime.quarantine(&digest, &reason);
+        }
+        Ok(())
+    }
+
     /// Every transform with its versions and aliases, by name.
     pub async fn transforms(&self) -> Result<Vec<TransformSummary>, RegistryError> {
-        let versions = self.registry.transforms().await?;
+        let versions = self.transform_versions().await?;
         let aliases = self.registry.aliases().await?;
         let mut summaries: BTreeMap<String, TransformSummary> = BTreeMap::new();
         for version in versions {
@@ -156,6 +205,20 @@ impl Lockstep {
         self.registry.set_alias(name, alias, version).await?;
         tracing::info!(name, alias, version, "alias moved");
         Ok(())
+    }
+}
+
+/// Fails a transform closed after it was caught breaking the row-wise contract: this process
+/// never runs it again (`transform_unsafe`), and the registry marks it unsafe, so it is
+/// refused for new definitions and by every other process when it next loads it. The
+/// metric `lockstep_transform_unsafe` shows it.
+async fn mark_unsafe(runtime: &Runtime, registry: &dyn Registry, digest: &Digest, reason: &str) {
+    if runtime.quarantined(digest).is_none() {
+        tracing::error!(%digest, reason, "transform broke the row-wise contract: marked unsafe");
+    }
+    runtime.quarantine(digest, reason);
+    if let Err(error) = registry.mark_unsafe(digest, reason).await {
+        tracing::error!(%digest, %error, "could not record the unsafe transform in the registry");
     }
 }
 

@@ -13,7 +13,7 @@ use arrow::compute::filter_record_batch;
 use super::{Lockstep, ReadyError};
 use crate::columnar::{self, arrow_schema};
 use crate::model::definitions::{ResolvedFeatureView, Source};
-use crate::model::{Digest, FieldSpec, ViewTable};
+use crate::model::{CREATED_TS, Digest, EVENT_TS, FieldSpec, InvalidValue, ViewTable, check_rows};
 use crate::runtime::{RunError, Runtime};
 
 /// How one view turns source rows into its stored rows.
@@ -36,6 +36,8 @@ pub(crate) enum RowsError {
     Run(RunError),
     /// The rows do not have the columns or values the view needs.
     Columns(String),
+    /// A value no store may hold; its row is the source row's index in the batch given.
+    Invalid(InvalidValue),
 }
 
 impl std::fmt::Display for RowsError {
@@ -43,6 +45,7 @@ impl std::fmt::Display for RowsError {
         match self {
             RowsError::Run(error) => error.fmt(f),
             RowsError::Columns(message) => f.write_str(message),
+            RowsError::Invalid(invalid) => invalid.fmt(f),
         }
     }
 }
@@ -119,25 +122,49 @@ impl ViewRows {
         }
     }
 
+    /// The digest of the view's pinned transform, if it has one.
+    pub fn digest(&self) -> Option<&Digest> {
+        self.transform.as_ref().map(|(digest, _, _)| digest)
+    }
+
     /// The stored rows of a batch of source rows (canonical types), and how many rows the
     /// transform rejected: those are dropped (the row-wise contract makes the others'
-    /// outputs the same without them).
+    /// outputs the same without them). Every value is checked ([`check_rows`]) before the
+    /// rows are given back, so nothing invalid reaches a store.
     pub fn compute(
         &self,
         runtime: &Runtime,
         batch: RecordBatch,
     ) -> Result<(RecordBatch, u64), RowsError> {
-        let (batch, outputs, rejected) = match &self.transform {
-            None => (batch, None, 0),
+        let rows_in = batch.num_rows();
+        let (batch, outputs, kept) = match &self.transform {
+            None => (batch, None, None),
             Some((digest, inputs, outputs)) => {
-                let (kept, output, rejected) = transform(runtime, digest, inputs, outputs, batch)?;
-                (kept, Some(output), rejected)
+                let (batch, output, kept) = transform(runtime, digest, inputs, outputs, batch)?;
+                (batch, Some(output), kept)
             }
         };
         let rows = self
             .layout(&batch, outputs.as_ref())
             .map_err(RowsError::Columns)?;
-        Ok((rows, rejected))
+        check_rows(&self.table.row_fields(), &rows).map_err(|mut invalid| {
+            // Name the row as it was sent, not among the rows the transform kept.
+            if let Some(kept) = &kept {
+                invalid.row = kept[invalid.row];
+            }
+            // …and its timestamps by the source's names for them.
+            if invalid.column == EVENT_TS {
+                invalid.column = self.timestamp_field.clone();
+            } else if invalid.column == CREATED_TS {
+                invalid.column = self
+                    .created_field
+                    .clone()
+                    .unwrap_or_else(|| self.timestamp_field.clone());
+            }
+            RowsError::Invalid(invalid)
+        })?;
+        let rejected = rows_in - batch.num_rows();
+        Ok((rows, rejected as u64))
     }
 
     /// A source batch (and its transform outputs) in the table's row layout.
@@ -196,21 +223,31 @@ impl ViewRows {
     }
 }
 
-/// Runs the transform over a source batch, dropping rows it rejects; returns the kept
-/// source rows, their outputs and how many were dropped.
+/// The source rows a transform kept, their outputs, and the kept rows' indices in the batch
+/// given (`None` when it kept them all).
+type Transformed = (RecordBatch, RecordBatch, Option<Vec<usize>>);
+
+/// Runs the transform over a source batch, dropping rows it rejects. A sample of the rows is
+/// re-run alone and compared bit for bit before anything is written
+/// (`transform_not_row_wise`).
 fn transform(
     runtime: &Runtime,
     digest: &Digest,
     inputs: &[FieldSpec],
     outputs: &[FieldSpec],
     batch: RecordBatch,
-) -> Result<(RecordBatch, RecordBatch, u64), RowsError> {
+) -> Result<Transformed, RowsError> {
     let columns = |e: columnar::ColumnarError| RowsError::Columns(e.to_string());
     let input = columnar::to_transform_batch(&batch, inputs).map_err(columns)?;
-    match runtime.call(digest, &input) {
+    let call = |input: &crate::runtime::Batch| {
+        let output = runtime.call(digest, input)?;
+        runtime.recheck_sample(digest, input, &output)?;
+        Ok(output)
+    };
+    match call(&input) {
         Ok(output) => {
             let output = columnar::to_record_batch(&output, outputs).map_err(columns)?;
-            Ok((batch, output, 0))
+            Ok((batch, output, None))
         }
         Err(RunError::GuestRows(errors)) => {
             let mut keep = vec![true; batch.num_rows()];
@@ -227,17 +264,17 @@ fn transform(
                     "transform rejected rows"
                 );
             }
-            let rejected = keep.iter().filter(|k| !**k).count() as u64;
+            let indices: Vec<usize> = (0..keep.len()).filter(|&row| keep[row]).collect();
             let kept = filter_record_batch(&batch, &BooleanArray::from(keep))
                 .expect("mask of the batch's length");
             if kept.num_rows() == 0 {
                 let empty = RecordBatch::new_empty(arrow_schema(outputs));
-                return Ok((kept, empty, rejected));
+                return Ok((kept, empty, Some(indices)));
             }
             let input = columnar::to_transform_batch(&kept, inputs).map_err(columns)?;
-            let output = runtime.call(digest, &input).map_err(RowsError::Run)?;
+            let output = call(&input).map_err(RowsError::Run)?;
             let output = columnar::to_record_batch(&output, outputs).map_err(columns)?;
-            Ok((kept, output, rejected))
+            Ok((kept, output, Some(indices)))
         }
         Err(error) => Err(RowsError::Run(error)),
     }

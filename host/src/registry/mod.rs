@@ -173,6 +173,12 @@ pub trait Registry: Send + Sync {
         objects: Vec<ObjectWrite>,
     ) -> Result<ApplyReport, RegistryError>;
 
+    /// Marks `digest` unsafe (it broke the row-wise contract), keeping the first reason.
+    async fn mark_unsafe(&self, digest: &Digest, reason: &str) -> Result<(), RegistryError>;
+
+    /// Every digest marked unsafe, with its reason.
+    async fn unsafe_transforms(&self) -> Result<BTreeMap<Digest, String>, RegistryError>;
+
     /// Succeeds when the database answers.
     async fn ping(&self) -> Result<(), RegistryError>;
 }
@@ -206,6 +212,7 @@ fn version_from_row(row: VersionRow) -> Result<TransformVersion, RegistryError> 
         outputs: serde_json::from_str(&outputs).map_err(|e| corrupt("outputs", &e))?,
         size_bytes: u64::try_from(size).map_err(|e| corrupt("size", &e))?,
         uploaded_at_micros: at,
+        unsafe_reason: None,
         declared_name,
         declared_version,
         name,

@@ -2,6 +2,7 @@
 //! Postgres (tables in a dedicated schema; advisory locks serialize version assignment per
 //! transform name and applies per project) and embedded SQLite (one writer at a time).
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
@@ -250,6 +251,7 @@ impl Registry for SqlRegistry {
                 inputs: transform.inputs.clone(),
                 outputs: transform.outputs.clone(),
                 size_bytes: transform.bytes.len() as u64,
+                unsafe_reason: None,
                 uploaded_at_micros: uploaded_at,
             },
             created: true,
@@ -370,6 +372,34 @@ impl Registry for SqlRegistry {
         }
         tx.commit().await?;
         Ok(report)
+    }
+
+    async fn mark_unsafe(&self, digest: &Digest, reason: &str) -> Result<(), RegistryError> {
+        sqlx::query(
+            "INSERT INTO unsafe_transforms (digest, reason, marked_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (digest) DO NOTHING",
+        )
+        .bind(digest.to_string())
+        .bind(reason)
+        .bind(now_micros())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn unsafe_transforms(&self) -> Result<BTreeMap<Digest, String>, RegistryError> {
+        let rows: Vec<(String, String)> =
+            sqlx::query_as("SELECT digest, reason FROM unsafe_transforms ORDER BY digest")
+                .fetch_all(&self.pool)
+                .await?;
+        rows.into_iter()
+            .map(|(digest, reason)| {
+                let digest = digest.parse().map_err(|e| {
+                    RegistryError::Corrupt(format!("unsafe transform {digest}: {e}"))
+                })?;
+                Ok((digest, reason))
+            })
+            .collect()
     }
 
     async fn ping(&self) -> Result<(), RegistryError> {

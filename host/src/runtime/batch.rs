@@ -144,6 +144,17 @@ pub fn first_difference(left: &Batch, right: &Batch) -> Option<String> {
     if left.num_rows != right.num_rows {
         return Some(format!("{} rows vs {} rows", left.num_rows, right.num_rows));
     }
+    (0..left.num_rows as usize).find_map(|row| row_difference(left, row, right, row))
+}
+
+/// Compares row `left_row` of `left` with row `right_row` of `right`, bit for bit; the
+/// first differing column, described (`row N` names the left row).
+pub fn row_difference(
+    left: &Batch,
+    left_row: usize,
+    right: &Batch,
+    right_row: usize,
+) -> Option<String> {
     if left.columns.len() != right.columns.len() {
         return Some(format!(
             "{} columns vs {} columns",
@@ -155,40 +166,66 @@ pub fn first_difference(left: &Batch, right: &Batch) -> Option<String> {
         if a.name != b.name {
             return Some(format!("column `{}` vs `{}`", a.name, b.name));
         }
-        for row in 0..left.num_rows as usize {
-            let (va, vb) = (
-                is_valid(a.validity.as_deref(), row),
-                is_valid(b.validity.as_deref(), row),
-            );
-            let same = match (va, vb) {
-                (false, false) => true,
-                (true, true) => same_value(&a.values, &b.values, row),
-                _ => false,
-            };
-            if !same {
-                return Some(format!(
-                    "row {row}, column `{}`: {} vs {}",
-                    a.name,
-                    render(&a.values, va, row),
-                    render(&b.values, vb, row)
-                ));
-            }
+        let (va, vb) = (
+            is_valid(a.validity.as_deref(), left_row),
+            is_valid(b.validity.as_deref(), right_row),
+        );
+        let same = match (va, vb) {
+            (false, false) => true,
+            (true, true) => same_value(&a.values, left_row, &b.values, right_row),
+            _ => false,
+        };
+        if !same {
+            return Some(format!(
+                "row {left_row}, column `{}`: {} vs {}",
+                a.name,
+                render(&a.values, va, left_row),
+                render(&b.values, vb, right_row)
+            ));
         }
     }
     None
 }
 
-fn same_value(a: &Values, b: &Values, row: usize) -> bool {
+/// A digest of one row's bits (validity and value of every column), so rows can be
+/// compared later without keeping them.
+pub fn row_fingerprint(batch: &Batch, row: usize) -> [u8; 32] {
+    use sha2::{Digest as _, Sha256};
+    let mut hash = Sha256::new();
+    for column in &batch.columns {
+        if !is_valid(column.validity.as_deref(), row) {
+            hash.update([0u8]);
+            continue;
+        }
+        hash.update([1u8]);
+        match &column.values {
+            Values::Int64(v) | Values::Timestamp(v) => hash.update(v[row].to_le_bytes()),
+            Values::Float64(v) => hash.update(v[row].to_bits().to_le_bytes()),
+            Values::Boolean(v) => hash.update([u8::from(v[row])]),
+            Values::Utf8(v) => {
+                let value = utf8_value(v, row);
+                hash.update((value.len() as u64).to_le_bytes());
+                hash.update(value.as_bytes());
+            }
+        }
+    }
+    hash.finalize().into()
+}
+
+fn same_value(a: &Values, i: usize, b: &Values, j: usize) -> bool {
     match (a, b) {
         (Values::Int64(a), Values::Int64(b)) | (Values::Timestamp(a), Values::Timestamp(b)) => {
-            a[row] == b[row]
+            a[i] == b[j]
         }
-        (Values::Float64(a), Values::Float64(b)) => a[row].to_bits() == b[row].to_bits(),
-        (Values::Boolean(a), Values::Boolean(b)) => a[row] == b[row],
-        (Values::Utf8(a), Values::Utf8(b)) => utf8_value(a, row) == utf8_value(b, row),
+        (Values::Float64(a), Values::Float64(b)) => a[i].to_bits() == b[j].to_bits(),
+        (Values::Boolean(a), Values::Boolean(b)) => a[i] == b[j],
+        (Values::Utf8(a), Values::Utf8(b)) => utf8_value(a, i) == utf8_value(b, j),
         _ => false,
     }
 }
+
+/// Longest string value shown in a message; longer ones are cut.
+const MAX_RENDERED_CHARS: usize = 64;
 
 /// One value as text, for tables and error messages.
 pub fn render(values: &Values, valid: bool, row: usize) -> String {
@@ -200,7 +237,13 @@ pub fn render(values: &Values, valid: bool, row: usize) -> String {
         Values::Timestamp(v) => format_timestamp(v[row]),
         Values::Float64(v) => format!("{:?}", v[row]),
         Values::Boolean(v) => v[row].to_string(),
-        Values::Utf8(v) => format!("{:?}", utf8_value(v, row)),
+        Values::Utf8(v) => {
+            let value = utf8_value(v, row);
+            match value.char_indices().nth(MAX_RENDERED_CHARS) {
+                None => format!("{value:?}"),
+                Some((cut, _)) => format!("{:?}… ({} bytes)", &value[..cut], value.len()),
+            }
+        }
     }
 }
 

@@ -25,10 +25,14 @@ pub struct RuntimeConfig {
     pub call_timeout_ms: u64,
     /// How often the epoch ticker advances, in milliseconds: the deadline's resolution.
     pub epoch_tick_ms: u64,
-    /// Instances the pooling allocator reserves slots for, across all transforms.
+    /// Instances the pooling allocator reserves slots for, across all transforms: the most
+    /// calls that can run at once (every call has an instance of its own).
     pub max_instances: u32,
-    /// Warm instances kept per transform between calls.
-    pub max_idle_instances_per_transform: usize,
+    /// Largest output one call may return, in bytes (as laid out in guest memory).
+    pub max_output_bytes: usize,
+    /// Rows of a checked batch re-run one at a time and compared bit for bit with the
+    /// batch's output (backfill batches, pushes and sampled online calls).
+    pub row_check_rows: usize,
 }
 
 impl Default for RuntimeConfig {
@@ -43,7 +47,8 @@ impl Default for RuntimeConfig {
             call_timeout_ms: 10_000,
             epoch_tick_ms: 5,
             max_instances: 256,
-            max_idle_instances_per_transform: 8,
+            max_output_bytes: 64 << 20,
+            row_check_rows: 8,
         }
     }
 }
@@ -93,6 +98,10 @@ impl RuntimeConfig {
             (self.call_timeout_ms > 0, "call_timeout_ms must be positive"),
             (self.epoch_tick_ms > 0, "epoch_tick_ms must be positive"),
             (self.max_instances > 0, "max_instances must be positive"),
+            (
+                self.max_output_bytes > 0,
+                "max_output_bytes must be positive",
+            ),
         ];
         match checks.iter().find(|(ok, _)| !ok) {
             Some((_, message)) => Err((*message).to_owned()),
@@ -105,6 +114,9 @@ impl RuntimeConfig {
 /// a few adapter shims; this bounds how many a component may have.
 const CORE_INSTANCES_PER_COMPONENT: u32 = 8;
 const TABLES_PER_COMPONENT: u32 = 4;
+/// Bytes of each freed memory and table slot reset with memset and kept resident: about what
+/// a call over a small batch touches (stack, allocator, one batch in and out).
+const KEEP_RESIDENT_BYTES: usize = 1 << 20;
 
 /// Builds the one engine every transform runs in. Each line is a sandbox guarantee.
 pub fn engine(config: &RuntimeConfig) -> wasmtime::Result<Engine> {
@@ -128,9 +140,12 @@ pub fn engine(config: &RuntimeConfig) -> wasmtime::Result<Engine> {
     // Deep recursion traps cleanly instead of overflowing the host thread's stack.
     wasm.max_wasm_stack(config.max_wasm_stack_bytes);
 
-    // Instantiation cost: a fresh instance after a trap or for a new worker takes tens of
-    // microseconds from pre-reserved slots instead of mmap calls. Slot counts come from
-    // config: each memory slot reserves address space (not RAM) for a 32-bit memory.
+    // Fresh state for every call (invariant 3): each call instantiates anew, so nothing a
+    // guest keeps in memory or globals survives it. The pooling allocator makes that cheap:
+    // slots are reserved up front (address space, not RAM, for a 32-bit memory each), the
+    // module's data segments are mapped copy-on-write from one image, and a freed slot's
+    // first pages are reset with memset and kept resident instead of unmapped, so the next
+    // instance takes no page faults for the stack and heap a call touches.
     let max_instances = config.max_instances;
     let mut pooling = PoolingAllocationConfig::new();
     pooling
@@ -142,7 +157,10 @@ pub fn engine(config: &RuntimeConfig) -> wasmtime::Result<Engine> {
         .max_memory_size(config.max_memory_bytes)
         .total_tables(max_instances * TABLES_PER_COMPONENT)
         .max_tables_per_component(TABLES_PER_COMPONENT)
-        .table_elements(config.max_table_elements);
+        .table_elements(config.max_table_elements)
+        .linear_memory_keep_resident(KEEP_RESIDENT_BYTES)
+        .table_keep_resident(KEEP_RESIDENT_BYTES);
+    wasm.memory_init_cow(true);
     wasm.allocation_strategy(InstanceAllocationStrategy::Pooling(pooling));
 
     Engine::new(&wasm)

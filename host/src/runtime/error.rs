@@ -30,13 +30,9 @@ pub enum LoadError {
     #[error("smoke run on sample rows failed: {0}")]
     SmokeRun(RunError),
     #[error(
-        "transform is not row-wise: its output over {rows} sample rows differs when called in chunks of {chunk} (first difference: {difference}); transforms must not keep state between calls or look across rows"
+        "transform is not row-wise: {shape}, a row's output differs from the same row called alone (first difference: {difference}); a row's output must depend on that row alone, not on the batch's size, order or other rows"
     )]
-    NotRowWise {
-        rows: u32,
-        chunk: u32,
-        difference: String,
-    },
+    NotRowWise { shape: String, difference: String },
     #[error("runtime failure while loading: {0}")]
     Internal(String),
 }
@@ -101,6 +97,18 @@ pub enum RunError {
     GuestFailed(String),
     #[error("transform returned a malformed batch: {0}")]
     BadOutput(String),
+    #[error("transform returned about {bytes} bytes, over the {limit}-byte output limit")]
+    OutputTooLarge { bytes: usize, limit: usize },
+    #[error(
+        "transform is not row-wise: row {row} of a {rows}-row batch differs when called alone ({difference}); the version is marked unsafe"
+    )]
+    NotRowWise {
+        row: u32,
+        rows: u32,
+        difference: String,
+    },
+    #[error("transform is marked unsafe and is not run: {0}")]
+    Unsafe(String),
     #[error("the runtime has no free instance slot (raise runtime.max_instances): {0}")]
     Busy(String),
     #[error("runtime failure: {0}")]
@@ -124,6 +132,9 @@ impl RunError {
             Self::GuestRows(_) => "transform_row_errors",
             Self::GuestFailed(_) => "transform_failed",
             Self::BadOutput(_) => "transform_bad_output",
+            Self::OutputTooLarge { .. } => "transform_output_too_large",
+            Self::NotRowWise { .. } => "transform_not_row_wise",
+            Self::Unsafe(_) => "transform_unsafe",
             Self::Busy(_) => "runtime_busy",
             Self::Internal(_) => "internal",
         }
@@ -137,4 +148,20 @@ impl RunError {
             Self::NotLoaded(_) | Self::Timeout(_) | Self::Busy(_) | Self::Internal(_)
         )
     }
+}
+
+/// `message`, cut to at most `max` bytes (on a character boundary) with `…` and the
+/// length it had: guest and client text never grows an error without bound.
+pub fn truncate(mut message: String, max: usize) -> String {
+    if message.len() <= max {
+        return message;
+    }
+    let length = message.len();
+    let mut end = max;
+    while !message.is_char_boundary(end) {
+        end -= 1;
+    }
+    message.truncate(end);
+    message.push_str(&format!("… ({length} bytes)"));
+    message
 }

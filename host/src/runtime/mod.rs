@@ -5,21 +5,25 @@
 //! else, and caches it; [`Runtime::call`] runs one batch through it under fuel, an epoch
 //! deadline and memory/table/stack caps, then checks the output against the signature.
 //!
-//! Instances are reused between successful calls (a warm call costs about a microsecond
-//! instead of tens), each in its own `Store`, and dropped after any trap or malformed
-//! output: a store is never entered again after it misbehaved.
+//! Every call runs on fresh guest state: a new instance in a new `Store`, from the pooling
+//! allocator's copy-on-write memory image, dropped when the call returns. Nothing a guest
+//! keeps (a counter in a static, a cache, leaked memory) survives into the next call, so a
+//! one-row online call and a batch call see the same guest. [`row_wise`] checks the rest of
+//! the row-wise contract: at upload over adversarial batch shapes, and on samples of the
+//! rows of later calls; a transform caught is quarantined ([`Runtime::quarantine`]).
 
 pub mod batch;
 mod bindings;
 mod config;
 mod error;
+pub mod row_wise;
 pub mod sample;
 mod state;
 pub mod validate;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, RwLock};
 use std::thread::JoinHandle;
 
 use wasmtime::component::{Component, HasSelf, Linker};
@@ -29,16 +33,15 @@ pub use bindings::{
     Batch, Column, DataType, Field, RowError, Signature, TransformError, Utf8Values, Values,
 };
 pub use config::RuntimeConfig;
-pub use error::{LoadError, RunError};
+pub use error::{LoadError, RunError, truncate};
+pub use row_wise::{SmokeReport, UPLOAD_SHAPES};
 
 use crate::model::Digest;
 use bindings::{ALLOWED_IMPORTS, FeatureTransform, FeatureTransformPre};
 use state::{GuestState, LimitExceeded};
 
-/// Rows in the sample a smoke run feeds a newly loaded transform.
-pub const SMOKE_ROWS: u32 = 64;
-/// Chunk sizes the smoke run re-feeds the sample in, to prove the transform row-wise.
-pub const SMOKE_CHUNKS: [u32; 2] = [1, 7];
+/// Longest message kept from a guest's own error; the rest is cut.
+const MAX_GUEST_MESSAGE_BYTES: usize = 1024;
 
 /// The wasm runtime of one host: one engine, one linker and every loaded transform.
 pub struct Runtime {
@@ -46,6 +49,8 @@ pub struct Runtime {
     linker: Linker<GuestState>,
     config: RuntimeConfig,
     transforms: RwLock<HashMap<Digest, Arc<Loaded>>>,
+    /// Transforms caught breaking the row-wise contract, with why: never run again.
+    quarantined: RwLock<HashMap<Digest, String>>,
     /// Held for its `Drop`: stops the ticker thread with the runtime.
     _ticker: EpochTicker,
 }
@@ -58,23 +63,10 @@ pub struct TransformInfo {
     pub size_bytes: usize,
 }
 
-/// Outcome of [`Runtime::smoke_test`].
-#[derive(Debug, Clone)]
-pub struct SmokeReport {
-    /// The sample rows the transform accepted, and its output for them.
-    pub input: Batch,
-    pub output: Batch,
-    /// Sample rows the transform rejected with a per-row error (allowed: the sample is
-    /// synthetic), with the first message.
-    pub rejected_rows: usize,
-    pub first_rejection: Option<String>,
-}
-
-/// A compiled, checked transform and its idle instances.
+/// A compiled, checked transform.
 struct Loaded {
     pre: FeatureTransformPre<GuestState>,
     signature: Signature,
-    idle: Mutex<Vec<Instance>>,
     stats: CallCounters,
 }
 
@@ -86,6 +78,7 @@ struct CallCounters {
     rows: AtomicU64,
     nanos: AtomicU64,
     fuel: AtomicU64,
+    rows_rechecked: AtomicU64,
 }
 
 /// What a loaded transform's calls have cost so far: for metrics.
@@ -100,9 +93,13 @@ pub struct CallStats {
     pub seconds: f64,
     /// Fuel (deterministic instruction budget) consumed.
     pub fuel: u64,
+    /// Rows re-run alone by row-wise re-checks.
+    pub rows_rechecked: u64,
+    /// Quarantined: caught breaking the row-wise contract.
+    pub is_unsafe: bool,
 }
 
-/// A live instance in its own store, ready for the next call.
+/// A fresh instance in its own store, for one call.
 struct Instance {
     store: Store<GuestState>,
     bindings: FeatureTransform,
@@ -127,6 +124,7 @@ impl Runtime {
             linker,
             config,
             transforms: RwLock::default(),
+            quarantined: RwLock::default(),
             _ticker: ticker,
         })
     }
@@ -194,7 +192,6 @@ impl Runtime {
         let loaded = Arc::new(Loaded {
             pre,
             signature: signature.clone(),
-            idle: Mutex::new(vec![instance]),
             stats: CallCounters::default(),
         });
         self.transforms
@@ -215,7 +212,7 @@ impl Runtime {
         self.get(digest).ok().map(|loaded| loaded.signature.clone())
     }
 
-    /// Forgets a transform and its instances (e.g. after it failed its smoke test).
+    /// Forgets a transform (e.g. after it failed its smoke test).
     pub fn unload(&self, digest: &Digest) {
         self.transforms
             .write()
@@ -226,6 +223,7 @@ impl Runtime {
     /// The call totals of every loaded transform, by digest.
     pub fn call_stats(&self) -> Vec<CallStats> {
         let transforms = self.transforms.read().expect("transform table poisoned");
+        let quarantined = self.quarantined.read().expect("quarantine table poisoned");
         let mut stats: Vec<CallStats> = transforms
             .iter()
             .map(|(digest, loaded)| {
@@ -238,6 +236,8 @@ impl Runtime {
                     rows: counters.rows.load(Ordering::Relaxed),
                     seconds: counters.nanos.load(Ordering::Relaxed) as f64 / 1e9,
                     fuel: counters.fuel.load(Ordering::Relaxed),
+                    rows_rechecked: counters.rows_rechecked.load(Ordering::Relaxed),
+                    is_unsafe: quarantined.contains_key(digest),
                 }
             })
             .collect();
@@ -245,10 +245,32 @@ impl Runtime {
         stats
     }
 
-    /// Runs `input` through a loaded transform and returns its checked output: the same
-    /// number of rows, exactly the signature's output columns, valid UTF-8, nulls only
-    /// where declared nullable.
+    /// Refuses every later call of `digest` with `transform_unsafe`: it broke the row-wise
+    /// contract (a sampled re-check caught it, or the registry says so).
+    pub fn quarantine(&self, digest: &Digest, reason: &str) {
+        self.quarantined
+            .write()
+            .expect("quarantine table poisoned")
+            .entry(*digest)
+            .or_insert_with(|| truncate(reason.to_owned(), MAX_GUEST_MESSAGE_BYTES));
+    }
+
+    /// Why `digest` is quarantined, if it is.
+    pub fn quarantined(&self, digest: &Digest) -> Option<String> {
+        self.quarantined
+            .read()
+            .expect("quarantine table poisoned")
+            .get(digest)
+            .cloned()
+    }
+
+    /// Runs `input` through a loaded transform, on a fresh instance, and returns its checked
+    /// output: the same number of rows, exactly the signature's output columns, valid UTF-8,
+    /// nulls only where declared nullable, within the output size limit.
     pub fn call(&self, digest: &Digest, input: &Batch) -> Result<Batch, RunError> {
+        if let Some(reason) = self.quarantined(digest) {
+            return Err(RunError::Unsafe(reason));
+        }
         let loaded = self.get(digest)?;
         validate::check_batch(input, &loaded.signature.inputs).map_err(RunError::BadInput)?;
         let bytes = batch::size_in_guest(input);
@@ -258,116 +280,70 @@ impl Runtime {
             return Err(RunError::InputTooLarge { bytes, limit });
         }
 
-        let idle = loaded.idle.lock().expect("instance pool poisoned").pop();
-        let mut instance = match idle {
-            Some(instance) => instance,
-            None => self.instantiate(&loaded.pre)?,
-        };
         let rows = input.num_rows;
         let budget = self.config.fuel_for(rows);
-        instance.arm(budget, self.config.deadline_ticks());
         let started = std::time::Instant::now();
-        let result = instance.bindings.call_transform(&mut instance.store, input);
+        let result = self.instantiate(&loaded.pre).and_then(|mut instance| {
+            instance.arm(budget, self.config.deadline_ticks());
+            let result = instance.bindings.call_transform(&mut instance.store, input);
+            let left = instance.store.get_fuel().unwrap_or(0);
+            loaded
+                .stats
+                .fuel
+                .fetch_add(budget.saturating_sub(left), Ordering::Relaxed);
+            // The instance is dropped here, whatever happened: the next call starts fresh.
+            match result {
+                Err(trap) => Err(classify(
+                    trap,
+                    instance.store.data_mut(),
+                    budget,
+                    rows,
+                    &self.config,
+                )),
+                Ok(Err(guest_error)) => Err(guest_error_to_run_error(guest_error, rows)),
+                Ok(Ok(output)) => Ok(output),
+            }
+        });
         let stats = &loaded.stats;
         stats.calls.fetch_add(1, Ordering::Relaxed);
         stats.rows.fetch_add(rows as u64, Ordering::Relaxed);
         stats
             .nanos
             .fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
-        let left = instance.store.get_fuel().unwrap_or(0);
-        stats
-            .fuel
-            .fetch_add(budget.saturating_sub(left), Ordering::Relaxed);
-        if !matches!(result, Ok(Ok(_))) {
-            stats.failures.fetch_add(1, Ordering::Relaxed);
+        let output = result
+            .and_then(|output| self.check_output(&loaded, rows, output))
+            .inspect_err(|_| {
+                stats.failures.fetch_add(1, Ordering::Relaxed);
+            })?;
+        Ok(output)
+    }
+
+    /// The checks every output passes: its size, row count and columns.
+    fn check_output(&self, loaded: &Loaded, rows: u32, output: Batch) -> Result<Batch, RunError> {
+        let bytes = batch::size_in_guest(&output);
+        let limit = self.config.max_output_bytes;
+        if bytes > limit {
+            return Err(RunError::OutputTooLarge { bytes, limit });
         }
-        let output = match result {
-            Err(trap) => {
-                // The instance is dropped here: never entered again after a trap.
-                let state = instance.store.data_mut();
-                return Err(classify(trap, state, budget, rows, &self.config));
-            }
-            Ok(Err(guest_error)) => {
-                let error = guest_error_to_run_error(guest_error, rows);
-                // A guest error is a normal outcome; a malformed one retires the instance.
-                if !matches!(error, RunError::BadOutput(_)) {
-                    self.release(&loaded, instance);
-                }
-                return Err(error);
-            }
-            Ok(Ok(output)) => output,
-        };
         if output.num_rows != rows {
             return Err(RunError::BadOutput(format!(
                 "returned {} rows for {rows} input rows",
                 output.num_rows
             )));
         }
-        validate::check_batch(&output, &loaded.signature.outputs).map_err(RunError::BadOutput)?;
-        self.release(&loaded, instance);
+        validate::check_batch(&output, &loaded.signature.outputs)
+            .map_err(|message| RunError::BadOutput(truncate(message, MAX_GUEST_MESSAGE_BYTES)))?;
         Ok(output)
     }
 
-    /// Runs the signature's sample rows through a loaded transform, whole and in chunks of
-    /// [`SMOKE_CHUNKS`], and checks the outputs agree bit for bit. Sample rows the transform
-    /// rejects with a row error are left out (the sample is synthetic); traps, malformed
-    /// output and state kept between calls are failures.
-    pub fn smoke_test(&self, digest: &Digest) -> Result<SmokeReport, LoadError> {
-        let loaded = self.get(digest).map_err(LoadError::SmokeRun)?;
-        let mut input = sample::sample_batch(&loaded.signature.inputs, SMOKE_ROWS);
-        let (mut rejected_rows, mut first_rejection) = (0, None);
-        if let Err(RunError::GuestRows(errors)) = self.call(digest, &input) {
-            rejected_rows = errors.len();
-            first_rejection = errors.first().map(|(row, msg)| format!("row {row}: {msg}"));
-            let rejected: std::collections::HashSet<u32> =
-                errors.iter().map(|(row, _)| *row).collect();
-            let kept: Vec<usize> = (0..input.num_rows)
-                .filter(|row| !rejected.contains(row))
-                .map(|row| row as usize)
-                .collect();
-            input = batch::take(&input, &kept);
+    /// Counts rows re-run alone by a row-wise re-check.
+    fn count_rechecked(&self, digest: &Digest, rows: usize) {
+        if let Ok(loaded) = self.get(digest) {
+            loaded
+                .stats
+                .rows_rechecked
+                .fetch_add(rows as u64, Ordering::Relaxed);
         }
-        let output = self.check_row_wise(digest, &input, &SMOKE_CHUNKS)?;
-        Ok(SmokeReport {
-            input,
-            output,
-            rejected_rows,
-            first_rejection,
-        })
-    }
-
-    /// Calls the transform on `input` whole, then in chunks of each size, and checks every
-    /// concatenation equals the whole output bit for bit. Returns the whole output.
-    pub fn check_row_wise(
-        &self,
-        digest: &Digest,
-        input: &Batch,
-        chunk_sizes: &[u32],
-    ) -> Result<Batch, LoadError> {
-        let whole = self.call(digest, input).map_err(LoadError::SmokeRun)?;
-        let rows = input.num_rows as usize;
-        if rows == 0 {
-            // Nothing to split (e.g. every sample row was rejected with a row error).
-            return Ok(whole);
-        }
-        for &chunk in chunk_sizes {
-            let parts = (0..rows)
-                .step_by(chunk.max(1) as usize)
-                .map(|start| {
-                    let end = (start + chunk as usize).min(rows);
-                    self.call(digest, &batch::slice(input, start..end))
-                })
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(LoadError::SmokeRun)?;
-            if let Some(difference) = batch::first_difference(&whole, &batch::concat(&parts)) {
-                return Err(LoadError::NotRowWise {
-                    rows: input.num_rows,
-                    chunk,
-                    difference,
-                });
-            }
-        }
-        Ok(whole)
     }
 
     fn get(&self, digest: &Digest) -> Result<Arc<Loaded>, RunError> {
@@ -379,23 +355,9 @@ impl Runtime {
             .ok_or(RunError::NotLoaded(*digest))
     }
 
-    /// A fresh instance. When the pooling allocator has no free slot, the idle instances of
-    /// every transform are dropped and the instantiation tried once more; if that fails too
-    /// the runtime is busy (retryable).
+    /// A fresh instance. When the pooling allocator has no free slot (more calls at once
+    /// than `max_instances`) the runtime is busy, which is retryable.
     fn instantiate(&self, pre: &FeatureTransformPre<GuestState>) -> Result<Instance, RunError> {
-        match self.try_instantiate(pre) {
-            Err(RunError::Internal(_)) => {
-                self.drop_idle_instances();
-                self.try_instantiate(pre).map_err(|error| match error {
-                    RunError::Internal(message) => RunError::Busy(message),
-                    other => other,
-                })
-            }
-            result => result,
-        }
-    }
-
-    fn try_instantiate(&self, pre: &FeatureTransformPre<GuestState>) -> Result<Instance, RunError> {
         let state = GuestState::new(self.config.max_memory_bytes, self.config.max_table_elements);
         let mut store = Store::new(&self.engine, state);
         store.limiter(|state| state);
@@ -408,29 +370,16 @@ impl Runtime {
         store.set_epoch_deadline(self.config.deadline_ticks());
         match pre.instantiate(&mut store) {
             Ok(bindings) => Ok(Instance { store, bindings }),
-            Err(e) => Err(classify(e, store.data_mut(), budget, 0, &self.config)),
-        }
-    }
-
-    /// Frees every idle instance's pool slot (and memory); the next calls instantiate anew.
-    fn drop_idle_instances(&self) {
-        let transforms = self.transforms.read().expect("transform table poisoned");
-        for loaded in transforms.values() {
-            loaded.idle.lock().expect("instance pool poisoned").clear();
-        }
-    }
-
-    fn release(&self, loaded: &Loaded, instance: Instance) {
-        let mut idle = loaded.idle.lock().expect("instance pool poisoned");
-        if idle.len() < self.config.max_idle_instances_per_transform {
-            idle.push(instance);
+            Err(e) => match classify(e, store.data_mut(), budget, 0, &self.config) {
+                RunError::Internal(message) => Err(RunError::Busy(message)),
+                other => Err(other),
+            },
         }
     }
 }
 
 impl Instance {
-    /// Refills fuel, re-arms the deadline (it counts from when it is set) and clears the
-    /// last panic message before a call.
+    /// Gives the call its fuel and arms its deadline (it counts from when it is set).
     fn arm(&mut self, fuel: u64, deadline_ticks: u64) {
         self.store
             .set_fuel(fuel)
@@ -486,9 +435,10 @@ fn classify(
 }
 
 fn guest_error_to_run_error(error: TransformError, rows: u32) -> RunError {
+    let cut = |message: String| truncate(message, MAX_GUEST_MESSAGE_BYTES);
     match error {
-        TransformError::InvalidInput(message) => RunError::GuestInvalidInput(message),
-        TransformError::Failed(message) => RunError::GuestFailed(message),
+        TransformError::InvalidInput(message) => RunError::GuestInvalidInput(cut(message)),
+        TransformError::Failed(message) => RunError::GuestFailed(cut(message)),
         TransformError::Rows(errors) if errors.is_empty() => {
             RunError::BadOutput("reported row errors but listed no rows".to_owned())
         }
@@ -497,7 +447,12 @@ fn guest_error_to_run_error(error: TransformError, rows: u32) -> RunError {
                 "reported an error for row {} of a {rows}-row batch",
                 bad.row
             )),
-            None => RunError::GuestRows(errors.into_iter().map(|e| (e.row, e.message)).collect()),
+            None => RunError::GuestRows(
+                errors
+                    .into_iter()
+                    .map(|e| (e.row, cut(e.message)))
+                    .collect(),
+            ),
         },
     }
 }

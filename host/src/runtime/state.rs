@@ -70,16 +70,8 @@ impl ResourceLimiter for GuestState {
 }
 
 impl host::Host for GuestState {
-    fn report_panic(&mut self, mut message: String) {
-        if message.len() > MAX_PANIC_MESSAGE_BYTES {
-            let mut end = MAX_PANIC_MESSAGE_BYTES;
-            while !message.is_char_boundary(end) {
-                end -= 1;
-            }
-            message.truncate(end);
-            message.push('…');
-        }
-        self.panic_message = Some(message);
+    fn report_panic(&mut self, message: String) {
+        self.panic_message = Some(super::error::truncate(message, MAX_PANIC_MESSAGE_BYTES));
     }
 }
 

@@ -50,7 +50,21 @@ impl Catalog {
     /// * `name`: same as `name@latest`;
     /// * `sha256:<64 hex>`: a version with those bytes, whatever its name (the first by name
     ///   and version when several names share them).
+    ///
+    /// A version marked unsafe (caught breaking the row-wise contract) is refused.
     pub fn resolve(&self, reference: &str) -> Result<&TransformVersion, String> {
+        let version = self.find(reference)?;
+        match &version.unsafe_reason {
+            None => Ok(version),
+            Some(reason) => Err(format!(
+                "transform `{}@{}` ({}) is marked unsafe and cannot be used: {reason}; upload a \
+                 fixed version",
+                version.name, version.version, version.digest
+            )),
+        }
+    }
+
+    fn find(&self, reference: &str) -> Result<&TransformVersion, String> {
         if reference.starts_with("sha256:") {
             let digest: Digest = reference.parse().map_err(|error| format!("{error}"))?;
             return self
@@ -131,6 +145,23 @@ impl Catalog {
 mod tests {
     use super::super::fixtures::version;
     use super::*;
+
+    #[test]
+    fn unsafe_versions_are_refused() {
+        let mut bad = version("scorer", 2, "x int64", "y int64");
+        bad.unsafe_reason = Some("row 7 of a 16384-row batch differs".into());
+        let catalog = Catalog::new(
+            vec![version("scorer", 1, "x int64", "y int64"), bad],
+            Vec::new(),
+        );
+        assert_eq!(catalog.resolve("scorer@1").unwrap().version, 1);
+        let error = catalog.resolve("scorer").unwrap_err();
+        assert!(
+            error.starts_with("transform `scorer@2` (sha256:")
+                && error.contains("is marked unsafe and cannot be used: row 7"),
+            "{error}"
+        );
+    }
 
     fn catalog() -> Catalog {
         Catalog::new(

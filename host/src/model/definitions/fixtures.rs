@@ -32,6 +32,7 @@ pub(crate) fn version(name: &str, number: u32, inputs: &str, outputs: &str) -> T
         outputs: fields(outputs),
         size_bytes: 1024,
         uploaded_at_micros: 1_767_225_600_000_000 + i64::from(number),
+        unsafe_reason: None,
     }
 }
 
