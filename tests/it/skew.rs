@@ -11,7 +11,7 @@ use arrow::array::{Array, AsArray, Int64Array, RecordBatch, TimestampMicrosecond
 use arrow::datatypes::Int64Type;
 use lockstep::config::Config;
 use lockstep::pipeline::{
-    ApplyError, BackfillRequest, FeatureError, Lockstep, OnlineRequest, PushTarget, Status,
+    ApplyError, AuditRequest, BackfillRequest, FeatureError, Lockstep, OnlineRequest, PushTarget, Status,
     TrainingSetRequest,
 };
 use lockstep_tests::{TestBackend, TestServer, test_guests, unique_name};
@@ -58,6 +58,7 @@ transform = "guest"
 
 [feature_services.scored]
 features = ["scored:*"]
+logging = {{ sample_rate = 1.0 }}
 "#
     )
 }
@@ -269,6 +270,17 @@ async fn an_online_call_that_catches_a_transform_quarantines_it_for_both_paths()
     // The training set refuses it too: the two paths never serve different values.
     let offline = scored_offline(&lockstep, &project, &xs).await.unwrap_err();
     assert_eq!(offline.code(), "transform_unsafe", "{offline}");
+    // The audit names it and fails rather than replaying it.
+    let audit = lockstep
+        .audit(&AuditRequest {
+            project: Some(project.clone()),
+            ..AuditRequest::new("scored")
+        })
+        .await
+        .unwrap();
+    assert!(!audit.passed());
+    assert!(audit.unsafe_transforms.contains_key("scored"), "{audit:?}");
+    assert!(audit.skipped_requests >= 1, "{audit:?}");
     let metrics = lockstep.metrics_text().await.unwrap();
     assert!(
         metrics

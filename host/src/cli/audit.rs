@@ -12,6 +12,11 @@ pub async fn audit(lockstep: &Lockstep, request: AuditRequest) -> anyhow::Result
         .map_err(|e| super::coded(&e, e.code()))?;
     print!("{}", render(&report, request.since));
     anyhow::ensure!(
+        report.unsafe_transforms.is_empty(),
+        "audit failed: {} logged requests were served by transforms since marked unsafe",
+        report.skipped_requests
+    );
+    anyhow::ensure!(
         report.values > 0,
         "nothing to audit: no logged responses of feature service `{}`{} (give it \
          `logging = {{ sample_rate = … }}` and serve requests)",
@@ -60,6 +65,12 @@ pub fn render(report: &AuditReport, since: i64) -> String {
         report.differed,
         share(report.differed)
     ));
+    for (view, (digest, reason)) in &report.unsafe_transforms {
+        out.push_str(&format!(
+            "  UNSAFE {view} ({digest}): {reason}; {} logged requests not replayed\n",
+            report.skipped_requests
+        ));
+    }
     for (cause, count) in &report.causes {
         out.push_str(&format!(
             "    {count:>9}  {}\n",

@@ -143,12 +143,19 @@ pub struct AuditReport {
     /// The first differences: responses with the same columns and digests replay together,
     /// so in log order within each such group, row by row.
     pub differences: Vec<Difference>,
+    /// Transforms that served logged responses and were since caught breaking the row-wise
+    /// contract, by view, with why: those responses are not replayed (the transform is not
+    /// run again), and the audit fails.
+    pub unsafe_transforms: BTreeMap<String, (Digest, String)>,
+    /// Logged requests not replayed because they used an unsafe transform.
+    pub skipped_requests: u64,
 }
 
 impl AuditReport {
-    /// Passed: something was compared and every value matched.
+    /// Passed: something was compared, every value matched and no logged response came from
+    /// a transform marked unsafe.
     pub fn passed(&self) -> bool {
-        self.values > 0 && self.differed == 0
+        self.values > 0 && self.differed == 0 && self.unsafe_transforms.is_empty()
     }
 }
 
@@ -179,8 +186,25 @@ impl Lockstep {
             differed: 0,
             causes: BTreeMap::new(),
             differences: Vec::new(),
+            unsafe_transforms: BTreeMap::new(),
+            skipped_requests: 0,
         };
+        let unsafe_digests = self.registry.unsafe_transforms().await?;
         for group in group(records)? {
+            let caught: Vec<(&String, &Digest)> = group
+                .digests
+                .iter()
+                .filter(|(_, digest)| unsafe_digests.contains_key(digest))
+                .collect();
+            if !caught.is_empty() {
+                for (view, digest) in caught {
+                    report
+                        .unsafe_transforms
+                        .insert(view.clone(), (*digest, unsafe_digests[digest].clone()));
+                }
+                report.skipped_requests += group.requests.len() as u64;
+                continue;
+            }
             self.replay(&served, group, request.max_differences, &mut report)
                 .await?;
         }
