@@ -12,6 +12,7 @@ pub mod model;
 pub mod offline;
 pub mod online;
 pub mod pipeline;
+pub mod random;
 pub mod registry;
 pub mod runtime;
 pub mod source;

@@ -11,8 +11,8 @@ use arrow::array::{Array, AsArray, Int64Array, RecordBatch, TimestampMicrosecond
 use arrow::datatypes::Int64Type;
 use lockstep::config::Config;
 use lockstep::pipeline::{
-    ApplyError, AuditRequest, BackfillRequest, FeatureError, Lockstep, OnlineRequest, PushTarget, Status,
-    TrainingSetRequest,
+    ApplyError, AuditRequest, BackfillRequest, FeatureError, Lockstep, OnlineRequest, PushTarget,
+    Status, TrainingSetRequest,
 };
 use lockstep_tests::{TestBackend, TestServer, test_guests, unique_name};
 use serde_json::{Value, json};

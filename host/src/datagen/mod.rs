@@ -4,6 +4,7 @@ mod files;
 pub mod fraud;
 pub mod movies;
 
+pub use crate::random::SplitMix64;
 pub use files::DatagenError;
 
 use crate::runtime::batch::{bitmap, utf8};
@@ -78,18 +79,5 @@ pub fn generate(fields: &[Field], rows: usize, seed: u64) -> Batch {
     Batch {
         num_rows: rows as u32,
         columns,
-    }
-}
-
-/// A tiny deterministic generator (SplitMix64): same seed, same data, on every machine.
-pub struct SplitMix64(pub u64);
-
-impl SplitMix64 {
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
     }
 }

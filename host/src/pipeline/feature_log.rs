@@ -232,14 +232,7 @@ impl FeatureLogger {
         if rate >= 1.0 {
             return true;
         }
-        let mut z = self
-            .draws
-            .fetch_add(1, Ordering::Relaxed)
-            .wrapping_add(1)
-            .wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^= z >> 31;
+        let z = crate::random::nth(0, self.draws.fetch_add(1, Ordering::Relaxed));
         ((z >> 11) as f64) * (1.0 / (1u64 << 53) as f64) < rate
     }
 

@@ -19,6 +19,7 @@ use super::batch::{self, row_difference, row_fingerprint};
 use super::sample::sample_batch;
 use super::{Batch, LoadError, RunError, Runtime};
 use crate::model::Digest;
+use crate::random::SplitMix64;
 
 /// Batch sizes every upload is called with: both sides of the powers of two a guest might
 /// branch on, the smoke sample's old size (64) and a larger batch.
@@ -220,7 +221,7 @@ fn shapes(pool_rows: usize, batch_sizes: &[u32]) -> Vec<Shape> {
     let mut shuffled: Vec<usize> = (0..pool_rows).collect();
     let mut random = SplitMix64(0x5eed_1e55);
     for i in (1..shuffled.len()).rev() {
-        shuffled.swap(i, random.below(i + 1));
+        shuffled.swap(i, random.index(i + 1));
     }
     shapes.push(Shape {
         description: format!("in a batch of {pool_rows} rows shuffled"),
@@ -239,31 +240,13 @@ pub fn sample_rows(rows: usize, count: usize, seed: u64) -> Vec<usize> {
     let mut chosen = vec![0, rows - 1];
     let mut random = SplitMix64(seed ^ rows as u64);
     while chosen.len() < count {
-        let row = random.below(rows);
+        let row = random.index(rows);
         if !chosen.contains(&row) {
             chosen.push(row);
         }
     }
     chosen.sort_unstable();
     chosen
-}
-
-/// A small deterministic generator (SplitMix64) for shuffles and row samples.
-struct SplitMix64(u64);
-
-impl SplitMix64 {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// A number in `0..bound` (bound > 0).
-    fn below(&mut self, bound: usize) -> usize {
-        (self.next() % bound as u64) as usize
-    }
 }
 
 #[cfg(test)]
