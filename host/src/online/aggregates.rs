@@ -115,12 +115,15 @@ pub async fn late_events(
     Ok(late)
 }
 
-/// The events of stored rows in runs of one key: (key, the run's first row, its events).
+/// One key's events among stored rows: the key, its first row, its events in row order.
+type KeyRun = (Vec<u8>, usize, Vec<Event>);
+
+/// The events of stored rows in runs of one key.
 fn key_runs(
     table: &ViewTable,
     engine: &Engine,
     rows: &RecordBatch,
-) -> Result<Vec<(Vec<u8>, usize, Vec<Event>)>, OnlineError> {
+) -> Result<Vec<KeyRun>, OnlineError> {
     let key_count = table.join_keys.len();
     let key_columns: Vec<&dyn Array> = rows.columns()[..key_count]
         .iter()
@@ -128,7 +131,7 @@ fn key_runs(
         .collect();
     let keys = codec::entity_keys(table, &key_columns)?;
     let events = engine.events_of(rows, key_count);
-    let mut groups: Vec<(Vec<u8>, usize, Vec<Event>)> = Vec::new();
+    let mut groups: Vec<KeyRun> = Vec::new();
     for (row, (key, event)) in keys.into_iter().zip(events).enumerate() {
         match groups.last_mut() {
             Some((last, _, events)) if *last == key => events.push(event),
