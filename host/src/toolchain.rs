@@ -1,6 +1,10 @@
 //! Builds guest crates into transform components with nothing but cargo: compiles for
 //! `wasm32-unknown-unknown` (no WASI, so the module imports nothing) and wraps the core
 //! module into a component with `wit-component`, using the WIT that the SDK embedded.
+//!
+//! Builds are reproducible: the paths the compiler embeds (panic locations) are rewritten
+//! to fixed prefixes, so the same source and `Cargo.lock` give the same bytes, and so the
+//! same digest, in any directory and on any machine with the same toolchain.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -81,6 +85,8 @@ struct Package {
     id: String,
     name: String,
     manifest_path: PathBuf,
+    /// `None` for a package on the local file system (a workspace member or path dependency).
+    source: Option<String>,
     targets: Vec<Target>,
 }
 
@@ -130,6 +136,7 @@ pub fn build(path: &Path, options: &BuildOptions) -> Result<Vec<BuiltComponent>,
         .unwrap_or_else(|| metadata.target_directory.clone());
     let mut cargo = cargo_command(path);
     cargo
+        .env("CARGO_ENCODED_RUSTFLAGS", rustflags(&metadata, &target_dir))
         .args(["build", "--release", "--lib", "--target", GUEST_TARGET])
         .arg("--manifest-path")
         .arg(&manifest)
@@ -189,7 +196,7 @@ pub fn componentize(module: &[u8]) -> Result<Vec<u8>, String> {
 
 fn metadata(dir: &Path, manifest: &Path) -> Result<Metadata, BuildError> {
     let output = cargo_command(dir)
-        .args(["metadata", "--no-deps", "--format-version", "1"])
+        .args(["metadata", "--format-version", "1"])
         .arg("--manifest-path")
         .arg(manifest)
         .output()
@@ -200,6 +207,44 @@ fn metadata(dir: &Path, manifest: &Path) -> Result<Metadata, BuildError> {
         ));
     }
     serde_json::from_slice(&output.stdout).map_err(|e| BuildError::Metadata(e.to_string()))
+}
+
+/// The guest build's rustflags: the caller's (`CARGO_ENCODED_RUSTFLAGS` or `RUSTFLAGS`),
+/// then a `--remap-path-prefix` for every directory whose path the compiler could embed:
+/// cargo's home (registry sources), the target directory (generated sources), and each
+/// local package (`/lockstep/<package>`). Rustc applies the last matching remap, so the
+/// most specific directories come last.
+fn rustflags(metadata: &Metadata, target_dir: &Path) -> String {
+    let mut flags: Vec<String> = match std::env::var("CARGO_ENCODED_RUSTFLAGS") {
+        Ok(encoded) if !encoded.is_empty() => encoded.split('\x1f').map(str::to_owned).collect(),
+        _ => std::env::var("RUSTFLAGS")
+            .unwrap_or_default()
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect(),
+    };
+    let cargo_home = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cargo")));
+    let mut remaps: Vec<(PathBuf, String)> = Vec::new();
+    remaps.extend(cargo_home.map(|home| (home, "/cargo".to_owned())));
+    remaps.push((target_dir.to_owned(), "/target".to_owned()));
+    let mut local: Vec<(PathBuf, String)> = metadata
+        .packages
+        .iter()
+        .filter(|package| package.source.is_none())
+        .filter_map(|package| {
+            let dir = package.manifest_path.parent()?.to_owned();
+            Some((dir, format!("/lockstep/{}", package.name)))
+        })
+        .collect();
+    local.sort_by_key(|(dir, _)| dir.as_os_str().len());
+    remaps.extend(local);
+    for (from, to) in remaps {
+        let from = from.canonicalize().unwrap_or(from);
+        flags.push(format!("--remap-path-prefix={}={to}", from.display()));
+    }
+    flags.join("\x1f")
 }
 
 /// A cargo command run in `dir`, so the guest workspace's `.cargo/config.toml` applies.
