@@ -38,11 +38,18 @@ pub struct EmbeddedStore {
     writer: Mutex<()>,
     /// `{namespace}:`, before every key.
     namespace: Vec<u8>,
+    /// `online.timeout_ms`: what contention retries are budgeted in.
+    timeout: Duration,
 }
 
 impl EmbeddedStore {
-    /// Opens (creating the file, its directory and its table if missing) the store at `path`.
-    pub async fn open(path: &Path, namespace: &str) -> Result<Self, OnlineError> {
+    /// Opens (creating the file, its directory and its table if missing) the store at `path`;
+    /// `timeout` budgets contention retries, as on Redis.
+    pub async fn open(
+        path: &Path,
+        namespace: &str,
+        timeout: Duration,
+    ) -> Result<Self, OnlineError> {
         codec::check_namespace(namespace).map_err(OnlineError::Input)?;
         let unavailable = |e: &dyn std::fmt::Display| {
             OnlineError::Unavailable(format!("{}: {e}", path.display()))
@@ -72,6 +79,7 @@ impl EmbeddedStore {
             pool,
             writer: Mutex::new(()),
             namespace: codec::namespace_prefix(namespace),
+            timeout,
         })
     }
 
@@ -219,6 +227,10 @@ impl OnlineStore for EmbeddedStore {
     async fn ping(&self) -> Result<(), OnlineError> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
+    }
+
+    fn timeout(&self) -> Duration {
+        self.timeout
     }
 }
 
