@@ -3,6 +3,7 @@
 mod aggregations;
 mod audit;
 mod backfill;
+mod contention;
 mod demo;
 mod fraud;
 mod hostile;

@@ -102,8 +102,10 @@ fn generate(random: &mut SplitMix64, count: usize) -> Vec<Row> {
 /// Rows in the layout of [`ViewTable::row_fields`].
 fn batch(table: &ViewTable, rows: &[Row]) -> RecordBatch {
     let fields = table.row_fields();
-    let mut builders: Vec<ColumnBuilder> =
-        fields.iter().map(|f| ColumnBuilder::new(f.value_type)).collect();
+    let mut builders: Vec<ColumnBuilder> = fields
+        .iter()
+        .map(|f| ColumnBuilder::new(f.value_type))
+        .collect();
     for row in rows {
         builders[0].int(row.user);
         builders[1].int(row.event_ts);
@@ -182,7 +184,10 @@ async fn every_float_bit_pattern_round_trips_through_the_embedded_stores() {
         .iter()
         .filter(|&&b| f64::from_bits(b).is_nan() && b & 0x0008_0000_0000_0000 == 0)
         .count();
-    let negative_zeros = all_bits.iter().filter(|&&b| b == (-0.0f64).to_bits()).count();
+    let negative_zeros = all_bits
+        .iter()
+        .filter(|&&b| b == (-0.0f64).to_bits())
+        .count();
     let subnormals = all_bits
         .iter()
         .filter(|&&b| f64::from_bits(b).is_subnormal())
@@ -213,7 +218,12 @@ async fn every_float_bit_pattern_round_trips_through_the_embedded_stores() {
         .expect("a chunk to claim");
     assert!(
         store
-            .commit_chunk(&table, &claim, &[batch(&table, chunk)], ChunkCounts::default())
+            .commit_chunk(
+                &table,
+                &claim,
+                &[batch(&table, chunk)],
+                ChunkCounts::default()
+            )
             .await
             .unwrap()
     );
@@ -246,7 +256,14 @@ async fn every_float_bit_pattern_round_trips_through_the_embedded_stores() {
 
     assert_eq!(stored(&store.scan(&table).await.unwrap()), expected(&truth));
     let end = BASE + rows.len() as i64 * 1_000;
-    let events = store.stream(&table, Rows::Events { to: end, keys: None }, 256);
+    let events = store.stream(
+        &table,
+        Rows::Events {
+            to: end,
+            keys: None,
+        },
+        256,
+    );
     assert_eq!(stored(&collect(events).await), expected(&truth));
 
     // The newest row of each user, by the stream materialization reads.
@@ -254,7 +271,14 @@ async fn every_float_bit_pattern_round_trips_through_the_embedded_stores() {
     for row in truth.values() {
         newest.insert(row.user, *row);
     }
-    let latest = store.stream(&table, Rows::LatestPerKey { from: BASE, to: end }, 16);
+    let latest = store.stream(
+        &table,
+        Rows::LatestPerKey {
+            from: BASE,
+            to: end,
+        },
+        16,
+    );
     let mut latest = stored(&collect(latest).await);
     latest.sort();
     let newest_expected: Vec<_> = newest
@@ -307,7 +331,7 @@ async fn every_float_bit_pattern_round_trips_through_the_embedded_stores() {
 
     // The embedded online store keeps the same bits: every row written newer-wins, each
     // user's newest read back.
-    let online = crate::online::EmbeddedStore::open(&dir.join("online.db"), "bits", Duration::from_secs(1))
+    let online = crate::online::EmbeddedStore::open(&dir.join("online.db"), "bits")
         .await
         .unwrap();
     let everything: Vec<Row> = truth.values().copied().collect();

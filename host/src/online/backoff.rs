@@ -7,8 +7,10 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-/// The longest first wait; each later round may wait twice as long, up to [`Backoff::cap`].
+/// The longest first wait; each later round may wait twice as long, up to [`LONGEST`] (or a
+/// quarter of the budget, if less).
 const FIRST: Duration = Duration::from_millis(1);
+const LONGEST: Duration = Duration::from_millis(50);
 
 /// Retries of one read-modify-write until `deadline`.
 #[derive(Debug)]
@@ -19,11 +21,11 @@ pub(super) struct Backoff {
 }
 
 impl Backoff {
-    /// Rounds until `budget` from now, each wait at most a quarter of it.
+    /// Rounds until `budget` from now.
     pub fn new(budget: Duration) -> Self {
         Self {
             deadline: Instant::now() + budget,
-            cap: (budget / 4).max(FIRST),
+            cap: (budget / 4).clamp(FIRST, LONGEST),
             round: 0,
         }
     }
@@ -32,9 +34,7 @@ impl Backoff {
     /// spread out instead of colliding again) and returns true; false, without waiting, when
     /// the wait would end past the deadline.
     pub async fn wait(&mut self) -> bool {
-        let bound = FIRST
-            .saturating_mul(1 << self.round.min(16))
-            .min(self.cap);
+        let bound = FIRST.saturating_mul(1 << self.round.min(16)).min(self.cap);
         self.round += 1;
         let pause = bound.mul_f64(unit_random());
         if Instant::now() + pause >= self.deadline {

@@ -38,18 +38,11 @@ pub struct EmbeddedStore {
     writer: Mutex<()>,
     /// `{namespace}:`, before every key.
     namespace: Vec<u8>,
-    /// `online.timeout_ms`: what contention retries are budgeted in.
-    timeout: Duration,
 }
 
 impl EmbeddedStore {
-    /// Opens (creating the file, its directory and its table if missing) the store at `path`;
-    /// `timeout` budgets contention retries, as on Redis.
-    pub async fn open(
-        path: &Path,
-        namespace: &str,
-        timeout: Duration,
-    ) -> Result<Self, OnlineError> {
+    /// Opens (creating the file, its directory and its table if missing) the store at `path`.
+    pub async fn open(path: &Path, namespace: &str) -> Result<Self, OnlineError> {
         codec::check_namespace(namespace).map_err(OnlineError::Input)?;
         let unavailable = |e: &dyn std::fmt::Display| {
             OnlineError::Unavailable(format!("{}: {e}", path.display()))
@@ -79,7 +72,6 @@ impl EmbeddedStore {
             pool,
             writer: Mutex::new(()),
             namespace: codec::namespace_prefix(namespace),
-            timeout,
         })
     }
 
@@ -229,8 +221,10 @@ impl OnlineStore for EmbeddedStore {
         Ok(())
     }
 
+    /// A round trip waits for the writer lock at most this long: one writer at a time, so
+    /// under contention a round waits for the others'.
     fn timeout(&self) -> Duration {
-        self.timeout
+        LOCK_WAIT
     }
 }
 

@@ -42,7 +42,7 @@ pub enum OnlineLocation {
 /// Opens the online store at `location`. On Redis, `timeout` bounds connecting and every
 /// round trip after, so a dead server is an [`OnlineError::Unavailable`] within it, never a
 /// hang; the embedded store has no network and only waits for SQLite's write lock. On both,
-/// read-modify-writes retry against other writers for a few times `timeout`.
+/// read-modify-writes retry against other writers for a few times a round trip's deadline.
 pub async fn open(
     location: &OnlineLocation,
     timeout: Duration,
@@ -52,7 +52,7 @@ pub async fn open(
             Arc::new(RedisStore::open(url, namespace, timeout).await?)
         }
         OnlineLocation::Embedded { path, namespace } => {
-            Arc::new(EmbeddedStore::open(path, namespace, timeout).await?)
+            Arc::new(EmbeddedStore::open(path, namespace).await?)
         }
     })
 }
@@ -121,8 +121,9 @@ pub trait OnlineStore: Send + Sync {
     /// Checks that the store answers.
     async fn ping(&self) -> Result<(), OnlineError>;
 
-    /// The deadline of one round trip (`online.timeout_ms`): read-modify-writes retry
-    /// against other writers for a few times this.
+    /// The deadline of one round trip (Redis: `online.timeout_ms`; embedded: its wait for
+    /// the writer lock): read-modify-writes retry against other writers for a few times
+    /// this.
     fn timeout(&self) -> Duration;
 }
 
