@@ -11,4 +11,5 @@ mod online;
 mod parity;
 mod point_in_time;
 mod registry_api;
+mod registry_outage;
 mod row_wise;

@@ -37,7 +37,10 @@ impl Fixture {
         Self::with_config(backend.config(), backend).await
     }
 
-    async fn with_config(mut config: lockstep::config::Config, backend: TestBackend) -> Self {
+    pub(crate) async fn with_config(
+        mut config: lockstep::config::Config,
+        backend: TestBackend,
+    ) -> Self {
         let dir = std::env::temp_dir().join(unique_name("lockstep-online"));
         let spec = MovieDataSpec::small();
         write_movie_data(&dir.join("data"), &spec).expect("generate movie data");
@@ -336,7 +339,7 @@ async fn pushes_are_newer_wins_and_statuses_follow_feast() {
     fixture.cleanup().await;
 }
 
-async fn post(server: &TestServer, path: &str, body: &Value) -> (u16, Value) {
+pub(crate) async fn post(server: &TestServer, path: &str, body: &Value) -> (u16, Value) {
     let response = server
         .client
         .post(server.at(path))
@@ -348,7 +351,7 @@ async fn post(server: &TestServer, path: &str, body: &Value) -> (u16, Value) {
     (status, response.json().await.unwrap_or(Value::Null))
 }
 
-fn profile_row(user: i64, age: i64, at: i64) -> Value {
+pub(crate) fn profile_row(user: i64, age: i64, at: i64) -> Value {
     json!({
         "user_id": [user],
         "age": [age],
