@@ -7,14 +7,14 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use arrow::array::{ArrayRef, AsArray, Int64Array, RecordBatch, TimestampMicrosecondArray};
-use arrow::datatypes::{DataType, Field, Int64Type, Schema, TimeUnit};
+use arrow::array::AsArray;
+use arrow::datatypes::Int64Type;
 use lockstep::model::format_timestamp;
 use lockstep::pipeline::{Lockstep, OnlineRequest, TrainingSetRequest};
 use lockstep_tests::{TestBackend, TestServer, apply_fraud_example};
 use serde_json::{Value, json};
 
-use crate::parity::assert_parity;
+use crate::parity::{assert_parity, user_rows};
 
 const PUSHERS: i64 = 16;
 const PUSHES_EACH: i64 = 8;
@@ -126,21 +126,7 @@ async fn pushers_of_one_key(backend: TestBackend) {
             column.name
         );
     }
-    let entities = RecordBatch::try_new(
-        Arc::new(Schema::new(vec![
-            Field::new("user_id", DataType::Int64, false),
-            Field::new(
-                "event_timestamp",
-                DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
-                false,
-            ),
-        ])),
-        vec![
-            Arc::new(Int64Array::from(vec![USER])) as ArrayRef,
-            Arc::new(TimestampMicrosecondArray::from(vec![at]).with_timezone("UTC")),
-        ],
-    )
-    .unwrap();
+    let entities = user_rows(&[USER], at);
     let every_aggregate = TrainingSetRequest {
         project: Some("fraud".into()),
         features: vec![format!("{VIEW}:*")],

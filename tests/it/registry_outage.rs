@@ -9,14 +9,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use arrow::array::{ArrayRef, Int64Array, RecordBatch, TimestampMicrosecondArray};
-use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 use lockstep::pipeline::TrainingSetRequest;
 use lockstep_tests::{OwnPostgres, TestBackend, TestServer};
 use serde_json::{Value, json};
 
-use crate::online::{Fixture, SERVICE, post, profile_row};
-use crate::parity::assert_parity;
+use crate::online::{Fixture, SERVICE, post, profile_row, push_profiles};
+use crate::parity::{assert_parity, user_rows};
 
 /// The definitions' refresh interval: short, so the cached copy expires many times over
 /// during the outage.
@@ -54,15 +52,7 @@ async fn online_reads_survive_a_registry_outage_and_agree_with_offline_after() {
     let now = lockstep::model::now_micros();
     // Users the generated history does not have: their pushed rows change no past value.
     let users: Vec<i64> = (1_000_001..=1_000_010).collect();
-    for &user in &users {
-        let (status, body) = post(
-            &server,
-            "/push",
-            &json!({"push_source_name": "user_profiles", "df": profile_row(user, 20 + user, now)}),
-        )
-        .await;
-        assert_eq!(status, 200, "{body}");
-    }
+    push_profiles(&server, &users, now).await;
     let requests = [
         json!({"features": ["user_profile_features:age", "user_profile_features:avg_rating"],
                "entities": {"user_id": users}}),
@@ -195,21 +185,7 @@ async fn online_reads_survive_a_registry_outage_and_agree_with_offline_after() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let at = lockstep::model::now_micros();
-    let entities = RecordBatch::try_new(
-        Arc::new(Schema::new(vec![
-            Field::new("user_id", DataType::Int64, false),
-            Field::new(
-                "event_timestamp",
-                DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
-                false,
-            ),
-        ])),
-        vec![
-            Arc::new(Int64Array::from(users.clone())) as ArrayRef,
-            Arc::new(TimestampMicrosecondArray::from(vec![at; users.len()]).with_timezone("UTC")),
-        ],
-    )
-    .unwrap();
+    let entities = user_rows(&users, at);
     let profiles = TrainingSetRequest {
         features: vec!["user_profile_features:*".into()],
         ..TrainingSetRequest::default()
