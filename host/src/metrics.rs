@@ -1,8 +1,9 @@
 //! Prometheus metrics of one host: HTTP requests by endpoint, online requests by feature
 //! service, online values by view and status, pushed rows, late events refused by
 //! aggregated views, feature logs written and dropped, and, computed when scraped,
-//! each transform's calls, time and fuel (from the runtime) and each online view's
-//! freshness (from the recorded materializations and this process's pushes).
+//! each transform's calls, time and fuel (from the runtime), each online view's
+//! freshness (from the recorded materializations and this process's pushes) and the age of
+//! each project's served definitions.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -206,12 +207,14 @@ impl Metrics {
     }
 
     /// The Prometheus text exposition: the registered metrics, then the transforms' call
-    /// totals and the views' freshness (seconds since the newest value each view received,
-    /// as `(view, newest event time µs)`), as of `now` (µs).
+    /// totals, the views' freshness (seconds since the newest value each view received,
+    /// as `(view, newest event time µs)`), as of `now` (µs), and the served definitions'
+    /// ages (`(project, seconds since read from the registry)`).
     pub fn render(
         &self,
         transforms: &[CallStats],
         freshness: &[(String, i64)],
+        definitions: &[(String, f64)],
         now: i64,
     ) -> String {
         let mut out = Vec::new();
@@ -278,6 +281,17 @@ impl Metrics {
             let age = (now - newest) as f64 / 1e6;
             text.push_str(&format!("{name}{{view=\"{}\"}} {age}\n", escape(view)));
         }
+        let name = "lockstep_definitions_age_seconds";
+        text.push_str(&format!(
+            "# HELP {name} Seconds since the definitions served for each project were read from \
+             the registry (grows while the registry is unreachable).\n# TYPE {name} gauge\n"
+        ));
+        for (project, age) in definitions {
+            text.push_str(&format!(
+                "{name}{{project=\"{}\"}} {age}\n",
+                escape(project)
+            ));
+        }
         text
     }
 }
@@ -319,7 +333,12 @@ mod tests {
             rows_rechecked: 16,
             is_unsafe: true,
         };
-        let text = metrics.render(&[stats], &[("v".into(), 5_000_000)], 7_000_000);
+        let text = metrics.render(
+            &[stats],
+            &[("v".into(), 5_000_000)],
+            &[("movies".into(), 1.5)],
+            7_000_000,
+        );
         for line in [
             "lockstep_http_requests_total{endpoint=\"/get-online-features\",status=\"200\"} 1",
             "lockstep_online_requests_total{feature_service=\"svc\",outcome=\"ok\"} 1",
@@ -331,6 +350,7 @@ mod tests {
             "lockstep_transform_fuel_total{digest=\"sha256:",
             "transform=\"a\\\"b\"} 1234",
             "lockstep_view_freshness_seconds{view=\"v\"} 2",
+            "lockstep_definitions_age_seconds{project=\"movies\"} 1.5",
             "lockstep_online_request_duration_seconds_bucket{feature_service=\"svc\",le=\"0.0005\"} 1",
         ] {
             assert!(text.contains(line), "missing {line} in\n{text}");

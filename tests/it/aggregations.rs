@@ -4,8 +4,7 @@
 //! bit for bit; events out of order within the allowed lateness change nothing, later ones
 //! are refused, counted and reported; a rebuilt online store gives the same answers.
 
-use arrow::array::{ArrayRef, Int64Array, RecordBatch, TimestampMicrosecondArray};
-use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+use arrow::array::RecordBatch;
 use lockstep::datagen::SplitMix64;
 use lockstep::model::format_timestamp;
 use lockstep::pipeline::{
@@ -14,9 +13,8 @@ use lockstep::pipeline::{
 };
 use lockstep_tests::TestBackend;
 use serde_json::json;
-use std::sync::Arc;
 
-use crate::parity::assert_parity;
+use crate::parity::{assert_parity, user_rows};
 
 const MINUTE: i64 = 60_000_000;
 const HOUR: i64 = 60 * MINUTE;
@@ -129,19 +127,7 @@ async fn push(lockstep: &Lockstep, payment: &Payment) -> lockstep::pipeline::Pus
 /// Every user (and two never seen) at time `at`.
 fn entities(at: i64) -> RecordBatch {
     let users: Vec<i64> = (0..USERS + 2).collect();
-    let schema = Schema::new(vec![
-        Field::new("user_id", DataType::Int64, false),
-        Field::new(
-            "event_timestamp",
-            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
-            false,
-        ),
-    ]);
-    let columns: Vec<ArrayRef> = vec![
-        Arc::new(Int64Array::from(users.clone())),
-        Arc::new(TimestampMicrosecondArray::from(vec![at; users.len()]).with_timezone("UTC")),
-    ];
-    RecordBatch::try_new(Arc::new(schema), columns).unwrap()
+    user_rows(&users, at)
 }
 
 fn request() -> OnlineRequest {
@@ -238,7 +224,7 @@ async fn out_of_order(backend: TestBackend) {
         (1, 0, 0)
     );
     assert_eq!(check(&lockstep, last).await, before);
-    let metrics = lockstep.metrics_text().await.unwrap();
+    let metrics = lockstep.metrics_text().await;
     assert!(
         metrics.contains(&format!("lockstep_late_events_total{{view=\"{VIEW}\"}} 1")),
         "{metrics}"

@@ -3,6 +3,7 @@
 mod aggregations;
 mod audit;
 mod backfill;
+mod contention;
 mod demo;
 mod fraud;
 mod hostile;
@@ -10,5 +11,6 @@ mod online;
 mod parity;
 mod point_in_time;
 mod registry_api;
+mod registry_outage;
 mod row_wise;
 mod skew;

@@ -37,7 +37,10 @@ impl Fixture {
         Self::with_config(backend.config(), backend).await
     }
 
-    async fn with_config(mut config: lockstep::config::Config, backend: TestBackend) -> Self {
+    pub(crate) async fn with_config(
+        mut config: lockstep::config::Config,
+        backend: TestBackend,
+    ) -> Self {
         let dir = std::env::temp_dir().join(unique_name("lockstep-online"));
         let spec = MovieDataSpec::small();
         write_movie_data(&dir.join("data"), &spec).expect("generate movie data");
@@ -336,7 +339,7 @@ async fn pushes_are_newer_wins_and_statuses_follow_feast() {
     fixture.cleanup().await;
 }
 
-async fn post(server: &TestServer, path: &str, body: &Value) -> (u16, Value) {
+pub(crate) async fn post(server: &TestServer, path: &str, body: &Value) -> (u16, Value) {
     let response = server
         .client
         .post(server.at(path))
@@ -348,7 +351,20 @@ async fn post(server: &TestServer, path: &str, body: &Value) -> (u16, Value) {
     (status, response.json().await.unwrap_or(Value::Null))
 }
 
-fn profile_row(user: i64, age: i64, at: i64) -> Value {
+/// Pushes a profile of each of `users` at `at` (age 20 + the user id) over HTTP.
+pub(crate) async fn push_profiles(server: &TestServer, users: &[i64], at: i64) {
+    for &user in users {
+        let (status, body) = post(
+            server,
+            "/push",
+            &json!({"push_source_name": "user_profiles", "df": profile_row(user, 20 + user, at)}),
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+    }
+}
+
+pub(crate) fn profile_row(user: i64, age: i64, at: i64) -> Value {
     json!({
         "user_id": [user],
         "age": [age],
@@ -531,15 +547,7 @@ async fn a_killed_redis_gives_fast_503s_then_recovers_and_rehydrates() {
     let server = TestServer::start_with(config, None).await;
     let now = lockstep::model::now_micros();
     let users: Vec<i64> = (1..=20).collect();
-    for &user in &users {
-        let (status, body) = post(
-            &server,
-            "/push",
-            &json!({"push_source_name": "user_profiles", "df": profile_row(user, 20 + user, now)}),
-        )
-        .await;
-        assert_eq!(status, 200, "{body}");
-    }
+    push_profiles(&server, &users, now).await;
     let request =
         json!({"features": ["user_profile_features:age"], "entities": {"user_id": users}});
     let (status, before) = post(&server, "/get-online-features", &request).await;

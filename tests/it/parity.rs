@@ -1,7 +1,10 @@
 //! The skew check both online test modules share: an online answer as of a time against
 //! the training set of the same entity rows at that time, column by column, bit for bit.
 
-use arrow::array::{Array, RecordBatch};
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, Int64Array, RecordBatch, TimestampMicrosecondArray};
+use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 use lockstep::columnar::{same_value, to_json};
 use lockstep::pipeline::{Lockstep, OnlineRequest, Status, TrainingSetRequest};
 use serde_json::Value;
@@ -20,6 +23,23 @@ pub fn entities_json(rows: &RecordBatch) -> serde_json::Map<String, Value> {
             (field.name().clone(), Value::Array(values))
         })
         .collect()
+}
+
+/// Entity rows of `users` (`user_id`), all at `at` (`event_timestamp`, µs).
+pub fn user_rows(users: &[i64], at: i64) -> RecordBatch {
+    let schema = Schema::new(vec![
+        Field::new("user_id", DataType::Int64, false),
+        Field::new(
+            "event_timestamp",
+            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+            false,
+        ),
+    ]);
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(Int64Array::from(users.to_vec())),
+        Arc::new(TimestampMicrosecondArray::from(vec![at; users.len()]).with_timezone("UTC")),
+    ];
+    RecordBatch::try_new(Arc::new(schema), columns).unwrap()
 }
 
 /// The first row where two columns differ: validity, float bits, or value.

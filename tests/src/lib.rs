@@ -364,3 +364,129 @@ impl Drop for OwnRedis {
         self.kill();
     }
 }
+
+/// A Postgres cluster of a test's own on a free loopback port (trust auth, user
+/// `postgres`, database `postgres`), for stopping and restarting (never the shared server).
+/// Run as the `postgres` OS user when the tests run as root (Postgres refuses root), with
+/// its data directory in a temp dir; stopped and removed when dropped.
+pub struct OwnPostgres {
+    pub port: u16,
+    dir: PathBuf,
+    bin: PathBuf,
+    running: bool,
+}
+
+impl OwnPostgres {
+    /// `initdb`, then starts it and waits until it accepts connections.
+    pub fn start() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .expect("a free port")
+            .port();
+        let bin = std::fs::read_dir("/usr/lib/postgresql")
+            .expect("Postgres server binaries in /usr/lib/postgresql/*/bin")
+            .filter_map(|entry| Some(entry.ok()?.path().join("bin")))
+            .filter(|bin| bin.join("initdb").exists())
+            .max()
+            .expect("initdb in /usr/lib/postgresql/*/bin");
+        let dir = std::env::temp_dir().join(unique_name("lockstep-own-postgres"));
+        let mut server = Self {
+            port,
+            dir,
+            bin,
+            running: false,
+        };
+        server.run(
+            Path::new("mkdir"),
+            &["-p", &server.dir.display().to_string()],
+        );
+        let data = server.data().display().to_string();
+        server.run(
+            &server.bin.join("initdb"),
+            &["-D", &data, "-U", "postgres", "--auth=trust", "--no-sync"],
+        );
+        server.restart();
+        server
+    }
+
+    pub fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+
+    fn data(&self) -> PathBuf {
+        self.dir.join("data")
+    }
+
+    /// `program` run as the `postgres` user when the tests run as root.
+    fn command(program: &Path) -> std::process::Command {
+        let root = std::process::Command::new("id")
+            .arg("-u")
+            .output()
+            .is_ok_and(|out| out.stdout.starts_with(b"0\n"));
+        if root {
+            let mut command = std::process::Command::new("runuser");
+            command.args(["-u", "postgres", "--"]).arg(program);
+            command
+        } else {
+            std::process::Command::new(program)
+        }
+    }
+
+    /// Runs `program` (as [`OwnPostgres::command`]), panicking with its output if it fails.
+    fn run(&self, program: &Path, args: &[&str]) {
+        let output = Self::command(program)
+            .args(args)
+            .output()
+            .expect("run a Postgres tool");
+        assert!(
+            output.status.success(),
+            "{} {args:?}: {}{}",
+            program.display(),
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+
+    fn pg_ctl(&self, args: &[&str]) {
+        let data = self.data().display().to_string();
+        let mut all = vec!["-D", &data];
+        all.extend_from_slice(args);
+        self.run(&self.bin.join("pg_ctl"), &all);
+    }
+
+    /// Stops it at once (`pg_ctl stop -m immediate`: connections are cut, no shutdown
+    /// checkpoint, as in a crash; committed data survives).
+    pub fn stop(&mut self) {
+        if !self.running {
+            return;
+        }
+        self.pg_ctl(&["-m", "immediate", "-w", "stop"]);
+        self.running = false;
+    }
+
+    /// Starts (again) on the same port and waits until it accepts connections.
+    pub fn restart(&mut self) {
+        self.stop();
+        let log = self.dir.join("postgres.log").display().to_string();
+        let options = format!(
+            "-p {} -c listen_addresses=127.0.0.1 -k {} -c fsync=off",
+            self.port,
+            self.dir.display()
+        );
+        self.pg_ctl(&["-l", &log, "-o", &options, "-w", "start"]);
+        self.running = true;
+    }
+}
+
+impl Drop for OwnPostgres {
+    fn drop(&mut self) {
+        if self.running {
+            let _ = Self::command(&self.bin.join("pg_ctl"))
+                .arg("-D")
+                .arg(self.data())
+                .args(["-m", "immediate", "-w", "stop"])
+                .output();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}

@@ -10,6 +10,7 @@
 //! | 403 | `forbidden` | the token lacks the endpoint's scope |
 //! | 404 | `not_found`, `unknown_transform_version`, `unknown_view`, `unknown_backfill_job` | no such route, transform, version, view or job |
 //! | 409 | `offline_table_conflict` | a view's table exists with other columns |
+//! | 409 | `conflict` | other writers kept changing the same online keys (an aggregated view's state) until the retries' deadline; retry |
 //! | 413 | `payload_too_large`, `component_too_large` | body over the limit |
 //! | 422 | `invalid_definitions` (with `details`), and the component codes: `not_wasm`, `not_a_component`, `invalid_component`, `forbidden_import`, `wrong_world`, `invalid_signature`, `transform_out_of_fuel`, `transform_memory_limit`, `transform_stack_overflow`, `transform_panic`, `transform_trap`, `transform_bad_output`, `transform_output_too_large`, `transform_not_row_wise`, … | the content was refused |
 //! | 422 | (offline) `source_*` codes of unreadable source data, `invalid_source_rows`, and the `transform_*` codes of a transform failing on stored or pushed rows, `transform_not_row_wise` when a re-check catches one (it is then marked unsafe) and `transform_unsafe` for one marked so | the data was refused |
@@ -299,6 +300,9 @@ impl From<OnlineError> for ApiError {
             }
             OnlineError::Input(_) => {
                 Self::new(StatusCode::BAD_REQUEST, error.code(), error.to_string())
+            }
+            OnlineError::Conflict(_) => {
+                Self::new(StatusCode::CONFLICT, error.code(), error.to_string())
             }
             OnlineError::Corrupt(_) => Self::internal(&error),
         }

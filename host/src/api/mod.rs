@@ -248,16 +248,16 @@ async fn track(State(state): Shared, request: Request, next: Next) -> Response {
 }
 
 /// `GET /metrics`: the Prometheus text exposition.
-async fn metrics(State(state): Shared) -> Result<Response, ApiError> {
-    let text = state.lockstep.metrics_text().await?;
-    Ok((
+async fn metrics(State(state): Shared) -> Response {
+    let text = state.lockstep.metrics_text().await;
+    (
         [(
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
         text,
     )
-        .into_response())
+        .into_response()
 }
 
 /// Checks the bearer token against `scope`, then answers 413 from the `Content-Length`
@@ -337,9 +337,17 @@ async fn health() -> Json<serde_json::Value> {
     Json(json!({ "status": "ok" }))
 }
 
-async fn ready(State(state): Shared) -> Result<Json<serde_json::Value>, ApiError> {
-    state.lockstep.ready().await?;
-    Ok(Json(json!({ "status": "ready" })))
+/// `GET /ready`: 200 while online reads can be served (`ok`, or `degraded` on cached
+/// definitions while the registry is down), 503 otherwise; the body names each component's
+/// state.
+async fn ready(State(state): Shared) -> Response {
+    let readiness = state.lockstep.readiness().await;
+    let status = if readiness.can_serve() {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(readiness)).into_response()
 }
 
 async fn not_found() -> ApiError {

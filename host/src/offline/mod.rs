@@ -8,6 +8,8 @@ mod pgcopy;
 mod postgres;
 mod sql;
 mod sqlite;
+#[cfg(test)]
+mod tests;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

@@ -23,7 +23,8 @@ pub fn ident(name: &str) -> String {
 }
 
 impl Dialect {
-    /// The column type of `value_type`. SQLite keeps timestamps as µs integers.
+    /// The column type of `value_type`. SQLite keeps timestamps as µs integers and floats as
+    /// their 8 IEEE 754 bytes (its REAL loses NaN and -0.0).
     pub fn column_type(self, value_type: ValueType) -> &'static str {
         match (self, value_type) {
             (Dialect::Postgres, ValueType::Int64) => "BIGINT",
@@ -34,7 +35,7 @@ impl Dialect {
             (Dialect::Sqlite, ValueType::Int64 | ValueType::Timestamp | ValueType::Boolean) => {
                 "INTEGER"
             }
-            (Dialect::Sqlite, ValueType::Float64) => "REAL",
+            (Dialect::Sqlite, ValueType::Float64) => "BLOB",
             (Dialect::Sqlite, ValueType::Utf8) => "TEXT",
         }
     }

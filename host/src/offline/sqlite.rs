@@ -1,7 +1,11 @@
 //! The offline store in an embedded SQLite file: the same tables and checkpoints as on
 //! Postgres, multi-row upserts, one writer at a time, and the point-in-time join as a
-//! correlated `rowid` lookup per view. Timestamps are µs integers; NaN floats read back as
-//! null (SQLite stores NaN as NULL).
+//! correlated `rowid` lookup per view. Timestamps are µs integers; float64 values are their
+//! 8 IEEE 754 bytes in a BLOB (SQLite's REAL turns NaN into NULL and -0.0 into 0.0), so every
+//! bit pattern round-trips, as on Postgres. Tables made before that declare such columns
+//! `REAL`: values are decoded by their storage class, so the REAL values they already hold
+//! read as floats and the blobs written since as bits (a BLOB is never converted by a
+//! column's affinity).
 
 use std::path::Path;
 use std::str::FromStr;
@@ -200,9 +204,9 @@ fn bind<'q>(
         ValueType::Timestamp => {
             query.bind(valid.then(|| array.as_primitive::<TimestampMicrosecondType>().value(row)))
         }
-        ValueType::Float64 => {
-            query.bind(valid.then(|| array.as_primitive::<Float64Type>().value(row)))
-        }
+        ValueType::Float64 => query.bind(
+            valid.then(|| float_bytes(array.as_primitive::<Float64Type>().value(row)).to_vec()),
+        ),
         ValueType::Boolean => query.bind(valid.then(|| array.as_boolean().value(row))),
         ValueType::Utf8 => {
             query.bind(valid.then(|| array.as_string::<i32>().value(row).to_owned()))
@@ -251,7 +255,7 @@ fn decode(rows: &[SqliteRow], types: &[ValueType]) -> Result<Vec<ArrayRef>, Offl
                         None => builder.null(),
                     }
                 }
-                ValueType::Float64 => match row.try_get::<Option<f64>, _>(index)? {
+                ValueType::Float64 => match decode_float(row, index)? {
                     Some(value) => builder.float(value),
                     None => builder.null(),
                 },
@@ -267,6 +271,32 @@ fn decode(rows: &[SqliteRow], types: &[ValueType]) -> Result<Vec<ArrayRef>, Offl
         }
     }
     Ok(builders.into_iter().map(ColumnBuilder::finish).collect())
+}
+
+/// How a float64 value is stored: its IEEE 754 bits, big-endian.
+fn float_bytes(value: f64) -> [u8; 8] {
+    value.to_bits().to_be_bytes()
+}
+
+/// The float64 in column `index` of `row`: an 8-byte blob as written by [`float_bytes`], or a
+/// REAL of a table made before floats were stored as bits; `None` for NULL.
+fn decode_float(row: &SqliteRow, index: usize) -> Result<Option<f64>, OfflineError> {
+    use sqlx::{TypeInfo, ValueRef};
+    let raw = row.try_get_raw(index)?;
+    if raw.is_null() {
+        return Ok(None);
+    }
+    if raw.type_info().name() != "BLOB" {
+        return Ok(Some(row.try_get::<f64, _>(index)?));
+    }
+    let bytes: &[u8] = row.try_get(index)?;
+    let bits: [u8; 8] = bytes.try_into().map_err(|_| {
+        OfflineError::Corrupt(format!(
+            "a float64 value of {} bytes instead of 8",
+            bytes.len()
+        ))
+    })?;
+    Ok(Some(f64::from_bits(u64::from_be_bytes(bits))))
 }
 
 #[async_trait]

@@ -1,19 +1,36 @@
 //! Aggregated views in the online store: one aggregation [`State`] per key, stored behind
 //! the same order prefix as a row (its newest event's times). Pushes insert events by
-//! compare-and-set, retried on a conflict, so concurrent writers never lose an event;
-//! materialization replaces a state unless the stored one has a newer event; reads
+//! compare-and-set, retried with jittered backoff on a conflict until a deadline (then
+//! [`OnlineError::Conflict`], never unavailability), so concurrent writers never lose an
+//! event; materialization replaces a state unless the stored one has a newer event; reads
 //! evaluate the state at the time asked.
 
 use arrow::array::{Array, RecordBatch};
 
+use super::backoff::Backoff;
 use super::codec::{self, ORDER_LEN};
 use super::{CompareAndSet, OnlineError, OnlineRows, OnlineStore};
 use crate::aggregate::{Engine, Event, Inserted, State};
 use crate::columnar::ColumnBuilder;
 use crate::model::ViewTable;
 
-/// Rounds of read, update and compare-and-set before contention is reported.
-const ATTEMPTS: usize = 16;
+/// How many of the store's round-trip timeouts rounds of read, update and compare-and-set
+/// may take before contention is reported.
+const CONFLICT_TIMEOUTS: u32 = 4;
+
+/// How long a read-modify-write keeps retrying against other writers.
+fn conflict_budget(store: &dyn OnlineStore) -> std::time::Duration {
+    store.timeout() * CONFLICT_TIMEOUTS
+}
+
+/// The error for keys still changed by other writers when the budget ran out.
+fn conflict(table: &ViewTable, keys: usize, store: &dyn OnlineStore) -> OnlineError {
+    OnlineError::Conflict(format!(
+        "view `{}`: {keys} keys were changed by other writers throughout {} ms; retry",
+        table.view,
+        conflict_budget(store).as_millis()
+    ))
+}
 
 /// What inserting events into the online states did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -38,10 +55,8 @@ pub async fn insert_events(
     let groups = key_runs(table, engine, rows)?;
     let mut done = InsertedEvents::default();
     let mut pending: Vec<usize> = (0..groups.len()).collect();
-    for _ in 0..ATTEMPTS {
-        if pending.is_empty() {
-            return Ok(done);
-        }
+    let mut backoff = Backoff::new(conflict_budget(store));
+    loop {
         let wanted: Vec<Vec<u8>> = pending.iter().map(|&g| groups[g].0.clone()).collect();
         let stored = store.get(&wanted).await?;
         let mut writes = Vec::new();
@@ -80,15 +95,13 @@ pub async fn insert_events(
             done.too_late.extend(too_late);
         }
         pending = retry;
+        if pending.is_empty() {
+            return Ok(done);
+        }
+        if !backoff.wait().await {
+            return Err(conflict(table, pending.len(), store));
+        }
     }
-    if pending.is_empty() {
-        return Ok(done);
-    }
-    Err(OnlineError::Unavailable(format!(
-        "view `{}`: {} keys were changed by other writers {ATTEMPTS} times in a row",
-        table.view,
-        pending.len()
-    )))
 }
 
 /// The rows (of stored rows prepared as for [`insert_events`]) that the stored states
@@ -151,10 +164,8 @@ pub async fn write_states(
 ) -> Result<u64, OnlineError> {
     let mut written = 0;
     let mut pending: Vec<usize> = (0..states.len()).collect();
-    for _ in 0..ATTEMPTS {
-        if pending.is_empty() {
-            return Ok(written);
-        }
+    let mut backoff = Backoff::new(conflict_budget(store));
+    while !pending.is_empty() {
         let keys: Vec<Vec<u8>> = pending.iter().map(|&i| states[i].0.clone()).collect();
         let stored = store.get(&keys).await?;
         let mut writes = Vec::new();
@@ -181,15 +192,11 @@ pub async fn write_states(
                 pending.push(index);
             }
         }
+        if !pending.is_empty() && !backoff.wait().await {
+            return Err(conflict(table, pending.len(), store));
+        }
     }
-    if pending.is_empty() {
-        return Ok(written);
-    }
-    Err(OnlineError::Unavailable(format!(
-        "view `{}`: {} keys were changed by other writers {ATTEMPTS} times in a row",
-        table.view,
-        pending.len()
-    )))
+    Ok(written)
 }
 
 /// The online key of row `row` of stored rows' join-key columns.

@@ -220,6 +220,12 @@ impl OnlineStore for EmbeddedStore {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
     }
+
+    /// A round trip waits for the writer lock at most this long: one writer at a time, so
+    /// under contention a round waits for the others'.
+    fn timeout(&self) -> Duration {
+        LOCK_WAIT
+    }
 }
 
 #[cfg(test)]

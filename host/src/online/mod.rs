@@ -3,6 +3,7 @@
 //! one byte-level trait, with the typed rows layer on top shared by both.
 
 mod aggregates;
+mod backoff;
 mod codec;
 mod embedded;
 mod redis;
@@ -40,7 +41,8 @@ pub enum OnlineLocation {
 
 /// Opens the online store at `location`. On Redis, `timeout` bounds connecting and every
 /// round trip after, so a dead server is an [`OnlineError::Unavailable`] within it, never a
-/// hang; the embedded store has no network and only waits for SQLite's write lock.
+/// hang; the embedded store has no network and only waits for SQLite's write lock. On both,
+/// read-modify-writes retry against other writers for a few times a round trip's deadline.
 pub async fn open(
     location: &OnlineLocation,
     timeout: Duration,
@@ -67,6 +69,10 @@ pub enum OnlineError {
     /// A request the store cannot take: a null join key, a batch of the wrong shape.
     #[error("{0}")]
     Input(String),
+    /// Other writers kept changing the same keys until the retries' deadline: contention,
+    /// with the store healthy.
+    #[error("conflicting writes: {0}")]
+    Conflict(String),
 }
 
 impl OnlineError {
@@ -76,12 +82,14 @@ impl OnlineError {
             Self::Unavailable(_) => "online_store_unavailable",
             Self::Corrupt(_) => "online_store_corrupt",
             Self::Input(_) => "invalid_online_input",
+            Self::Conflict(_) => "conflict",
         }
     }
 
-    /// Worth retrying later: the store was unreachable, not the request wrong.
+    /// Worth retrying later: the store was unreachable or busy with other writers, not the
+    /// request wrong.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, Self::Unavailable(_))
+        matches!(self, Self::Unavailable(_) | Self::Conflict(_))
     }
 }
 
@@ -112,6 +120,11 @@ pub trait OnlineStore: Send + Sync {
 
     /// Checks that the store answers.
     async fn ping(&self) -> Result<(), OnlineError>;
+
+    /// The deadline of one round trip (Redis: `online.timeout_ms`; embedded: its wait for
+    /// the writer lock): read-modify-writes retry against other writers for a few times
+    /// this.
+    fn timeout(&self) -> Duration;
 }
 
 /// One write of [`OnlineStore::compare_and_set`].

@@ -316,6 +316,10 @@ impl OnlineStore for RedisStore {
         }
     }
 
+    fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
     async fn ping(&self) -> Result<(), OnlineError> {
         let ping = redis::cmd("PING");
         let ping = &ping;

@@ -240,6 +240,9 @@ impl OnlineStore for Counting {
     async fn ping(&self) -> Result<(), OnlineError> {
         self.inner.ping().await
     }
+    fn timeout(&self) -> Duration {
+        self.inner.timeout()
+    }
 }
 
 /// The read of a plain view's `keys`.

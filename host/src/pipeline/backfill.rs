@@ -401,15 +401,23 @@ impl Lockstep {
         &self,
         project: Option<&str>,
     ) -> Result<String, RegistryError> {
-        if let Some(project) = project {
-            return Ok(project.to_owned());
-        }
-        let projects = self.registry.projects().await?;
-        Ok(match projects.as_slice() {
-            [only] => only.clone(),
-            _ => crate::model::definitions::DEFAULT_PROJECT.to_owned(),
-        })
+        project_or_default(&*self.registry, project).await
     }
+}
+
+/// The project named, or the only one with definitions in `registry`, or `default`.
+pub(crate) async fn project_or_default(
+    registry: &dyn crate::registry::Registry,
+    project: Option<&str>,
+) -> Result<String, RegistryError> {
+    if let Some(project) = project {
+        return Ok(project.to_owned());
+    }
+    let projects = registry.projects().await?;
+    Ok(match projects.as_slice() {
+        [only] => only.clone(),
+        _ => crate::model::definitions::DEFAULT_PROJECT.to_owned(),
+    })
 }
 
 /// Reads one chunk and turns it into the table's rows.

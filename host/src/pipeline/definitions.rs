@@ -7,7 +7,7 @@ use super::Lockstep;
 use crate::model::definitions::{
     Catalog, DefinitionError, ObjectKind, Plan, Resolved, StoredObject, plan, resolve_text,
 };
-use crate::registry::{ApplyReport, ObjectWrite, RegistryError};
+use crate::registry::{ApplyReport, ObjectWrite, Registry, RegistryError};
 
 /// Why definitions could not be planned or applied. Nothing is written on any of these.
 #[derive(Debug, thiserror::Error)]
@@ -96,24 +96,32 @@ impl Lockstep {
 
     /// The definitions applied to `project` (empty if none).
     pub async fn definitions(&self, project: &str) -> Result<Resolved, ApplyError> {
-        let records = self.registry.objects(project).await?;
-        let objects = records
-            .into_iter()
-            .map(|record| {
-                let kind: ObjectKind = record
-                    .kind
-                    .parse()
-                    .map_err(|e| RegistryError::Corrupt(format!("{}: {e}", record.kind)))?;
-                Ok(StoredObject {
-                    kind,
-                    name: record.name,
-                    spec: record.spec,
-                })
-            })
-            .collect::<Result<Vec<_>, RegistryError>>()?;
-        if objects.is_empty() {
-            return Ok(Resolved::empty(project));
-        }
-        Ok(Resolved::from_objects(objects).map_err(RegistryError::Corrupt)?)
+        applied_definitions(&*self.registry, project).await
     }
+}
+
+/// The definitions applied to `project` in `registry` (empty if none).
+pub(crate) async fn applied_definitions(
+    registry: &dyn Registry,
+    project: &str,
+) -> Result<Resolved, ApplyError> {
+    let records = registry.objects(project).await?;
+    let objects = records
+        .into_iter()
+        .map(|record| {
+            let kind: ObjectKind = record
+                .kind
+                .parse()
+                .map_err(|e| RegistryError::Corrupt(format!("{}: {e}", record.kind)))?;
+            Ok(StoredObject {
+                kind,
+                name: record.name,
+                spec: record.spec,
+            })
+        })
+        .collect::<Result<Vec<_>, RegistryError>>()?;
+    if objects.is_empty() {
+        return Ok(Resolved::empty(project));
+    }
+    Ok(Resolved::from_objects(objects).map_err(RegistryError::Corrupt)?)
 }

@@ -8,10 +8,12 @@ mod backfill;
 mod definitions;
 mod feature_log;
 mod features;
+mod health;
 mod materialize;
 mod on_demand;
 mod parity;
 mod push;
+mod served;
 mod serving;
 mod training_set;
 mod transforms;
@@ -30,6 +32,7 @@ pub use backfill::{
 pub use definitions::{ApplyError, ApplyOutcome, PlanOutcome};
 pub use feature_log::{LoggedFeature, LoggedRequest};
 pub use features::{FeatureError, FeatureRequest};
+pub use health::{Component, Readiness, ReadyStatus};
 pub use materialize::{EARLIEST, MaterializeEvent, MaterializeRequest, MaterializedView};
 pub use parity::{ParityDifference, ParityReport};
 pub use push::{Columns, PushTarget, PushedView};
@@ -51,7 +54,7 @@ pub struct Lockstep {
     registry: Arc<dyn Registry>,
     offline: Arc<dyn OfflineStore>,
     online: Arc<dyn OnlineStore>,
-    served: serving::DefinitionsCache,
+    served: Arc<served::DefinitionsCache>,
     definitions_refresh: Duration,
     metrics: Arc<crate::metrics::Metrics>,
     /// Offline tables known to exist (created by this process or found).
@@ -136,7 +139,7 @@ impl Lockstep {
             registry,
             offline,
             online,
-            served: serving::DefinitionsCache::default(),
+            served: Arc::default(),
             definitions_refresh: Duration::from_millis(config.online.definitions_refresh_ms),
             ensured: Default::default(),
             metrics: Arc::default(),
@@ -223,12 +226,5 @@ impl Lockstep {
             Some(logger) => Ok(logger.flush().await?),
             None => Ok(()),
         }
-    }
-
-    /// Succeeds when the registry and the online store answer: the readiness probe.
-    pub async fn ready(&self) -> Result<(), FeatureError> {
-        self.registry.ping().await?;
-        self.online.ping().await?;
-        Ok(())
     }
 }

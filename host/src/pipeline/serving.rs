@@ -1,11 +1,12 @@
 //! Online requests: entity keys (and request fields) in, the requested features out, read
-//! from the online store in one round trip, with each view's ttl applied against now and
+//! from the online store in one round trip with the cached definitions (served while the
+//! registry is down), with each view's ttl applied against now and
 //! the on-demand views evaluated once over all rows by their pinned transforms — the same
 //! bytes and the same [`evaluate`] the training set uses. Responses of a feature service
 //! with `logging` are sampled into the feature log (a non-blocking offer).
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, RwLock};
+use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Instant;
 
 use arrow::array::{Array, ArrayRef, BooleanArray};
@@ -15,10 +16,10 @@ use super::Lockstep;
 use super::feature_log::LoggedResponse;
 use super::features::{FeatureError, FeatureRequest, Selection, Store, plan};
 use super::on_demand::{RowCheck, evaluate};
-use crate::aggregate::Engine;
+pub(crate) use super::served::ServedDefinitions;
 use crate::columnar::from_json;
-use crate::model::definitions::{Provider, Resolved};
-use crate::model::{FieldSpec, ViewTable, within_ttl};
+use crate::model::definitions::Provider;
+use crate::model::{FieldSpec, within_ttl};
 use crate::online::{self, OnlineRead};
 
 /// A `POST /get-online-features` body, as Feast clients send it.
@@ -82,84 +83,7 @@ impl Status {
     }
 }
 
-/// A project's definitions as served: resolved once, with each view's table, reused by
-/// requests until they are older than the refresh interval (or this process applies new
-/// definitions).
-#[derive(Debug)]
-pub(crate) struct ServedDefinitions {
-    pub resolved: Resolved,
-    pub tables: BTreeMap<String, ViewTable>,
-    /// The aggregation engine of each aggregated view, built once here rather than per
-    /// request or push.
-    pub engines: BTreeMap<String, Engine>,
-}
-
-/// Served definitions and when they were read.
-type Loaded = (Instant, Arc<ServedDefinitions>);
-
-/// Served definitions by the project a request named (`None`: the default project).
-#[derive(Default)]
-pub(crate) struct DefinitionsCache {
-    entries: RwLock<HashMap<Option<String>, Loaded>>,
-}
-
-impl DefinitionsCache {
-    pub fn clear(&self) {
-        self.entries
-            .write()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .clear();
-    }
-}
-
 impl Lockstep {
-    /// The definitions requests for `project` are served with, at most the refresh
-    /// interval old.
-    pub(crate) async fn served_definitions(
-        &self,
-        project: Option<&str>,
-    ) -> Result<Arc<ServedDefinitions>, FeatureError> {
-        let key = project.map(str::to_owned);
-        if let Some((loaded, served)) = self
-            .served
-            .entries
-            .read()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .get(&key)
-            && loaded.elapsed() < self.definitions_refresh
-        {
-            return Ok(Arc::clone(served));
-        }
-        let project = self.project_or_default(project).await?;
-        let resolved = self
-            .definitions(&project)
-            .await
-            .map_err(|error| match error {
-                super::ApplyError::Registry(error) => FeatureError::Registry(error),
-                other => FeatureError::Invalid(other.to_string()),
-            })?;
-        let tables: BTreeMap<String, ViewTable> = resolved
-            .feature_views
-            .iter()
-            .map(|(name, view)| (name.clone(), ViewTable::for_view(&project, name, view)))
-            .collect();
-        let engines = tables
-            .iter()
-            .filter_map(|(name, table)| Some((name.clone(), Engine::of(table)?)))
-            .collect();
-        let served = Arc::new(ServedDefinitions {
-            resolved,
-            tables,
-            engines,
-        });
-        self.served
-            .entries
-            .write()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .insert(key, (Instant::now(), Arc::clone(&served)));
-        Ok(served)
-    }
-
     /// Answers an online request: the features of every entity row, from the online store,
     /// with on-demand views evaluated over all rows at once.
     pub async fn get_online_features(
@@ -178,34 +102,6 @@ impl Lockstep {
         answer
     }
 
-    /// The Prometheus text of this host's metrics, with each online view's freshness read
-    /// from the recorded materializations.
-    pub async fn metrics_text(&self) -> Result<String, FeatureError> {
-        let mut freshness = Vec::new();
-        for project in self.registry.projects().await? {
-            let served = self.served_definitions(Some(&project)).await?;
-            for (name, view) in &served.resolved.feature_views {
-                if !view.online {
-                    continue;
-                }
-                let materialized = self
-                    .offline
-                    .materialized_until(&served.tables[name].name)
-                    .await?
-                    .map(|end| end - 1);
-                let newest = materialized.max(self.metrics.pushed_until(name));
-                if let Some(newest) = newest {
-                    freshness.push((name.clone(), newest));
-                }
-            }
-        }
-        Ok(self.metrics.render(
-            &self.runtime.call_stats(),
-            &freshness,
-            crate::model::now_micros(),
-        ))
-    }
-
     /// [`Lockstep::get_online_features`] with ttls judged as of `now` (µs): how a logged
     /// request is replayed, and how tests compare with a training set at a past time.
     pub async fn get_online_features_at(
@@ -213,7 +109,7 @@ impl Lockstep {
         request: &OnlineRequest,
         now: i64,
     ) -> Result<OnlineFeatures, FeatureError> {
-        let served = self.served_definitions(request.project.as_deref()).await?;
+        let served = self.serving_definitions(request.project.as_deref()).await?;
         let definitions = &served.resolved;
         let selection = Selection::of(
             definitions,

@@ -248,6 +248,9 @@ impl Runtime {
     /// Refuses every later call of `digest` with `transform_unsafe`: it broke the row-wise
     /// contract (a sampled re-check caught it, or the registry says so).
     pub fn quarantine(&self, digest: &Digest, reason: &str) {
+        if self.quarantined(digest).is_some() {
+            return;
+        }
         self.quarantined
             .write()
             .expect("quarantine table poisoned")
