@@ -12,7 +12,7 @@ use crate::offline::OfflineLocation;
 use crate::online::OnlineLocation;
 use crate::registry::RegistryLocation;
 use crate::runtime::RuntimeConfig;
-use crate::source::SourceContext;
+use crate::source::{Roots, SourceContext};
 
 /// Prefix of environment overrides: `LOCKSTEP__SERVER__LISTEN=0.0.0.0:6566`.
 pub const ENV_PREFIX: &str = "LOCKSTEP__";
@@ -159,8 +159,9 @@ impl Config {
         }
     }
 
-    /// Where sources are read from: relative paths under `sources.base_dir`, `postgres`
-    /// sources from `sources.postgres_url` or else the offline store's Postgres.
+    /// Where sources are read from: relative paths under `sources.base_dir`, files only
+    /// under it and `sources.data_dirs`, `postgres` sources from `sources.postgres_url` or
+    /// else the offline store's Postgres.
     pub fn source_context(&self) -> SourceContext {
         let postgres_url =
             self.sources
@@ -170,9 +171,15 @@ impl Config {
                     OfflineLocation::Postgres { url, .. } => Some(url),
                     OfflineLocation::Sqlite { .. } => None,
                 });
+        let roots = std::iter::once(&self.sources.base_dir)
+            .chain(&self.sources.data_dirs)
+            .map(PathBuf::as_path);
         SourceContext {
             base_dir: self.sources.base_dir.clone(),
+            roots: Roots::new(roots),
             postgres_url,
+            allow_queries: self.sources.allow_queries,
+            statement_timeout_ms: self.sources.statement_timeout_ms,
         }
     }
 }
@@ -322,18 +329,40 @@ impl FeatureLoggingConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SourcesConfig {
-    /// Directory that relative `path`s of Parquet and CSV sources are under.
+    /// Directory that relative `path`s of Parquet and CSV sources are under; file sources
+    /// may read under it.
     pub base_dir: PathBuf,
-    /// The Postgres that `postgres` sources query; defaults to the offline store's.
+    /// Further directories file sources may read (absolute paths in definitions). A path
+    /// anywhere else, also through a symlink or `..`, is refused (`source_forbidden`).
+    pub data_dirs: Vec<PathBuf>,
+    /// The Postgres that `postgres` sources query; defaults to the offline store's. Give it
+    /// a role with `SELECT` on the allowed schemas only (see the README's security model).
     pub postgres_url: Option<String>,
+    /// Whether `postgres` sources may be a `query` (arbitrary SQL run with the source role's
+    /// rights) rather than a `table`. Off unless the operator turns it on.
+    pub allow_queries: bool,
+    /// `statement_timeout` of every statement a `postgres` source runs, in milliseconds.
+    pub statement_timeout_ms: u64,
 }
 
 impl Default for SourcesConfig {
     fn default() -> Self {
         Self {
             base_dir: PathBuf::from("."),
+            data_dirs: Vec::new(),
             postgres_url: None,
+            allow_queries: false,
+            statement_timeout_ms: 120_000,
         }
+    }
+}
+
+impl SourcesConfig {
+    pub fn validate(&self) -> Result<(), String> {
+        if self.statement_timeout_ms == 0 {
+            return Err("sources.statement_timeout_ms must be positive".into());
+        }
+        Ok(())
     }
 }
 
@@ -410,6 +439,7 @@ impl Config {
         config.server.validate().map_err(ConfigError::Invalid)?;
         config.backfill.validate().map_err(ConfigError::Invalid)?;
         config.online.validate().map_err(ConfigError::Invalid)?;
+        config.sources.validate().map_err(ConfigError::Invalid)?;
         config
             .feature_logging
             .validate()

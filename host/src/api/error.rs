@@ -26,10 +26,14 @@ use crate::model::definitions::DefinitionError;
 use crate::offline::OfflineError;
 use crate::online::OnlineError;
 use crate::pipeline::{
-    AliasError, ApplyError, BackfillError, FeatureError, ReadyError, UploadError,
+    AliasError, ApplyError, BackfillError, FeatureError, ProjectError, ReadyError, UploadError,
 };
 use crate::registry::RegistryError;
 use crate::runtime::{LoadError, RunError};
+
+/// Longest error message sent; messages echo client input only through
+/// [`crate::model::text::echo`], and this caps whatever else they hold.
+pub const MAX_MESSAGE_CHARS: usize = 2_000;
 
 /// An error response.
 #[derive(Debug)]
@@ -62,11 +66,18 @@ struct ErrorBody<'a> {
 }
 
 impl ApiError {
+    /// An error answer. A message longer than [`MAX_MESSAGE_CHARS`] is cut: whatever a
+    /// message repeats of the request, the answer stays small.
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        let mut message = message.into();
+        if let Some((cut, _)) = message.char_indices().nth(MAX_MESSAGE_CHARS) {
+            message.truncate(cut);
+            message.push('…');
+        }
         Self {
             status,
             code,
-            message: message.into(),
+            message,
             details: Vec::new(),
         }
     }
@@ -178,6 +189,17 @@ impl From<UploadError> for ApiError {
                 error.to_string(),
             ),
             UploadError::Registry(registry) => registry.into(),
+        }
+    }
+}
+
+impl From<ProjectError> for ApiError {
+    fn from(error: ProjectError) -> Self {
+        match error {
+            ProjectError::Unknown { .. } => {
+                Self::new(StatusCode::NOT_FOUND, error.code(), error.to_string())
+            }
+            ProjectError::Registry(registry) => registry.into(),
         }
     }
 }
@@ -313,6 +335,7 @@ impl From<FeatureError> for ApiError {
                 Self::new(StatusCode::BAD_REQUEST, error.code(), message)
             }
             FeatureError::Registry(registry) => registry.into(),
+            FeatureError::Project(project) => project.into(),
             FeatureError::Online(online) => online.into(),
             FeatureError::Offline(offline) => offline.into(),
             FeatureError::Ready(ready) => ready.into(),

@@ -6,6 +6,7 @@ mod offline;
 mod online;
 mod registry;
 mod table;
+mod term;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -297,7 +298,7 @@ pub fn main() -> ExitCode {
     match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("error: {error:#}");
+            eprintln!("error: {}", term::safe_lines(&format!("{error:#}")));
             ExitCode::FAILURE
         }
     }
@@ -386,7 +387,8 @@ fn check(file: &PathBuf) -> anyhow::Result<()> {
     println!("digest     {}", info.digest);
     println!(
         "signature  {} {}",
-        info.signature.name, info.signature.version
+        term::safe(&info.signature.name),
+        term::safe(&info.signature.version)
     );
     println!("  inputs   {}", table::fields_line(&info.signature.inputs));
     println!("  outputs  {}", table::fields_line(&info.signature.outputs));

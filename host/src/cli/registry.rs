@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 
+use super::term::safe;
 use super::{Command, audit, coded, offline, online, table};
 use crate::api::{self, AppState, auth};
 use crate::config::Config;
@@ -62,17 +63,17 @@ pub async fn run(command: Command, mut config: Config) -> anyhow::Result<()> {
                     .collect();
                 println!(
                     "{}  latest {}  aliases [{}]",
-                    summary.name,
+                    safe(&summary.name),
                     summary.latest,
-                    aliases.join(", ")
+                    safe(&aliases.join(", "))
                 );
                 for version in &summary.versions {
                     println!(
                         "  @{:<3} {}  {} {}  {}  in: {}  out: {}",
                         version.version,
                         version.digest,
-                        version.declared_name,
-                        version.declared_version,
+                        safe(&version.declared_name),
+                        safe(&version.declared_version),
                         format_timestamp(version.uploaded_at_micros),
                         table::specs_line(&version.inputs),
                         table::specs_line(&version.outputs),

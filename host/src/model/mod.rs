@@ -4,6 +4,7 @@
 pub mod aggregation;
 pub mod definitions;
 mod digest;
+pub mod text;
 mod view_table;
 
 pub use digest::{Digest, InvalidDigest};

@@ -27,7 +27,7 @@ pub use backfill::{
     BackfillError, BackfillEvent, BackfillRequest, BackfillSummary, PlannedBackfill,
     describe_window,
 };
-pub use definitions::{ApplyError, ApplyOutcome, PlanOutcome};
+pub use definitions::{ApplyError, ApplyOutcome, PlanOutcome, ProjectError};
 pub use feature_log::{LoggedFeature, LoggedRequest};
 pub use features::{FeatureError, FeatureRequest};
 pub use materialize::{EARLIEST, MaterializeEvent, MaterializeRequest, MaterializedView};
