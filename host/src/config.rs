@@ -12,6 +12,7 @@ use crate::offline::OfflineLocation;
 use crate::online::OnlineLocation;
 use crate::registry::RegistryLocation;
 use crate::runtime::RuntimeConfig;
+use crate::runtime::compile::CompileLimits;
 use crate::source::{Roots, SourceContext};
 
 /// Prefix of environment overrides: `LOCKSTEP__SERVER__LISTEN=0.0.0.0:6566`.
@@ -47,6 +48,15 @@ pub struct ServerConfig {
     pub max_concurrent_compiles: usize,
     /// Longest an upload's compile and smoke run may take, in milliseconds.
     pub compile_timeout_ms: u64,
+    /// The `lockstep` executable uploads are first compiled in (as `lockstep
+    /// compile-worker`, killed at `compile_timeout_ms`); by default this very executable.
+    pub compile_worker: Option<PathBuf>,
+    /// Heap limit of the compile worker, in bytes: a component needing more is refused
+    /// (`compile_memory_limit`).
+    pub compile_memory_bytes: u64,
+    /// At shutdown, how long open connections are still served after the listener closes,
+    /// so requests already sent on keep-alive connections are read, in milliseconds.
+    pub shutdown_grace_ms: u64,
 }
 
 impl Default for ServerConfig {
@@ -58,11 +68,26 @@ impl Default for ServerConfig {
             header_timeout_ms: 10_000,
             max_concurrent_compiles: 2,
             compile_timeout_ms: 60_000,
+            compile_worker: None,
+            compile_memory_bytes: 1 << 30,
+            shutdown_grace_ms: 250,
         }
     }
 }
 
 impl ServerConfig {
+    /// Where and how uploads are compiled first.
+    pub fn compile_limits(&self) -> CompileLimits {
+        let worker = self.compile_worker.clone().unwrap_or_else(|| {
+            std::env::current_exe().unwrap_or_else(|_| PathBuf::from("lockstep"))
+        });
+        CompileLimits {
+            worker,
+            timeout: Duration::from_millis(self.compile_timeout_ms),
+            max_memory_bytes: self.compile_memory_bytes,
+        }
+    }
+
     /// Rejects settings that cannot work together, naming the setting.
     pub fn validate(&self) -> Result<(), String> {
         if self.max_concurrent_compiles == 0 {

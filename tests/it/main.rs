@@ -11,3 +11,4 @@ mod parity;
 mod point_in_time;
 mod registry_api;
 mod row_wise;
+mod security;

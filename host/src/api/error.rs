@@ -29,6 +29,7 @@ use crate::pipeline::{
     AliasError, ApplyError, BackfillError, FeatureError, ProjectError, ReadyError, UploadError,
 };
 use crate::registry::RegistryError;
+use crate::runtime::compile::CompileCheckError;
 use crate::runtime::{LoadError, RunError};
 
 /// Longest error message sent; messages echo client input only through
@@ -186,6 +187,12 @@ impl From<UploadError> for ApiError {
             UploadError::CompileTimeout(_) => Self::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "compile_timeout",
+                error.to_string(),
+            ),
+            UploadError::Compile(CompileCheckError::Worker(_)) => Self::internal(&error),
+            UploadError::Compile(_) => Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                error.code(),
                 error.to_string(),
             ),
             UploadError::Registry(registry) => registry.into(),

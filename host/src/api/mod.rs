@@ -126,8 +126,11 @@ pub fn app(state: Arc<AppState>) -> Router {
         .with_state(state)
 }
 
-/// Serves `state` on `listener` until SIGTERM or Ctrl-C, then stops accepting, lets
-/// in-flight requests finish and writes the feature logs still queued. Clients get `server.header_timeout_ms` to send their headers.
+/// Serves `state` on `listener` until SIGTERM or Ctrl-C, then closes the listener (new
+/// connections are refused), keeps serving open connections for `server.shutdown_grace_ms`
+/// (requests already sent are read), closes idle keep-alive connections, lets in-flight
+/// requests finish and writes the feature logs still queued. Clients get
+/// `server.header_timeout_ms` to send their headers.
 pub async fn serve(state: Arc<AppState>, listener: tokio::net::TcpListener) -> std::io::Result<()> {
     serve_until(state, listener, shutdown_signal()).await
 }
@@ -172,6 +175,13 @@ pub async fn serve_until(
             }
         });
     }
+    // Stop accepting at once: a new connection is refused, not left waiting in the backlog
+    // for the whole drain.
+    drop(listener);
+    // Requests already sent on open keep-alive connections are read and become in flight;
+    // then idle connections are closed and in-flight requests finish, each on its own
+    // connection.
+    tokio::time::sleep(Duration::from_millis(state.server.shutdown_grace_ms)).await;
     graceful.shutdown().await;
     // Responses logged by the requests just finished reach the offline store before exit.
     if let Err(error) = state.lockstep.flush_feature_logs().await {

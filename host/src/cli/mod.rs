@@ -66,6 +66,17 @@ enum Command {
         #[command(subcommand)]
         command: TransformCommand,
     },
+    /// Internal: compile a component read from stdin under limits, for `serve`'s uploads.
+    #[command(name = "compile-worker", hide = true)]
+    CompileWorker {
+        #[arg(long)]
+        max_memory_bytes: u64,
+        #[arg(long)]
+        cpu_seconds: u64,
+        /// The runtime settings, as JSON.
+        #[arg(long)]
+        runtime_config: String,
+    },
     /// Run the HTTP API server.
     Serve {
         /// Address to listen on (overrides `server.listen`).
@@ -295,7 +306,21 @@ pub fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    match run(Cli::parse()) {
+    let cli = Cli::parse();
+    if let Command::CompileWorker {
+        max_memory_bytes,
+        cpu_seconds,
+        runtime_config,
+    } = &cli.command
+    {
+        let code = crate::runtime::compile::worker_main(
+            *max_memory_bytes,
+            *cpu_seconds,
+            runtime_config,
+        );
+        return ExitCode::from(u8::try_from(code).unwrap_or(1));
+    }
+    match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("error: {}", term::safe_lines(&format!("{error:#}")));

@@ -34,7 +34,7 @@ pub async fn run(command: Command, mut config: Config) -> anyhow::Result<()> {
             let outcome = lockstep
                 .upload(&name, bytes)
                 .await
-                .map_err(|e| coded(&e, upload_code(&e)))?;
+                .map_err(|e| coded(&e, e.code()))?;
             let verb = if outcome.created {
                 "uploaded"
             } else {
@@ -218,6 +218,7 @@ pub async fn run(command: Command, mut config: Config) -> anyhow::Result<()> {
         Command::Demo { .. }
         | Command::Build { .. }
         | Command::Transform { .. }
+        | Command::CompileWorker { .. }
         | Command::Datagen { .. } => {
             unreachable!("handled without the registry")
         }
@@ -246,12 +247,3 @@ fn read(file: &std::path::Path) -> anyhow::Result<String> {
     std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))
 }
 
-pub(super) fn upload_code(error: &crate::pipeline::UploadError) -> &'static str {
-    use crate::pipeline::UploadError;
-    match error {
-        UploadError::InvalidName(_) => "invalid_name",
-        UploadError::Rejected(load) => load.code(),
-        UploadError::CompileTimeout(_) => "compile_timeout",
-        UploadError::Registry(registry) => registry.code(),
-    }
-}

@@ -60,6 +60,7 @@ pub struct Lockstep {
     backfill: BackfillConfig,
     compiles: Arc<Semaphore>,
     compile_timeout: Duration,
+    compile_limits: crate::runtime::compile::CompileLimits,
     feature_logging: FeatureLoggingConfig,
     /// Started by the first response logged.
     logger: std::sync::OnceLock<feature_log::FeatureLogger>,
@@ -116,8 +117,9 @@ impl Lockstep {
         let runtime = Arc::new(Runtime::new(config.runtime.clone())?);
         let registry = registry::open(&config.registry.location()).await?;
         let offline = offline::open(&config.offline_location()).await?;
+        // Redis may be down now and up later: the server starts not ready and recovers.
         let online =
-            crate::online::open(&config.online_location(), config.online.timeout()).await?;
+            crate::online::open_lazily(&config.online_location(), config.online.timeout()).await?;
         Ok(Self::new(runtime, registry, offline, online, config))
     }
 
@@ -141,6 +143,7 @@ impl Lockstep {
             backfill: config.backfill.clone(),
             compiles: Arc::new(Semaphore::new(config.server.max_concurrent_compiles)),
             compile_timeout: Duration::from_millis(config.server.compile_timeout_ms),
+            compile_limits: config.server.compile_limits(),
             feature_logging: config.feature_logging.clone(),
             logger: std::sync::OnceLock::new(),
         }

@@ -11,6 +11,8 @@ use super::Lockstep;
 use crate::model::definitions::is_identifier;
 use crate::model::{FieldSpec, TransformVersion, ValueType};
 use crate::registry::{NewTransform, PutOutcome, RegistryError};
+use crate::model::Digest;
+use crate::runtime::compile::{self, CompileCheckError};
 use crate::runtime::{DataType, Field, LoadError};
 
 /// Longest transform or alias name.
@@ -25,8 +27,28 @@ pub enum UploadError {
     Rejected(#[from] LoadError),
     #[error("compiling and smoke-testing the component took longer than {0:?}")]
     CompileTimeout(std::time::Duration),
+    /// The compile worker stopped: over its memory limit (or its time, reported as
+    /// [`UploadError::CompileTimeout`]).
+    #[error(transparent)]
+    Compile(CompileCheckError),
     #[error(transparent)]
     Registry(#[from] RegistryError),
+}
+
+impl UploadError {
+    /// The stable code of this error, as the API and the CLI report it.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::InvalidName(_) => "invalid_name",
+            Self::Rejected(load) => load.code(),
+            Self::CompileTimeout(_) | Self::Compile(CompileCheckError::Timeout(_)) => {
+                "compile_timeout"
+            }
+            Self::Compile(CompileCheckError::Memory(_)) => "compile_memory_limit",
+            Self::Compile(CompileCheckError::Worker(_)) => "internal",
+            Self::Registry(registry) => registry.code(),
+        }
+    }
 }
 
 /// Why an alias could not be moved.
@@ -68,8 +90,19 @@ impl Lockstep {
         let runtime = Arc::clone(&self.runtime);
         let abandoned = Arc::new(AtomicBool::new(false));
         let abandoned_by_caller = Arc::clone(&abandoned);
+        let limits = self.compile_limits.clone();
         let checked = tokio::task::spawn_blocking(move || {
             let _permit = permit;
+            // A component not compiled yet is first compiled by a worker process that is
+            // killed at the deadline: a compile bomb never holds the slot past it.
+            if runtime.signature(&Digest::of(&bytes)).is_none() {
+                compile::check_in_child(&limits, runtime.config(), &bytes).map_err(
+                    |error| match error {
+                        CompileCheckError::Timeout(limit) => UploadError::CompileTimeout(limit),
+                        other => UploadError::Compile(other),
+                    },
+                )?;
+            }
             let info = runtime.load(&bytes)?;
             let smoke = runtime.smoke_test(&info.digest);
             // Nobody will store a transform whose upload timed out: free its slot.
@@ -77,7 +110,7 @@ impl Lockstep {
                 runtime.unload(&info.digest);
             }
             smoke?;
-            Ok::<_, LoadError>((info, bytes))
+            Ok::<_, UploadError>((info, bytes))
         });
         let (info, bytes) = match tokio::time::timeout(self.compile_timeout, checked).await {
             Err(_) => {

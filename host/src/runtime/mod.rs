@@ -11,6 +11,7 @@
 
 pub mod batch;
 mod bindings;
+pub mod compile;
 mod config;
 mod error;
 pub mod sample;
