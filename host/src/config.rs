@@ -51,8 +51,9 @@ pub struct ServerConfig {
     /// The `lockstep` executable uploads are first compiled in (as `lockstep
     /// compile-worker`, killed at `compile_timeout_ms`); by default this very executable.
     pub compile_worker: Option<PathBuf>,
-    /// Heap limit of the compile worker, in bytes: a component needing more is refused
-    /// (`compile_memory_limit`).
+    /// Heap limit of the compile worker (`RLIMIT_DATA`: its private writable mappings,
+    /// typically 3 to 5 times its peak resident memory), in bytes: a component needing more
+    /// is refused (`compile_memory_limit`).
     pub compile_memory_bytes: u64,
     /// At shutdown, how long open connections are still served after the listener closes,
     /// so requests already sent on keep-alive connections are read, in milliseconds.
@@ -69,7 +70,7 @@ impl Default for ServerConfig {
             max_concurrent_compiles: 2,
             compile_timeout_ms: 60_000,
             compile_worker: None,
-            compile_memory_bytes: 1 << 30,
+            compile_memory_bytes: 2 << 30,
             shutdown_grace_ms: 250,
         }
     }

@@ -11,8 +11,7 @@ use super::Lockstep;
 use crate::model::definitions::is_identifier;
 use crate::model::{FieldSpec, TransformVersion, ValueType};
 use crate::registry::{NewTransform, PutOutcome, RegistryError};
-use crate::model::Digest;
-use crate::runtime::compile::{self, CompileCheckError};
+use crate::runtime::compile::CompileCheckError;
 use crate::runtime::{DataType, Field, LoadError};
 
 /// Longest transform or alias name.
@@ -95,14 +94,12 @@ impl Lockstep {
             let _permit = permit;
             // A component not compiled yet is first compiled by a worker process that is
             // killed at the deadline: a compile bomb never holds the slot past it.
-            if runtime.signature(&Digest::of(&bytes)).is_none() {
-                compile::check_in_child(&limits, runtime.config(), &bytes).map_err(
-                    |error| match error {
-                        CompileCheckError::Timeout(limit) => UploadError::CompileTimeout(limit),
-                        other => UploadError::Compile(other),
-                    },
-                )?;
-            }
+            runtime
+                .compile_in_child_first(&limits, &bytes)
+                .map_err(|error| match error {
+                    CompileCheckError::Timeout(limit) => UploadError::CompileTimeout(limit),
+                    other => UploadError::Compile(other),
+                })?;
             let info = runtime.load(&bytes)?;
             let smoke = runtime.smoke_test(&info.digest);
             // Nobody will store a transform whose upload timed out: free its slot.

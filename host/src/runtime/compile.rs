@@ -11,7 +11,8 @@ use std::path::PathBuf;
 use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use super::RuntimeConfig;
+use super::{Runtime, RuntimeConfig, check_header};
+use crate::model::Digest;
 
 /// The hidden subcommand the worker runs as.
 pub const WORKER_COMMAND: &str = "compile-worker";
@@ -50,10 +51,29 @@ pub enum CompileCheckError {
     Worker(String),
 }
 
+impl Runtime {
+    /// What an upload does before [`Runtime::load`]: compiles `bytes` in a worker process
+    /// within `limits`, unless `load` will answer without compiling (too large, not a
+    /// component, already loaded).
+    pub fn compile_in_child_first(
+        &self,
+        limits: &CompileLimits,
+        bytes: &[u8],
+    ) -> Result<(), CompileCheckError> {
+        let answered_without_compiling = bytes.len() > self.config.max_component_bytes
+            || check_header(bytes).is_err()
+            || self.signature(&Digest::of(bytes)).is_some();
+        if answered_without_compiling {
+            return Ok(());
+        }
+        check_in_child(limits, &self.config, bytes)
+    }
+}
+
 /// Compiles `bytes` in a worker process with `config`'s engine settings, within `limits`.
 /// Blocks the calling thread (run it off the async threads) until the worker ends or is
 /// killed at the deadline.
-pub fn check_in_child(
+fn check_in_child(
     limits: &CompileLimits,
     config: &RuntimeConfig,
     bytes: &[u8],
