@@ -84,7 +84,11 @@ fn assert_error(answer: &(StatusCode, String, Value), status: StatusCode, code: 
 async fn every_rejection_is_json_with_a_code() {
     let backend = TestBackend::sqlite();
     let dir = temp_dir("lockstep-sec-json");
-    std::fs::write(dir.join("events.csv"), "user_id,score,ts\n1,0.5,2026-01-01\n").unwrap();
+    std::fs::write(
+        dir.join("events.csv"),
+        "user_id,score,ts\n1,0.5,2026-01-01\n",
+    )
+    .unwrap();
     let server = TestServer::start_with(config_in(&backend, &dir), None).await;
     let apply = send(
         server
@@ -96,12 +100,42 @@ async fn every_rejection_is_json_with_a_code() {
     assert_eq!(apply.0, StatusCode::OK, "{}", apply.2);
 
     for (method, path, status, code) in [
-        ("GET", "/backfills/abc", StatusCode::BAD_REQUEST, "invalid_path"),
-        ("GET", "/transforms/%FF%FE", StatusCode::BAD_REQUEST, "invalid_path"),
-        ("GET", "/definitions?foo=bar", StatusCode::BAD_REQUEST, "invalid_query"),
-        ("DELETE", "/transforms", StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
-        ("PUT", "/health", StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
-        ("GET", "/push", StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
+        (
+            "GET",
+            "/backfills/abc",
+            StatusCode::BAD_REQUEST,
+            "invalid_path",
+        ),
+        (
+            "GET",
+            "/transforms/%FF%FE",
+            StatusCode::BAD_REQUEST,
+            "invalid_path",
+        ),
+        (
+            "GET",
+            "/definitions?foo=bar",
+            StatusCode::BAD_REQUEST,
+            "invalid_query",
+        ),
+        (
+            "DELETE",
+            "/transforms",
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+        ),
+        (
+            "PUT",
+            "/health",
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+        ),
+        (
+            "GET",
+            "/push",
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+        ),
         ("GET", "/no/such/route", StatusCode::NOT_FOUND, "not_found"),
     ] {
         let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
@@ -120,15 +154,28 @@ async fn every_rejection_is_json_with_a_code() {
 
     let backwards = json!({"start_ts": "2026-02-01T00:00:00Z", "end_ts": "2026-01-01T00:00:00Z"});
     assert_error(
-        &send(server.client.post(server.at("/materialize")).json(&backwards)).await,
+        &send(
+            server
+                .client
+                .post(server.at("/materialize"))
+                .json(&backwards),
+        )
+        .await,
         StatusCode::BAD_REQUEST,
         "invalid_feature_request",
     );
 
     // An online request naming an unknown project is refused and nothing is cached for it.
-    let request = json!({"entities": {"user_id": [1]}, "feature_service": "svc", "project": "nope"});
+    let request =
+        json!({"entities": {"user_id": [1]}, "feature_service": "svc", "project": "nope"});
     assert_error(
-        &send(server.client.post(server.at("/get-online-features")).json(&request)).await,
+        &send(
+            server
+                .client
+                .post(server.at("/get-online-features"))
+                .json(&request),
+        )
+        .await,
         StatusCode::NOT_FOUND,
         "unknown_project",
     );
@@ -141,7 +188,11 @@ async fn every_rejection_is_json_with_a_code() {
 async fn unknown_feature_services_cannot_grow_the_metrics() {
     let backend = TestBackend::sqlite();
     let dir = temp_dir("lockstep-sec-metrics");
-    std::fs::write(dir.join("events.csv"), "user_id,score,ts\n1,0.5,2026-01-01\n").unwrap();
+    std::fs::write(
+        dir.join("events.csv"),
+        "user_id,score,ts\n1,0.5,2026-01-01\n",
+    )
+    .unwrap();
     let server = TestServer::start_with(config_in(&backend, &dir), None).await;
     let (status, _, body) = send(
         server
@@ -156,7 +207,13 @@ async fn unknown_feature_services_cannot_grow_the_metrics() {
     for i in 0..40 {
         let name = format!("{i:03}{}", "x".repeat(long));
         let request = json!({"entities": {"user_id": [1]}, "feature_service": name});
-        let answer = send(server.client.post(server.at("/get-online-features")).json(&request)).await;
+        let answer = send(
+            server
+                .client
+                .post(server.at("/get-online-features"))
+                .json(&request),
+        )
+        .await;
         let message = assert_error(&answer, StatusCode::BAD_REQUEST, "invalid_feature_request");
         assert!(
             message.len() < 1_000,
@@ -165,8 +222,13 @@ async fn unknown_feature_services_cannot_grow_the_metrics() {
         );
     }
     let request = json!({"entities": {"user_id": [1]}, "feature_service": "svc"});
-    let (status, _, body) =
-        send(server.client.post(server.at("/get-online-features")).json(&request)).await;
+    let (status, _, body) = send(
+        server
+            .client
+            .post(server.at("/get-online-features"))
+            .json(&request),
+    )
+    .await;
     assert_eq!(status, StatusCode::OK, "{body}");
 
     let metrics = server
@@ -183,9 +245,14 @@ async fn unknown_feature_services_cannot_grow_the_metrics() {
         "/metrics is {} bytes",
         metrics.len()
     );
-    assert!(!metrics.contains("xxxxxxxxxx"), "a request's name became a label");
     assert!(
-        metrics.contains(r#"lockstep_online_requests_total{feature_service="unknown",outcome="error"} 40"#),
+        !metrics.contains("xxxxxxxxxx"),
+        "a request's name became a label"
+    );
+    assert!(
+        metrics.contains(
+            r#"lockstep_online_requests_total{feature_service="unknown",outcome="error"} 40"#
+        ),
         "{metrics}"
     );
     assert!(
@@ -227,7 +294,12 @@ async fn file_sources_read_only_under_the_allowed_directories() {
     let server = TestServer::start_with(config.clone(), None).await;
 
     // Refused at apply, by the path as written: absolute, or climbing out with `..`.
-    for path in ["/etc/passwd", "../outside.csv", "../../../../etc/passwd", "sub/../../outside.csv"] {
+    for path in [
+        "/etc/passwd",
+        "../outside.csv",
+        "../../../../etc/passwd",
+        "sub/../../outside.csv",
+    ] {
         let answer = send(
             server
                 .client
@@ -235,9 +307,19 @@ async fn file_sources_read_only_under_the_allowed_directories() {
                 .body(definitions("sec", path)),
         )
         .await;
-        let message = assert_error(&answer, StatusCode::UNPROCESSABLE_ENTITY, "invalid_definitions");
-        assert!(message.contains("outside the directories"), "{path}: {message}");
-        assert_eq!(answer.2["error"]["details"][0]["path"], "sources.events.path");
+        let message = assert_error(
+            &answer,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_definitions",
+        );
+        assert!(
+            message.contains("outside the directories"),
+            "{path}: {message}"
+        );
+        assert_eq!(
+            answer.2["error"]["details"][0]["path"],
+            "sources.events.path"
+        );
     }
     server.stop().await;
 
@@ -245,7 +327,10 @@ async fn file_sources_read_only_under_the_allowed_directories() {
     // once resolved, without a byte of the file in the error.
     std::os::unix::fs::symlink(dir.join("outside.csv"), base.join("link.csv")).unwrap();
     let lockstep = Lockstep::open(&config).await.unwrap();
-    lockstep.apply(&definitions("sec", "link.csv")).await.unwrap();
+    lockstep
+        .apply(&definitions("sec", "link.csv"))
+        .await
+        .unwrap();
     let (code, message) = backfill_error(&lockstep).await;
     assert_eq!(code, "source_forbidden", "{message}");
     assert!(!message.contains("SECRET"), "{message}");
@@ -256,14 +341,24 @@ async fn file_sources_read_only_under_the_allowed_directories() {
         "root:x:0:0:root:/root:/bin/bash\ndaemon:x:1:1::/:/sbin/nologin\n",
     )
     .unwrap();
-    lockstep.apply(&definitions("sec", "passwd.csv")).await.unwrap();
+    lockstep
+        .apply(&definitions("sec", "passwd.csv"))
+        .await
+        .unwrap();
     let (code, message) = backfill_error(&lockstep).await;
     assert_eq!(code, "source_schema_mismatch", "{message}");
     assert!(!message.contains("root:x"), "{message}");
 
     // A bad value is located by line, never shown.
-    std::fs::write(base.join("bad.csv"), "user_id,score,ts\nSECRET_VALUE,0.5,2026-01-01\n").unwrap();
-    lockstep.apply(&definitions("sec", "bad.csv")).await.unwrap();
+    std::fs::write(
+        base.join("bad.csv"),
+        "user_id,score,ts\nSECRET_VALUE,0.5,2026-01-01\n",
+    )
+    .unwrap();
+    lockstep
+        .apply(&definitions("sec", "bad.csv"))
+        .await
+        .unwrap();
     let planned = lockstep
         .plan_backfill(&BackfillRequest {
             view: "scores".into(),
@@ -318,12 +413,20 @@ async fn postgres_sources_are_read_only_time_limited_and_queries_can_be_off() {
     .execute(&pool)
     .await
     .unwrap();
-    let probe = format!("select user_id, score, ts from {schema}.events where nextval('{schema}.probe') > 0");
+    let probe = format!(
+        "select user_id, score, ts from {schema}.events where nextval('{schema}.probe') > 0"
+    );
 
     // Off by default: the query source is refused at apply.
     let lockstep = Lockstep::open(&backend.config()).await.unwrap();
-    let error = lockstep.apply(&query_definitions(&probe)).await.unwrap_err();
-    assert!(error.to_string().contains("sources.allow_queries"), "{error}");
+    let error = lockstep
+        .apply(&query_definitions(&probe))
+        .await
+        .unwrap_err();
+    assert!(
+        error.to_string().contains("sources.allow_queries"),
+        "{error}"
+    );
 
     let mut config = backend.config();
     config.sources.allow_queries = true;
@@ -339,13 +442,18 @@ async fn postgres_sources_are_read_only_time_limited_and_queries_can_be_off() {
         .unwrap();
     assert!(!called, "a source statement advanced the probe sequence");
 
-    let slow = format!("select user_id, score, ts from {schema}.events where pg_sleep(5) is not null");
+    let slow =
+        format!("select user_id, score, ts from {schema}.events where pg_sleep(5) is not null");
     lockstep.apply(&query_definitions(&slow)).await.unwrap();
     let started = Instant::now();
     let (code, message) = backfill_error(&lockstep).await;
     assert_eq!(code, "source_postgres", "{message}");
     assert!(message.contains("statement timeout"), "{message}");
-    assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
 
     sqlx::raw_sql(&format!("DROP SCHEMA {schema} CASCADE"))
         .execute(&pool)
@@ -380,7 +488,11 @@ async fn guest_strings_cannot_drive_a_terminal() {
             .body(escape.clone()),
     )
     .await;
-    let message = assert_error(&answer, StatusCode::UNPROCESSABLE_ENTITY, "invalid_signature");
+    let message = assert_error(
+        &answer,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_signature",
+    );
     assert!(message.contains("U+001B"), "{message}");
     let (status, _, body) = send(server.client.get(server.at("/transforms"))).await;
     assert_eq!(status, StatusCode::OK);
@@ -441,7 +553,11 @@ fn compile_bomb(locals: usize, blocks: usize) -> Vec<u8> {
 }
 
 /// Uploads `bytes` as `name`; the status, code and how long the answer took.
-async fn timed_upload(server: &TestServer, name: &str, bytes: Vec<u8>) -> (StatusCode, Value, Duration) {
+async fn timed_upload(
+    server: &TestServer,
+    name: &str,
+    bytes: Vec<u8>,
+) -> (StatusCode, Value, Duration) {
     let started = Instant::now();
     let (status, _, body) = send(
         server
@@ -472,8 +588,12 @@ async fn a_compile_bomb_is_stopped_at_the_limit_and_frees_its_slot() {
     let bombs = futures_bombs(&server, &bomb);
     let normal = async {
         tokio::time::sleep(Duration::from_millis(200)).await;
-        timed_upload(&server, "movie_watch_features", first_party().get("movie-watch").to_vec())
-            .await
+        timed_upload(
+            &server,
+            "movie_watch_features",
+            first_party().get("movie-watch").to_vec(),
+        )
+        .await
     };
     let ((first, second), (status, body, _)) = tokio::join!(bombs, normal);
     for (bomb_status, bomb_body, took) in [first, second] {
@@ -498,7 +618,12 @@ async fn a_compile_bomb_is_stopped_at_the_limit_and_frees_its_slot() {
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
     assert_eq!(body["error"]["code"], "compile_memory_limit", "{body}");
     assert!(took < Duration::from_secs(15), "{took:?}");
-    let (status, body, _) = timed_upload(&server, "movie_watch_features", first_party().get("movie-watch").to_vec()).await;
+    let (status, body, _) = timed_upload(
+        &server,
+        "movie_watch_features",
+        first_party().get("movie-watch").to_vec(),
+    )
+    .await;
     assert_eq!(status, StatusCode::OK, "the same bytes again: {body}");
     server.stop().await;
     backend.cleanup().await;
@@ -612,7 +737,9 @@ async fn sigterm_refuses_new_connections_and_finishes_the_rest() {
 
     // In flight at the signal: a request whose body is only half sent.
     let body = definitions("sec", "events.csv");
-    let mut in_flight = tokio::net::TcpStream::connect(&server.address).await.unwrap();
+    let mut in_flight = tokio::net::TcpStream::connect(&server.address)
+        .await
+        .unwrap();
     let head = format!(
         "POST /plan HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n",
         body.len()
@@ -622,12 +749,16 @@ async fn sigterm_refuses_new_connections_and_finishes_the_rest() {
     in_flight.write_all(first.as_bytes()).await.unwrap();
     // Idle on a keep-alive connection at the signal, after one answered request.
     let health = b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n";
-    let mut idle = tokio::net::TcpStream::connect(&server.address).await.unwrap();
+    let mut idle = tokio::net::TcpStream::connect(&server.address)
+        .await
+        .unwrap();
     idle.write_all(health).await.unwrap();
     let answer = read_response(&mut idle).await.unwrap();
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     // Sent on a keep-alive connection just before the signal.
-    let mut just_before = tokio::net::TcpStream::connect(&server.address).await.unwrap();
+    let mut just_before = tokio::net::TcpStream::connect(&server.address)
+        .await
+        .unwrap();
     just_before.write_all(health).await.unwrap();
     read_response(&mut just_before).await.unwrap();
     just_before.write_all(health).await.unwrap();
@@ -755,9 +886,23 @@ fn random_text(rng: &mut lockstep::datagen::SplitMix64, max: u64) -> String {
 /// A random JSON value, nested up to `depth`, using the API's field names now and then.
 fn random_json(rng: &mut lockstep::datagen::SplitMix64, depth: u32) -> Value {
     const KEYS: &[&str] = &[
-        "entities", "feature_service", "features", "project", "view", "from", "to", "df",
-        "push_source_name", "feature_view_name", "start_ts", "end_ts", "version", "user_id",
-        "fresh", "to", "feature_views",
+        "entities",
+        "feature_service",
+        "features",
+        "project",
+        "view",
+        "from",
+        "to",
+        "df",
+        "push_source_name",
+        "feature_view_name",
+        "start_ts",
+        "end_ts",
+        "version",
+        "user_id",
+        "fresh",
+        "to",
+        "feature_views",
     ];
     match rng.next_u64() % if depth == 0 { 5 } else { 7 } {
         0 => Value::Null,
@@ -765,7 +910,11 @@ fn random_json(rng: &mut lockstep::datagen::SplitMix64, depth: u32) -> Value {
         2 => json!(rng.next_u64() as i64),
         3 => json!(f64::from_bits(rng.next_u64()).to_string()),
         4 => json!(random_text(rng, 12)),
-        5 => Value::Array((0..rng.next_u64() % 4).map(|_| random_json(rng, depth - 1)).collect()),
+        5 => Value::Array(
+            (0..rng.next_u64() % 4)
+                .map(|_| random_json(rng, depth - 1))
+                .collect(),
+        ),
         _ => Value::Object(
             (0..rng.next_u64() % 5)
                 .map(|_| {
@@ -791,7 +940,11 @@ fn rss_bytes() -> u64 {
 async fn random_requests_to_every_route_get_coded_json_answers() {
     let backend = TestBackend::sqlite();
     let dir = temp_dir("lockstep-sec-fuzz");
-    std::fs::write(dir.join("events.csv"), "user_id,score,ts\n1,0.5,2026-01-01\n").unwrap();
+    std::fs::write(
+        dir.join("events.csv"),
+        "user_id,score,ts\n1,0.5,2026-01-01\n",
+    )
+    .unwrap();
     let server = TestServer::start_with(config_in(&backend, &dir), None).await;
     let (status, _, body) = send(
         server
@@ -826,7 +979,9 @@ async fn random_requests_to_every_route_get_coded_json_answers() {
             continue;
         };
         let body: Vec<u8> = match rng.next_u64() % 3 {
-            0 => (0..rng.next_u64() % 2_000).map(|_| rng.next_u64() as u8).collect(),
+            0 => (0..rng.next_u64() % 2_000)
+                .map(|_| rng.next_u64() as u8)
+                .collect(),
             1 => random_json(&mut rng, 4).to_string().into_bytes(),
             _ => Vec::new(),
         };

@@ -364,7 +364,10 @@ async fn method_not_allowed(request: Request) -> ApiError {
     ApiError::new(
         StatusCode::METHOD_NOT_ALLOWED,
         "method_not_allowed",
-        format!("this endpoint does not answer {}", echo(request.method().as_str())),
+        format!(
+            "this endpoint does not answer {}",
+            echo(request.method().as_str())
+        ),
     )
 }
 

@@ -313,11 +313,8 @@ pub fn main() -> ExitCode {
         runtime_config,
     } = &cli.command
     {
-        let code = crate::runtime::compile::worker_main(
-            *max_memory_bytes,
-            *cpu_seconds,
-            runtime_config,
-        );
+        let code =
+            crate::runtime::compile::worker_main(*max_memory_bytes, *cpu_seconds, runtime_config);
         return ExitCode::from(u8::try_from(code).unwrap_or(1));
     }
     match run(cli) {

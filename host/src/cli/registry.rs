@@ -246,4 +246,3 @@ async fn serve(lockstep: Lockstep, config: Config) -> anyhow::Result<()> {
 fn read(file: &std::path::Path) -> anyhow::Result<String> {
     std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))
 }
-

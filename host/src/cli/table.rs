@@ -15,7 +15,13 @@ pub fn batch_table(batch: &Batch, max_rows: usize) -> String {
             batch
                 .columns
                 .iter()
-                .map(|c| safe(&render(&c.values, is_valid(c.validity.as_deref(), row), row)))
+                .map(|c| {
+                    safe(&render(
+                        &c.values,
+                        is_valid(c.validity.as_deref(), row),
+                        row,
+                    ))
+                })
                 .collect(),
         );
     }

@@ -99,7 +99,11 @@ impl Lockstep {
             .iter()
             .filter_map(|(name, source)| {
                 let refused = self.sources.check(source).err()?;
-                let key = if source.query.is_some() { "query" } else { "path" };
+                let key = if source.query.is_some() {
+                    "query"
+                } else {
+                    "path"
+                };
                 Some(DefinitionError {
                     path: format!("sources.{name}.{key}"),
                     line: None,

@@ -46,7 +46,11 @@ impl Roots {
             .take_while(|part| !has_wildcard(part.as_os_str().to_string_lossy().as_ref()))
             .collect();
         let literal = normalize(&absolute(&literal));
-        if self.roots.iter().any(|root| literal.starts_with(&root.lexical)) {
+        if self
+            .roots
+            .iter()
+            .any(|root| literal.starts_with(&root.lexical))
+        {
             Ok(())
         } else {
             Err(self.outside(pattern))

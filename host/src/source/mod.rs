@@ -118,10 +118,9 @@ pub async fn plan(
     match source.kind {
         SourceKind::Parquet | SourceKind::Csv => {
             let (source, ctx) = (source.clone(), ctx.clone());
-            let planned = tokio::task::spawn_blocking(move || {
-                plan_files(&source, &ctx, window, target_rows)
-            })
-            .await;
+            let planned =
+                tokio::task::spawn_blocking(move || plan_files(&source, &ctx, window, target_rows))
+                    .await;
             match planned {
                 Ok(chunks) => chunks,
                 Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
