@@ -906,7 +906,7 @@ fn random_json(rng: &mut lockstep::datagen::SplitMix64, depth: u32) -> Value {
     ];
     match rng.next_u64() % if depth == 0 { 5 } else { 7 } {
         0 => Value::Null,
-        1 => json!(rng.next_u64() % 3 == 0),
+        1 => json!(rng.next_u64().is_multiple_of(3)),
         2 => json!(rng.next_u64() as i64),
         3 => json!(f64::from_bits(rng.next_u64()).to_string()),
         4 => json!(random_text(rng, 12)),

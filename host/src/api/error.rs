@@ -1,18 +1,20 @@
 //! JSON errors of the HTTP API: `{"error": {"code": "snake_case", "message": "…"}}`.
 //!
 //! Codes are stable; clients match on them. 4xx messages say what was wrong with the
-//! request; a 5xx never carries internal text (it is logged instead).
+//! request, repeating at most [`crate::model::text::ECHO_CHARS`] characters of its input;
+//! a 5xx never carries internal text (it is logged instead).
 //!
 //! | status | code | when |
 //! |---|---|---|
-//! | 400 | `invalid_body`, `invalid_name`, `invalid_alias`, `invalid_backfill`, `invalid_feature_request`, `invalid_entity_rows`, `invalid_offline_input`, `invalid_online_input`, `invalid_rows` | malformed request |
+//! | 400 | `invalid_path`, `invalid_query`, `invalid_body`, `invalid_name`, `invalid_alias`, `invalid_backfill`, `invalid_feature_request`, `invalid_entity_rows`, `invalid_offline_input`, `invalid_online_input`, `invalid_rows` | malformed request |
 //! | 401 | `unauthorized` | missing or unknown bearer token |
 //! | 403 | `forbidden` | the token lacks the endpoint's scope |
-//! | 404 | `not_found`, `unknown_transform_version`, `unknown_view`, `unknown_backfill_job` | no such route, transform, version, view or job |
+//! | 404 | `not_found`, `unknown_project`, `unknown_transform_version`, `unknown_view`, `unknown_backfill_job` | no such route, project, transform, version, view or job |
+//! | 405 | `method_not_allowed` | the route exists, not with this method |
 //! | 409 | `offline_table_conflict` | a view's table exists with other columns |
 //! | 413 | `payload_too_large`, `component_too_large` | body over the limit |
-//! | 422 | `invalid_definitions` (with `details`), and the component codes: `not_wasm`, `not_a_component`, `invalid_component`, `forbidden_import`, `wrong_world`, `invalid_signature`, `transform_out_of_fuel`, `transform_memory_limit`, `transform_stack_overflow`, `transform_panic`, `transform_trap`, `transform_bad_output`, `transform_not_row_wise`, … | the content was refused |
-//! | 422 | (offline) `source_*` codes of unreadable source data, `invalid_source_rows`, and the `transform_*` codes of a transform failing on stored rows | the data was refused |
+//! | 422 | `invalid_definitions` (with `details`), `compile_memory_limit`, and the component codes: `not_wasm`, `not_a_component`, `invalid_component`, `forbidden_import`, `wrong_world`, `invalid_signature`, `transform_out_of_fuel`, `transform_memory_limit`, `transform_stack_overflow`, `transform_panic`, `transform_trap`, `transform_bad_output`, `transform_not_row_wise`, … | the content was refused |
+//! | 422 | (offline) `source_*` codes of unreadable or forbidden (`source_forbidden`) source data, `invalid_source_rows`, and the `transform_*` codes of a transform failing on stored rows | the data was refused |
 //! | 503 | `registry_unavailable`, `offline_store_unavailable`, `online_store_unavailable`, `source_postgres`, `runtime_busy`, `compile_timeout`, `request_timeout`, `transform_timeout` | retry later |
 //! | 500 | `internal` | a bug; details in the server log |
 

@@ -58,7 +58,7 @@ pub(super) async fn plan(
     let relation = Relation::of(source)?;
     let mut conn = connect(session).await?;
     let mut tx = read_only(&mut conn, &relation.location).await?;
-    let columns = describe(&mut *tx, &relation).await?;
+    let columns = describe(&mut tx, &relation).await?;
     for field in source.columns() {
         kind(&relation.location, &columns, &field)?;
     }
@@ -258,7 +258,7 @@ impl Job {
         };
         let mut conn = connect(&self.session).await?;
         let mut tx = read_only(&mut conn, &self.location).await?;
-        let columns = describe(&mut *tx, &self.relation).await?;
+        let columns = describe(&mut tx, &self.relation).await?;
         let kinds = self
             .outputs
             .iter()
