@@ -252,6 +252,12 @@ impl TestServer {
     pub fn at(&self, path: &str) -> String {
         format!("{}{path}", self.url)
     }
+
+    /// The Prometheus text of `GET /metrics`.
+    pub async fn metrics(&self) -> String {
+        let response = self.client.get(self.at("/metrics")).send().await.unwrap();
+        response.text().await.unwrap()
+    }
 }
 
 /// The movie-recommendation example's definitions file.
