@@ -12,7 +12,8 @@ use crate::offline::OfflineLocation;
 use crate::online::OnlineLocation;
 use crate::registry::RegistryLocation;
 use crate::runtime::RuntimeConfig;
-use crate::source::SourceContext;
+use crate::runtime::compile::CompileLimits;
+use crate::source::{Roots, SourceContext};
 
 /// Prefix of environment overrides: `LOCKSTEP__SERVER__LISTEN=0.0.0.0:6566`.
 pub const ENV_PREFIX: &str = "LOCKSTEP__";
@@ -47,6 +48,16 @@ pub struct ServerConfig {
     pub max_concurrent_compiles: usize,
     /// Longest an upload's compile and smoke run may take, in milliseconds.
     pub compile_timeout_ms: u64,
+    /// The `lockstep` executable uploads are first compiled in (as `lockstep
+    /// compile-worker`, killed at `compile_timeout_ms`); by default this very executable.
+    pub compile_worker: Option<PathBuf>,
+    /// Heap limit of the compile worker (`RLIMIT_DATA`: its private writable mappings,
+    /// typically 3 to 5 times its peak resident memory), in bytes: a component needing more
+    /// is refused (`compile_memory_limit`).
+    pub compile_memory_bytes: u64,
+    /// At shutdown, how long open connections are still served after the listener closes,
+    /// so requests already sent on keep-alive connections are read, in milliseconds.
+    pub shutdown_grace_ms: u64,
 }
 
 impl Default for ServerConfig {
@@ -58,11 +69,26 @@ impl Default for ServerConfig {
             header_timeout_ms: 10_000,
             max_concurrent_compiles: 2,
             compile_timeout_ms: 60_000,
+            compile_worker: None,
+            compile_memory_bytes: 2 << 30,
+            shutdown_grace_ms: 250,
         }
     }
 }
 
 impl ServerConfig {
+    /// Where and how uploads are compiled first.
+    pub fn compile_limits(&self) -> CompileLimits {
+        let worker = self.compile_worker.clone().unwrap_or_else(|| {
+            std::env::current_exe().unwrap_or_else(|_| PathBuf::from("lockstep"))
+        });
+        CompileLimits {
+            worker,
+            timeout: Duration::from_millis(self.compile_timeout_ms),
+            max_memory_bytes: self.compile_memory_bytes,
+        }
+    }
+
     /// Rejects settings that cannot work together, naming the setting.
     pub fn validate(&self) -> Result<(), String> {
         if self.max_concurrent_compiles == 0 {
@@ -159,8 +185,9 @@ impl Config {
         }
     }
 
-    /// Where sources are read from: relative paths under `sources.base_dir`, `postgres`
-    /// sources from `sources.postgres_url` or else the offline store's Postgres.
+    /// Where sources are read from: relative paths under `sources.base_dir`, files only
+    /// under it and `sources.data_dirs`, `postgres` sources from `sources.postgres_url` or
+    /// else the offline store's Postgres.
     pub fn source_context(&self) -> SourceContext {
         let postgres_url =
             self.sources
@@ -170,9 +197,15 @@ impl Config {
                     OfflineLocation::Postgres { url, .. } => Some(url),
                     OfflineLocation::Sqlite { .. } => None,
                 });
+        let roots = std::iter::once(&self.sources.base_dir)
+            .chain(&self.sources.data_dirs)
+            .map(PathBuf::as_path);
         SourceContext {
             base_dir: self.sources.base_dir.clone(),
+            roots: Roots::new(roots),
             postgres_url,
+            allow_queries: self.sources.allow_queries,
+            statement_timeout_ms: self.sources.statement_timeout_ms,
         }
     }
 }
@@ -329,18 +362,40 @@ impl FeatureLoggingConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SourcesConfig {
-    /// Directory that relative `path`s of Parquet and CSV sources are under.
+    /// Directory that relative `path`s of Parquet and CSV sources are under; file sources
+    /// may read under it.
     pub base_dir: PathBuf,
-    /// The Postgres that `postgres` sources query; defaults to the offline store's.
+    /// Further directories file sources may read (absolute paths in definitions). A path
+    /// anywhere else, also through a symlink or `..`, is refused (`source_forbidden`).
+    pub data_dirs: Vec<PathBuf>,
+    /// The Postgres that `postgres` sources query; defaults to the offline store's. Give it
+    /// a role with `SELECT` on the allowed schemas only (see the README's security model).
     pub postgres_url: Option<String>,
+    /// Whether `postgres` sources may be a `query` (arbitrary SQL run with the source role's
+    /// rights) rather than a `table`. Off unless the operator turns it on.
+    pub allow_queries: bool,
+    /// `statement_timeout` of every statement a `postgres` source runs, in milliseconds.
+    pub statement_timeout_ms: u64,
 }
 
 impl Default for SourcesConfig {
     fn default() -> Self {
         Self {
             base_dir: PathBuf::from("."),
+            data_dirs: Vec::new(),
             postgres_url: None,
+            allow_queries: false,
+            statement_timeout_ms: 120_000,
         }
+    }
+}
+
+impl SourcesConfig {
+    pub fn validate(&self) -> Result<(), String> {
+        if self.statement_timeout_ms == 0 {
+            return Err("sources.statement_timeout_ms must be positive".into());
+        }
+        Ok(())
     }
 }
 
@@ -417,6 +472,7 @@ impl Config {
         config.server.validate().map_err(ConfigError::Invalid)?;
         config.backfill.validate().map_err(ConfigError::Invalid)?;
         config.online.validate().map_err(ConfigError::Invalid)?;
+        config.sources.validate().map_err(ConfigError::Invalid)?;
         config
             .feature_logging
             .validate()

@@ -14,6 +14,10 @@ use prometheus::{
 
 use crate::runtime::CallStats;
 
+/// The label value of a feature service that is not among the applied definitions: every
+/// label value is an applied name (or a route pattern), so requests cannot add series.
+pub const UNKNOWN: &str = "unknown";
+
 /// Latency buckets, in seconds: tenths of a millisecond up to seconds.
 const LATENCY_BUCKETS: &[f64] = &[
     0.0001, 0.00025, 0.0005, 0.00075, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
@@ -135,7 +139,8 @@ impl Metrics {
             .observe(seconds);
     }
 
-    /// One online request computed (or failed).
+    /// One online request computed (or failed); `service` must be an applied feature
+    /// service's name or [`UNKNOWN`].
     pub fn online_request(&self, service: Option<&str>, ok: bool, seconds: f64) {
         let service = service.unwrap_or("-");
         self.online_requests

@@ -13,4 +13,5 @@ mod point_in_time;
 mod registry_api;
 mod registry_outage;
 mod row_wise;
+mod security;
 mod skew;

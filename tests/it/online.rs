@@ -510,15 +510,7 @@ async fn feast_shaped_http_endpoints() {
     )
     .await;
     assert_eq!(status, 200, "{body}");
-    let metrics = server
-        .client
-        .get(server.at("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = server.metrics().await;
     for line in [
         "lockstep_http_requests_total{endpoint=\"/get-online-features\",status=\"200\"} 2",
         "lockstep_http_requests_total{endpoint=\"/get-online-features\",status=\"400\"} 5",

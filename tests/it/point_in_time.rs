@@ -254,6 +254,8 @@ async fn check(backend: TestBackend, seed: u64) {
     let mut config = backend.config();
     config.backfill.chunk_rows = 40;
     config.backfill.workers = 3;
+    // The definitions name the files by absolute path: their directory must be allowed.
+    config.sources.data_dirs = vec![dir.clone()];
     let lockstep = Lockstep::open(&config).await.unwrap();
     lockstep.apply(&definitions(&dir)).await.unwrap();
     for view in ["user_stats", "item_stats", "pair_stats"] {

@@ -87,6 +87,19 @@ pub fn load(runtime: &Runtime, bytes: &[u8]) -> Digest {
     }
 }
 
+/// The `lockstep` CLI cargo builds beside the tests (`src/bin/lockstep-cli.rs`): what
+/// uploads are compiled in first, since a test binary is no `lockstep` to re-execute.
+pub fn lockstep_exe() -> PathBuf {
+    let exe = std::env::current_exe().expect("the test binary's path");
+    // target/<profile>/deps/<test> or target/<profile>/<bin>
+    exe.ancestors()
+        .skip(1)
+        .take(2)
+        .map(|dir| dir.join("lockstep-cli"))
+        .find(|candidate| candidate.is_file())
+        .unwrap_or_else(|| panic!("no lockstep-cli beside {}", exe.display()))
+}
+
 /// Postgres for tests: `LOCKSTEP_TEST_DATABASE_URL`, or the local server's `test` database.
 pub fn test_database_url() -> String {
     std::env::var("LOCKSTEP_TEST_DATABASE_URL")
@@ -141,6 +154,7 @@ impl TestBackend {
     /// A config pointing at this backend, with test-friendly runtime limits.
     pub fn config(&self) -> lockstep::config::Config {
         let mut config = lockstep::config::Config::default();
+        config.server.compile_worker = Some(lockstep_exe());
         config.runtime.max_instances = 32;
         config.runtime.max_memory_bytes = 64 << 20;
         match self {
@@ -237,6 +251,12 @@ impl TestServer {
 
     pub fn at(&self, path: &str) -> String {
         format!("{}{path}", self.url)
+    }
+
+    /// The Prometheus text of `GET /metrics`.
+    pub async fn metrics(&self) -> String {
+        let response = self.client.get(self.at("/metrics")).send().await.unwrap();
+        response.text().await.unwrap()
     }
 }
 

@@ -1,19 +1,21 @@
 //! JSON errors of the HTTP API: `{"error": {"code": "snake_case", "message": "…"}}`.
 //!
 //! Codes are stable; clients match on them. 4xx messages say what was wrong with the
-//! request; a 5xx never carries internal text (it is logged instead).
+//! request, repeating at most [`crate::model::text::ECHO_CHARS`] characters of its input;
+//! a 5xx never carries internal text (it is logged instead).
 //!
 //! | status | code | when |
 //! |---|---|---|
-//! | 400 | `invalid_body`, `invalid_name`, `invalid_alias`, `invalid_backfill`, `invalid_feature_request`, `invalid_entity_rows`, `invalid_offline_input`, `invalid_online_input`, `invalid_rows`, `invalid_value` (a pushed value no store may hold: row and column named; nothing written) | malformed request |
+//! | 400 | `invalid_path`, `invalid_query`, `invalid_body`, `invalid_name`, `invalid_alias`, `invalid_backfill`, `invalid_feature_request`, `invalid_entity_rows`, `invalid_offline_input`, `invalid_online_input`, `invalid_rows`, `invalid_value` (a pushed value no store may hold: row and column named; nothing written) | malformed request |
 //! | 401 | `unauthorized` | missing or unknown bearer token |
 //! | 403 | `forbidden` | the token lacks the endpoint's scope |
-//! | 404 | `not_found`, `unknown_transform_version`, `unknown_view`, `unknown_backfill_job` | no such route, transform, version, view or job |
+//! | 404 | `not_found`, `unknown_project`, `unknown_transform_version`, `unknown_view`, `unknown_backfill_job` | no such route, project, transform, version, view or job |
+//! | 405 | `method_not_allowed` | the route exists, not with this method |
 //! | 409 | `offline_table_conflict` | a view's table exists with other columns |
 //! | 409 | `conflict` | other writers kept changing the same online keys (an aggregated view's state) until the retries' deadline; retry |
 //! | 413 | `payload_too_large`, `component_too_large` | body over the limit |
-//! | 422 | `invalid_definitions` (with `details`), and the component codes: `not_wasm`, `not_a_component`, `invalid_component`, `forbidden_import`, `wrong_world`, `invalid_signature`, `transform_out_of_fuel`, `transform_memory_limit`, `transform_stack_overflow`, `transform_panic`, `transform_trap`, `transform_bad_output`, `transform_output_too_large`, `transform_not_row_wise`, … | the content was refused |
-//! | 422 | (offline) `source_*` codes of unreadable source data, `invalid_source_rows`, and the `transform_*` codes of a transform failing on stored or pushed rows, `transform_not_row_wise` when a re-check catches one (it is then marked unsafe) and `transform_unsafe` for one marked so | the data was refused |
+//! | 422 | `invalid_definitions` (with `details`), `compile_memory_limit`, and the component codes: `not_wasm`, `not_a_component`, `invalid_component`, `forbidden_import`, `wrong_world`, `invalid_signature`, `transform_out_of_fuel`, `transform_memory_limit`, `transform_stack_overflow`, `transform_panic`, `transform_trap`, `transform_bad_output`, `transform_output_too_large`, `transform_not_row_wise`, … | the content was refused |
+//! | 422 | (offline) `source_*` codes of unreadable or forbidden (`source_forbidden`) source data, `invalid_source_rows`, and the `transform_*` codes of a transform failing on stored or pushed rows, `transform_not_row_wise` when a re-check catches one (it is then marked unsafe) and `transform_unsafe` for one marked so | the data was refused |
 //! | 503 | `registry_unavailable`, `offline_store_unavailable`, `online_store_unavailable`, `source_postgres`, `runtime_busy`, `compile_timeout`, `request_timeout`, `transform_timeout` | retry later |
 //! | 500 | `internal` | a bug; details in the server log |
 
@@ -27,10 +29,15 @@ use crate::model::definitions::DefinitionError;
 use crate::offline::OfflineError;
 use crate::online::OnlineError;
 use crate::pipeline::{
-    AliasError, ApplyError, BackfillError, FeatureError, ReadyError, UploadError,
+    AliasError, ApplyError, BackfillError, FeatureError, ProjectError, ReadyError, UploadError,
 };
 use crate::registry::RegistryError;
+use crate::runtime::compile::CompileCheckError;
 use crate::runtime::{LoadError, RunError};
+
+/// Longest error message sent; messages echo client input only through
+/// [`crate::model::text::echo`], and this caps whatever else they hold.
+pub const MAX_MESSAGE_CHARS: usize = 2_000;
 
 /// An error response.
 #[derive(Debug)]
@@ -63,11 +70,18 @@ struct ErrorBody<'a> {
 }
 
 impl ApiError {
+    /// An error answer. A message longer than [`MAX_MESSAGE_CHARS`] is cut: whatever a
+    /// message repeats of the request, the answer stays small.
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        let mut message = message.into();
+        if let Some((cut, _)) = message.char_indices().nth(MAX_MESSAGE_CHARS) {
+            message.truncate(cut);
+            message.push('…');
+        }
         Self {
             status,
             code,
-            message: message.into(),
+            message,
             details: Vec::new(),
         }
     }
@@ -178,7 +192,24 @@ impl From<UploadError> for ApiError {
                 "compile_timeout",
                 error.to_string(),
             ),
+            UploadError::Compile(CompileCheckError::Worker(_)) => Self::internal(&error),
+            UploadError::Compile(_) => Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                error.code(),
+                error.to_string(),
+            ),
             UploadError::Registry(registry) => registry.into(),
+        }
+    }
+}
+
+impl From<ProjectError> for ApiError {
+    fn from(error: ProjectError) -> Self {
+        match error {
+            ProjectError::Unknown { .. } => {
+                Self::new(StatusCode::NOT_FOUND, error.code(), error.to_string())
+            }
+            ProjectError::Registry(registry) => registry.into(),
         }
     }
 }
@@ -320,6 +351,7 @@ impl From<FeatureError> for ApiError {
                 Self::new(StatusCode::BAD_REQUEST, error.code(), message)
             }
             FeatureError::Registry(registry) => registry.into(),
+            FeatureError::Project(project) => project.into(),
             FeatureError::Online(online) => online.into(),
             FeatureError::Offline(offline) => offline.into(),
             FeatureError::Ready(ready) => ready.into(),

@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod error;
+mod extract;
 mod offline;
 mod online;
 
@@ -12,7 +13,7 @@ use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, MatchedPath, Path, Query, Request, State};
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -24,9 +25,11 @@ use tower_http::trace::TraceLayer;
 
 use crate::config::ServerConfig;
 use crate::model::definitions::DEFAULT_PROJECT;
+use crate::model::text::echo;
 use crate::pipeline::Lockstep;
 use auth::{Access, Scope};
 use error::ApiError;
+use extract::{Path, Query};
 
 /// What every handler sees.
 pub struct AppState {
@@ -114,6 +117,7 @@ pub fn app(state: Arc<AppState>) -> Router {
         )
         .route("/metrics", get(metrics).layer(guarded(Scope::Read, 0)))
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn(move |request, next| {
             deadline(timeout, request, next)
         }))
@@ -122,8 +126,11 @@ pub fn app(state: Arc<AppState>) -> Router {
         .with_state(state)
 }
 
-/// Serves `state` on `listener` until SIGTERM or Ctrl-C, then stops accepting, lets
-/// in-flight requests finish and writes the feature logs still queued. Clients get `server.header_timeout_ms` to send their headers.
+/// Serves `state` on `listener` until SIGTERM or Ctrl-C, then closes the listener (new
+/// connections are refused), keeps serving open connections for `server.shutdown_grace_ms`
+/// (requests already sent are read), closes idle keep-alive connections, lets in-flight
+/// requests finish and writes the feature logs still queued. Clients get
+/// `server.header_timeout_ms` to send their headers.
 pub async fn serve(state: Arc<AppState>, listener: tokio::net::TcpListener) -> std::io::Result<()> {
     serve_until(state, listener, shutdown_signal()).await
 }
@@ -168,6 +175,13 @@ pub async fn serve_until(
             }
         });
     }
+    // Stop accepting at once: a new connection is refused, not left waiting in the backlog
+    // for the whole drain.
+    drop(listener);
+    // Requests already sent on open keep-alive connections are read and become in flight;
+    // then idle connections are closed and in-flight requests finish, each on its own
+    // connection.
+    tokio::time::sleep(Duration::from_millis(state.server.shutdown_grace_ms)).await;
     graceful.shutdown().await;
     // Responses logged by the requests just finished reach the offline store before exit.
     if let Err(error) = state.lockstep.flush_feature_logs().await {
@@ -354,6 +368,17 @@ async fn not_found() -> ApiError {
     ApiError::not_found("no such endpoint")
 }
 
+async fn method_not_allowed(request: Request) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!(
+            "this endpoint does not answer {}",
+            echo(request.method().as_str())
+        ),
+    )
+}
+
 async fn list_transforms(State(state): Shared) -> Result<impl IntoResponse, ApiError> {
     Ok(Json(
         json!({ "transforms": state.lockstep.transforms().await? }),
@@ -366,7 +391,10 @@ async fn show_transform(
 ) -> Result<impl IntoResponse, ApiError> {
     match state.lockstep.transform(&name).await? {
         Some(summary) => Ok(Json(summary)),
-        None => Err(ApiError::not_found(format!("no transform named `{name}`"))),
+        None => Err(ApiError::not_found(format!(
+            "no transform named `{}`",
+            echo(&name)
+        ))),
     }
 }
 
@@ -439,6 +467,7 @@ async fn definitions(
     Query(query): Query<ProjectQuery>,
 ) -> Result<impl IntoResponse, ApiError> {
     let project = query.project.as_deref().unwrap_or(DEFAULT_PROJECT);
+    state.lockstep.check_project(project).await?;
     let resolved = state.lockstep.definitions(project).await?;
     Ok(Json(resolved))
 }

@@ -8,14 +8,15 @@ use std::sync::Arc;
 use arrow::array::RecordBatch;
 use axum::Json;
 use axum::body::Bytes;
+use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
 
 use super::error::ApiError;
+use super::extract::Path;
 use super::{Shared, json_body};
 use crate::columnar::{arrow_schema, from_json, to_json};
 use crate::model::{FieldSpec, parse_timestamp};

@@ -6,6 +6,7 @@ mod offline;
 mod online;
 mod registry;
 mod table;
+mod term;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -64,6 +65,17 @@ enum Command {
     Transform {
         #[command(subcommand)]
         command: TransformCommand,
+    },
+    /// Internal: compile a component read from stdin under limits, for `serve`'s uploads.
+    #[command(name = "compile-worker", hide = true)]
+    CompileWorker {
+        #[arg(long)]
+        max_memory_bytes: u64,
+        #[arg(long)]
+        cpu_seconds: u64,
+        /// The runtime settings, as JSON.
+        #[arg(long)]
+        runtime_config: String,
     },
     /// Run the HTTP API server.
     Serve {
@@ -294,10 +306,21 @@ pub fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    match run(Cli::parse()) {
+    let cli = Cli::parse();
+    if let Command::CompileWorker {
+        max_memory_bytes,
+        cpu_seconds,
+        runtime_config,
+    } = &cli.command
+    {
+        let code =
+            crate::runtime::compile::worker_main(*max_memory_bytes, *cpu_seconds, runtime_config);
+        return ExitCode::from(u8::try_from(code).unwrap_or(1));
+    }
+    match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("error: {error:#}");
+            eprintln!("error: {}", term::safe_lines(&format!("{error:#}")));
             ExitCode::FAILURE
         }
     }
@@ -386,7 +409,8 @@ fn check(file: &PathBuf) -> anyhow::Result<()> {
     println!("digest     {}", info.digest);
     println!(
         "signature  {} {}",
-        info.signature.name, info.signature.version
+        term::safe(&info.signature.name),
+        term::safe(&info.signature.version)
     );
     println!("  inputs   {}", table::fields_line(&info.signature.inputs));
     println!("  outputs  {}", table::fields_line(&info.signature.outputs));

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 
+use super::term::safe;
 use super::{Command, audit, coded, offline, online, table};
 use crate::api::{self, AppState, auth};
 use crate::config::Config;
@@ -33,7 +34,7 @@ pub async fn run(command: Command, mut config: Config) -> anyhow::Result<()> {
             let outcome = lockstep
                 .upload(&name, bytes)
                 .await
-                .map_err(|e| coded(&e, upload_code(&e)))?;
+                .map_err(|e| coded(&e, e.code()))?;
             let verb = if outcome.created {
                 "uploaded"
             } else {
@@ -62,17 +63,17 @@ pub async fn run(command: Command, mut config: Config) -> anyhow::Result<()> {
                     .collect();
                 println!(
                     "{}  latest {}  aliases [{}]",
-                    summary.name,
+                    safe(&summary.name),
                     summary.latest,
-                    aliases.join(", ")
+                    safe(&aliases.join(", "))
                 );
                 for version in &summary.versions {
                     println!(
                         "  @{:<3} {}  {} {}  {}  in: {}  out: {}",
                         version.version,
                         version.digest,
-                        version.declared_name,
-                        version.declared_version,
+                        safe(&version.declared_name),
+                        safe(&version.declared_version),
                         format_timestamp(version.uploaded_at_micros),
                         table::specs_line(&version.inputs),
                         table::specs_line(&version.outputs),
@@ -220,6 +221,7 @@ pub async fn run(command: Command, mut config: Config) -> anyhow::Result<()> {
         Command::Demo { .. }
         | Command::Build { .. }
         | Command::Transform { .. }
+        | Command::CompileWorker { .. }
         | Command::Datagen { .. } => {
             unreachable!("handled without the registry")
         }
@@ -246,14 +248,4 @@ async fn serve(lockstep: Lockstep, config: Config) -> anyhow::Result<()> {
 
 fn read(file: &std::path::Path) -> anyhow::Result<String> {
     std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))
-}
-
-pub(super) fn upload_code(error: &crate::pipeline::UploadError) -> &'static str {
-    use crate::pipeline::UploadError;
-    match error {
-        UploadError::InvalidName(_) => "invalid_name",
-        UploadError::Rejected(load) => load.code(),
-        UploadError::CompileTimeout(_) => "compile_timeout",
-        UploadError::Registry(registry) => registry.code(),
-    }
 }

@@ -4,16 +4,24 @@ use crate::runtime::batch::{is_valid, render};
 use crate::runtime::validate::type_name;
 use crate::runtime::{Batch, Field};
 
+use super::term::safe;
+
 /// The first `max_rows` rows of `batch` as an aligned text table.
 pub fn batch_table(batch: &Batch, max_rows: usize) -> String {
     let rows = (batch.num_rows as usize).min(max_rows);
-    let mut cells: Vec<Vec<String>> = vec![batch.columns.iter().map(|c| c.name.clone()).collect()];
+    let mut cells: Vec<Vec<String>> = vec![batch.columns.iter().map(|c| safe(&c.name)).collect()];
     for row in 0..rows {
         cells.push(
             batch
                 .columns
                 .iter()
-                .map(|c| render(&c.values, is_valid(c.validity.as_deref(), row), row))
+                .map(|c| {
+                    safe(&render(
+                        &c.values,
+                        is_valid(c.validity.as_deref(), row),
+                        row,
+                    ))
+                })
                 .collect(),
         );
     }
@@ -52,7 +60,7 @@ pub fn fields_line(fields: &[Field]) -> String {
         .iter()
         .map(|f| {
             let null = if f.nullable { "?" } else { "" };
-            format!("{} {}{null}", f.name, type_name(f.data_type))
+            format!("{} {}{null}", safe(&f.name), type_name(f.data_type))
         })
         .collect();
     if parts.is_empty() {
@@ -69,7 +77,7 @@ pub fn specs_line(fields: &[crate::model::FieldSpec]) -> String {
     }
     fields
         .iter()
-        .map(ToString::to_string)
+        .map(|field| safe(&field.to_string()))
         .collect::<Vec<_>>()
         .join(", ")
 }

@@ -4,6 +4,7 @@
 pub mod aggregation;
 pub mod definitions;
 mod digest;
+pub mod text;
 mod valid_rows;
 mod view_table;
 

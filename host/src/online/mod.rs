@@ -57,6 +57,20 @@ pub async fn open(
     })
 }
 
+/// As [`open`], but a Redis store does not connect until its first round trip: a server
+/// starts (and reports not ready) while Redis is down, and works once Redis is back.
+pub async fn open_lazily(
+    location: &OnlineLocation,
+    timeout: Duration,
+) -> Result<Arc<dyn OnlineStore>, OnlineError> {
+    Ok(match location {
+        OnlineLocation::Redis { url, namespace } => {
+            Arc::new(RedisStore::open_lazily(url, namespace, timeout)?)
+        }
+        OnlineLocation::Embedded { .. } => open(location, timeout).await?,
+    })
+}
+
 /// Why the online store could not do something.
 #[derive(Debug, thiserror::Error)]
 pub enum OnlineError {

@@ -50,7 +50,11 @@ return 1
 
 /// The online store on a Redis server.
 pub struct RedisStore {
-    connection: ConnectionManager,
+    client: Client,
+    config: ConnectionManagerConfig,
+    /// Made by the first round trip that finds the server (the manager reconnects by itself
+    /// after that): a store opened while Redis is down works once it is up.
+    connection: tokio::sync::OnceCell<ConnectionManager>,
     newer_wins: Script,
     compare_and_set: Script,
     /// `{namespace}:`, before every key.
@@ -61,8 +65,19 @@ pub struct RedisStore {
 }
 
 impl RedisStore {
-    /// Connects to `url` and loads the newer-wins script, within `timeout`.
+    /// Connects to `url` within `timeout`: an error when the server is not there.
     pub async fn open(url: &str, namespace: &str, timeout: Duration) -> Result<Self, OnlineError> {
+        let store = Self::open_lazily(url, namespace, timeout)?;
+        bounded(timeout, store.connect())
+            .await
+            .map_err(|Retry(error)| failed(&store.address, error, timeout))?;
+        Ok(store)
+    }
+
+    /// Checks `url` and `namespace` without connecting: the first round trip connects, and
+    /// until the server answers every call is [`OnlineError::Unavailable`] within `timeout`.
+    /// How a server starts while Redis is down.
+    pub fn open_lazily(url: &str, namespace: &str, timeout: Duration) -> Result<Self, OnlineError> {
         codec::check_namespace(namespace).map_err(OnlineError::Input)?;
         let client =
             Client::open(url).map_err(|e| OnlineError::Input(format!("invalid Redis URL: {e}")))?;
@@ -74,26 +89,27 @@ impl RedisStore {
             .set_connection_timeout(Some(timeout))
             .set_response_timeout(Some(timeout))
             .set_number_of_retries(0);
-        let newer_wins = Script::new(NEWER_WINS);
-        let compare_and_set = Script::new(COMPARE_AND_SET);
-        let connecting = async {
-            let mut connection = ConnectionManager::new_with_config(client, config).await?;
-            for script in [&newer_wins, &compare_and_set] {
-                script.prepare_invoke().load_async(&mut connection).await?;
-            }
-            Ok::<_, RedisError>(connection)
-        };
-        let connection = bounded(timeout, connecting)
-            .await
-            .map_err(|Retry(error)| failed(&address, error, timeout))?;
+        // The scripts are loaded by the first call that finds them missing (`NOSCRIPT`).
         Ok(Self {
-            connection,
-            newer_wins,
-            compare_and_set,
+            client,
+            config,
+            connection: tokio::sync::OnceCell::new(),
+            newer_wins: Script::new(NEWER_WINS),
+            compare_and_set: Script::new(COMPARE_AND_SET),
             namespace: codec::namespace_prefix(namespace),
             address,
             timeout,
         })
+    }
+
+    /// The shared connection, made now if no round trip has found the server yet.
+    async fn connect(&self) -> RedisResult<ConnectionManager> {
+        self.connection
+            .get_or_try_init(|| {
+                ConnectionManager::new_with_config(self.client.clone(), self.config.clone())
+            })
+            .await
+            .cloned()
     }
 
     /// `key` under the namespace.
@@ -115,10 +131,11 @@ impl RedisStore {
         Fut: Future<Output = RedisResult<T>>,
     {
         let deadline = tokio::time::Instant::now() + self.timeout;
-        match bounded(self.timeout, round_trip(self.connection.clone())).await {
+        let attempt = || async { round_trip(self.connect().await?).await };
+        match bounded(self.timeout, attempt()).await {
             Err(Retry(error)) if error.is_connection_dropped() || error.is_io_error() => {
                 let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-                bounded(left, round_trip(self.connection.clone()))
+                bounded(left, attempt())
                     .await
                     .map_err(|Retry(error)| failed(&self.address, error, self.timeout))
             }

@@ -185,7 +185,7 @@ impl Lockstep {
                 .collect();
             return Err(BackfillError::UnknownView {
                 project,
-                view: request.view.clone(),
+                view: crate::model::text::echo(&request.view),
                 known: if known.is_empty() {
                     " (it has no feature views; run `lockstep apply` first)".to_owned()
                 } else {

@@ -5,8 +5,10 @@ use serde::Serialize;
 
 use super::Lockstep;
 use crate::model::definitions::{
-    Catalog, DefinitionError, ObjectKind, Plan, Resolved, StoredObject, plan, resolve_text,
+    Catalog, DEFAULT_PROJECT, DefinitionError, ObjectKind, Plan, Resolved, StoredObject, plan,
+    resolve_text,
 };
+use crate::model::text::echo;
 use crate::registry::{ApplyReport, ObjectWrite, Registry, RegistryError};
 
 /// Why definitions could not be planned or applied. Nothing is written on any of these.
@@ -16,6 +18,32 @@ pub enum ApplyError {
     Invalid(Vec<DefinitionError>),
     #[error(transparent)]
     Registry(#[from] RegistryError),
+}
+
+/// Why a request's project cannot be served.
+#[derive(Debug, thiserror::Error)]
+pub enum ProjectError {
+    #[error("no project `{}` has definitions applied (projects: {})", echo(.project), list(.known))]
+    Unknown { project: String, known: Vec<String> },
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+}
+
+impl ProjectError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Unknown { .. } => "unknown_project",
+            Self::Registry(error) => error.code(),
+        }
+    }
+}
+
+fn list(names: &[String]) -> String {
+    if names.is_empty() {
+        "none yet; run `lockstep apply`".to_owned()
+    } else {
+        names.join(", ")
+    }
 }
 
 fn render_errors(errors: &[DefinitionError]) -> String {
@@ -53,6 +81,7 @@ impl Lockstep {
                 .collect(),
         );
         let resolved = resolve_text(text, &catalog).map_err(ApplyError::Invalid)?;
+        self.check_sources(&resolved)?;
         let project = resolved.project().to_owned();
         let current = self.definitions(&project).await?;
         Ok(PlanOutcome {
@@ -60,6 +89,33 @@ impl Lockstep {
             project,
             resolved,
         })
+    }
+
+    /// Refuses definitions whose sources would read what this server does not allow
+    /// (files outside the roots, queries when they are off), before anything is written.
+    fn check_sources(&self, resolved: &Resolved) -> Result<(), ApplyError> {
+        let errors: Vec<DefinitionError> = resolved
+            .sources
+            .iter()
+            .filter_map(|(name, source)| {
+                let refused = self.sources.check(source).err()?;
+                let key = if source.query.is_some() {
+                    "query"
+                } else {
+                    "path"
+                };
+                Some(DefinitionError {
+                    path: format!("sources.{name}.{key}"),
+                    line: None,
+                    message: refused.to_string(),
+                })
+            })
+            .collect();
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(ApplyError::Invalid(errors))
+        }
     }
 
     /// Plans, then makes the file the project's whole definition set in one transaction.
@@ -94,10 +150,36 @@ impl Lockstep {
         })
     }
 
+    /// Checks `project` has definitions applied, or is the default project (whose
+    /// definitions are empty before the first apply): requests naming any other project
+    /// are refused before anything is read or cached for it.
+    pub async fn check_project(&self, project: &str) -> Result<(), ProjectError> {
+        known_project(&*self.registry, project).await
+    }
+
     /// The definitions applied to `project` (empty if none).
     pub async fn definitions(&self, project: &str) -> Result<Resolved, ApplyError> {
         applied_definitions(&*self.registry, project).await
     }
+}
+
+/// Succeeds when `project` has definitions in `registry` (or is the default project);
+/// otherwise names the projects that exist.
+pub(crate) async fn known_project(
+    registry: &dyn Registry,
+    project: &str,
+) -> Result<(), ProjectError> {
+    if project == DEFAULT_PROJECT {
+        return Ok(());
+    }
+    let known = registry.projects().await?;
+    if known.iter().any(|name| name == project) {
+        return Ok(());
+    }
+    Err(ProjectError::Unknown {
+        project: project.to_owned(),
+        known,
+    })
 }
 
 /// The definitions applied to `project` in `registry` (empty if none).

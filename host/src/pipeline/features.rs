@@ -8,8 +8,9 @@ use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
 use super::serving::ServedDefinitions;
-use super::{Lockstep, ReadyError};
+use super::{Lockstep, ProjectError, ReadyError};
 use crate::model::definitions::{Provider, Resolved};
+use crate::model::text::echo;
 use crate::model::{FieldSpec, InvalidValue};
 use crate::offline::OfflineError;
 use crate::online::OnlineError;
@@ -37,6 +38,8 @@ pub enum FeatureError {
     #[error(transparent)]
     Registry(#[from] RegistryError),
     #[error(transparent)]
+    Project(#[from] ProjectError),
+    #[error(transparent)]
     Offline(#[from] OfflineError),
     #[error(transparent)]
     Online(#[from] OnlineError),
@@ -58,6 +61,7 @@ impl FeatureError {
             Self::Invalid(_) => "invalid_feature_request",
             Self::Entities(_) => "invalid_entity_rows",
             Self::Registry(error) => error.code(),
+            Self::Project(error) => error.code(),
             Self::Offline(error) => error.code(),
             Self::Online(error) => error.code(),
             Self::Ready(error) => error.code(),
@@ -114,7 +118,8 @@ impl Selection {
                         .map(String::as_str)
                         .collect();
                     FeatureError::Invalid(format!(
-                        "project `{project}` has no feature service `{service}` (known: {})",
+                        "project `{project}` has no feature service `{}` (known: {})",
+                        echo(service),
                         if known.is_empty() {
                             "none".to_owned()
                         } else {

@@ -100,8 +100,9 @@ impl Lockstep {
                     .map(String::as_str)
                     .collect();
                 return Err(FeatureError::Invalid(format!(
-                    "project `{}` has no feature view `{name}` (known: {})",
+                    "project `{}` has no feature view `{}` (known: {})",
                     definitions.project(),
+                    crate::model::text::echo(name),
                     if known.is_empty() {
                         "none".to_owned()
                     } else {
@@ -121,6 +122,13 @@ impl Lockstep {
             return Err(FeatureError::Invalid(
                 "a materialization needs a start time (or use the incremental one)".into(),
             ));
+        }
+        if let Some(from) = request.from.filter(|from| *from >= to) {
+            return Err(FeatureError::Invalid(format!(
+                "the window is empty: the end ({}) must be after the start ({})",
+                crate::model::format_timestamp(to),
+                crate::model::format_timestamp(from)
+            )));
         }
         let mut done = Vec::with_capacity(tables.len());
         for table in &tables {

@@ -29,7 +29,7 @@ pub use backfill::{
     BackfillError, BackfillEvent, BackfillRequest, BackfillSummary, PlannedBackfill,
     describe_window,
 };
-pub use definitions::{ApplyError, ApplyOutcome, PlanOutcome};
+pub use definitions::{ApplyError, ApplyOutcome, PlanOutcome, ProjectError};
 pub use feature_log::{LoggedFeature, LoggedRequest};
 pub use features::{FeatureError, FeatureRequest};
 pub use health::{Component, Readiness, ReadyStatus};
@@ -63,6 +63,7 @@ pub struct Lockstep {
     backfill: BackfillConfig,
     compiles: Arc<Semaphore>,
     compile_timeout: Duration,
+    compile_limits: crate::runtime::compile::CompileLimits,
     feature_logging: FeatureLoggingConfig,
     /// Started by the first response logged.
     logger: std::sync::OnceLock<feature_log::FeatureLogger>,
@@ -122,8 +123,9 @@ impl Lockstep {
         let runtime = Arc::new(Runtime::new(config.runtime.clone())?);
         let registry = registry::open(&config.registry.location()).await?;
         let offline = offline::open(&config.offline_location()).await?;
+        // Redis may be down now and up later: the server starts not ready and recovers.
         let online =
-            crate::online::open(&config.online_location(), config.online.timeout()).await?;
+            crate::online::open_lazily(&config.online_location(), config.online.timeout()).await?;
         Ok(Self::new(runtime, registry, offline, online, config))
     }
 
@@ -147,6 +149,7 @@ impl Lockstep {
             backfill: config.backfill.clone(),
             compiles: Arc::new(Semaphore::new(config.server.max_concurrent_compiles)),
             compile_timeout: Duration::from_millis(config.server.compile_timeout_ms),
+            compile_limits: config.server.compile_limits(),
             feature_logging: config.feature_logging.clone(),
             logger: std::sync::OnceLock::new(),
             on_demand_calls: Default::default(),

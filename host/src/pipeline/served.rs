@@ -204,6 +204,7 @@ async fn load(
         runtime.quarantine(&digest, &reason);
     }
     let project = super::backfill::project_or_default(registry, key.as_deref()).await?;
+    super::definitions::known_project(registry, &project).await?;
     let resolved = super::definitions::applied_definitions(registry, &project)
         .await
         .map_err(|error| match error {

@@ -94,12 +94,24 @@ impl Lockstep {
         let answer = self
             .get_online_features_at(request, crate::model::now_micros())
             .await;
-        self.metrics.online_request(
-            request.feature_service.as_deref(),
-            answer.is_ok(),
-            started.elapsed().as_secs_f64(),
-        );
+        let service = match &request.feature_service {
+            None => None,
+            Some(name) if self.serves_service(request.project.as_deref(), name).await => {
+                Some(name.as_str())
+            }
+            Some(_) => Some(crate::metrics::UNKNOWN),
+        };
+        self.metrics
+            .online_request(service, answer.is_ok(), started.elapsed().as_secs_f64());
         answer
+    }
+
+    /// Whether `service` is a feature service of the applied definitions of `project`:
+    /// only those become metric labels, so a caller's input cannot add series.
+    async fn serves_service(&self, project: Option<&str>, service: &str) -> bool {
+        self.served_definitions(project)
+            .await
+            .is_ok_and(|served| served.resolved.feature_services.contains_key(service))
     }
 
     /// [`Lockstep::get_online_features`] with ttls judged as of `now` (µs): how a logged

@@ -11,6 +11,7 @@ use super::Lockstep;
 use crate::model::definitions::is_identifier;
 use crate::model::{Digest, FieldSpec, TransformVersion, ValueType};
 use crate::registry::{NewTransform, PutOutcome, Registry, RegistryError};
+use crate::runtime::compile::CompileCheckError;
 use crate::runtime::{Batch, DataType, Field, LoadError, RunError, Runtime};
 
 /// Longest transform or alias name.
@@ -25,8 +26,28 @@ pub enum UploadError {
     Rejected(#[from] LoadError),
     #[error("compiling and smoke-testing the component took longer than {0:?}")]
     CompileTimeout(std::time::Duration),
+    /// The compile worker stopped: over its memory limit (or its time, reported as
+    /// [`UploadError::CompileTimeout`]).
+    #[error(transparent)]
+    Compile(CompileCheckError),
     #[error(transparent)]
     Registry(#[from] RegistryError),
+}
+
+impl UploadError {
+    /// The stable code of this error, as the API and the CLI report it.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::InvalidName(_) => "invalid_name",
+            Self::Rejected(load) => load.code(),
+            Self::CompileTimeout(_) | Self::Compile(CompileCheckError::Timeout(_)) => {
+                "compile_timeout"
+            }
+            Self::Compile(CompileCheckError::Memory(_)) => "compile_memory_limit",
+            Self::Compile(CompileCheckError::Worker(_)) => "internal",
+            Self::Registry(registry) => registry.code(),
+        }
+    }
 }
 
 /// Why an alias could not be moved.
@@ -70,8 +91,17 @@ impl Lockstep {
         let batch_sizes = [self.backfill.batch_rows as u32];
         let abandoned = Arc::new(AtomicBool::new(false));
         let abandoned_by_caller = Arc::clone(&abandoned);
+        let limits = self.compile_limits.clone();
         let checked = tokio::task::spawn_blocking(move || {
             let _permit = permit;
+            // A component not compiled yet is first compiled by a worker process that is
+            // killed at the deadline: a compile bomb never holds the slot past it.
+            runtime
+                .compile_in_child_first(&limits, &bytes)
+                .map_err(|error| match error {
+                    CompileCheckError::Timeout(limit) => UploadError::CompileTimeout(limit),
+                    other => UploadError::Compile(other),
+                })?;
             let info = runtime.load(&bytes)?;
             let smoke = runtime.smoke_test(&info.digest, &batch_sizes);
             // Nobody will store a transform whose upload timed out: free its slot.
@@ -79,7 +109,7 @@ impl Lockstep {
                 runtime.unload(&info.digest);
             }
             smoke?;
-            Ok::<_, LoadError>((info, bytes))
+            Ok::<_, UploadError>((info, bytes))
         });
         let (info, bytes) = match tokio::time::timeout(self.compile_timeout, checked).await {
             Err(_) => {

@@ -14,6 +14,7 @@
 
 pub mod batch;
 mod bindings;
+pub mod compile;
 mod config;
 mod error;
 pub mod row_wise;

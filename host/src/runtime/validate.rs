@@ -103,12 +103,14 @@ pub fn check_signature(signature: &Signature) -> Result<(), String> {
     if !is_identifier(&signature.name) {
         return Err(format!(
             "transform name `{}` must be letters, digits and `_`",
-            signature.name
+            crate::model::text::echo(&signature.name)
         ));
     }
-    if signature.version.is_empty() || signature.version.len() > MAX_NAME_LEN {
+    if signature.version.len() > MAX_NAME_LEN {
         return Err(format!("version must be 1..={MAX_NAME_LEN} bytes"));
     }
+    crate::model::text::check_label(&signature.version, MAX_NAME_LEN)
+        .map_err(|e| format!("version {e}"))?;
     if signature.outputs.is_empty() {
         return Err("a transform must have at least one output".to_owned());
     }
@@ -118,7 +120,7 @@ pub fn check_signature(signature: &Signature) -> Result<(), String> {
             if !is_identifier(&field.name) || field.name.len() > MAX_NAME_LEN {
                 return Err(format!(
                     "{side} `{}` must be 1..={MAX_NAME_LEN} letters, digits and `_`",
-                    field.name
+                    crate::model::text::echo(&field.name)
                 ));
             }
             if !seen.insert(field.name.as_str()) {

@@ -146,8 +146,9 @@ impl Shaper {
         let declared = field.value_type;
         let message = match error {
             ConvertError::Type(message) => message,
-            ConvertError::Value { index, value } => format!(
-                "has the value {value:?} in {}, which is not a valid {declared}{}",
+            // The value itself is not repeated: errors never carry a file's contents.
+            ConvertError::Value { index, .. } => format!(
+                "has a value in {} that is not a valid {declared}{}",
                 self.position(first_row + index as u64),
                 text_hint(declared)
             ),

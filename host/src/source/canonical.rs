@@ -24,7 +24,7 @@ pub(super) enum ConvertError {
     /// The stored type is not accepted for the declared type; the text explains.
     Type(String),
     /// The value at `index` is not a valid value of the declared type.
-    Value { index: usize, value: String },
+    Value { index: usize },
     /// A value is out of range of the declared type.
     Range(String),
 }
@@ -159,10 +159,7 @@ pub(super) fn parse_text(array: &ArrayRef, declared: ValueType) -> Result<ArrayR
     if parsed.null_count() != text.null_count()
         && let Some(index) = (0..text.len()).find(|&i| text.is_valid(i) && parsed.is_null(i))
     {
-        return Err(ConvertError::Value {
-            index,
-            value: text.value(index).to_owned(),
-        });
+        return Err(ConvertError::Value { index });
     }
     if declared == ValueType::Timestamp {
         let micros = parsed.as_primitive::<TimestampMicrosecondType>().clone();

@@ -1,7 +1,10 @@
 //! Typed errors of reading historical data, each naming the file (or table/query) and column
 //! at fault, with a stable code and a retry class.
 
-use crate::model::definitions::SourceKind;
+use crate::model::definitions::{SourceKind, is_identifier};
+
+/// Longest header name an error shows.
+const MAX_SHOWN_NAME: usize = 64;
 
 /// Why a source could not be planned or read. Only Postgres connection trouble is worth
 /// retrying; everything else is a fault in the data or the definitions and fails the same
@@ -44,6 +47,9 @@ pub enum SourceError {
     Unsupported { kind: SourceKind },
     #[error("{message}")]
     Config { message: String },
+    /// The definitions ask for something this server does not let sources read.
+    #[error("{message}")]
+    Forbidden { message: String },
 }
 
 impl SourceError {
@@ -70,6 +76,7 @@ impl SourceError {
             SourceError::Postgres { .. } => "source_postgres",
             SourceError::Unsupported { .. } => "source_not_readable",
             SourceError::Config { .. } => "source_config",
+            SourceError::Forbidden { .. } => "source_forbidden",
         }
     }
 
@@ -92,16 +99,26 @@ impl SourceError {
         column: &str,
         found: impl IntoIterator<Item = &'a str>,
     ) -> Self {
-        let found: Vec<&str> = found.into_iter().collect();
-        let found = if found.is_empty() {
+        // Only names that look like column names: a header that is really a line of some
+        // other file (say `root:x:0:0:…`) is counted, never shown.
+        let (plain, other): (Vec<&str>, Vec<&str>) = found
+            .into_iter()
+            .partition(|name| name.len() <= MAX_SHOWN_NAME && is_identifier(name));
+        let mut shown = if plain.is_empty() {
             "none".to_owned()
         } else {
-            found.join(", ")
+            plain.join(", ")
         };
+        if !other.is_empty() {
+            shown.push_str(&format!(
+                " (and {} not shown: not plain column names)",
+                other.len()
+            ));
+        }
         SourceError::schema(
             location,
             column,
-            format!("is expected but missing; the columns present are: {found}"),
+            format!("is expected but missing; the columns present are: {shown}"),
         )
     }
 }

@@ -1,10 +1,11 @@
-//! Lists the files of a glob relative to the base directory, sorted, and resolves chunk paths.
+//! Lists the files of a glob relative to the base directory, sorted, and resolves chunk
+//! paths; both only under the allowed roots.
 
 use std::path::{Path, PathBuf};
 
 use glob::{MatchOptions, Pattern};
 
-use super::SourceError;
+use super::{Roots, SourceError};
 
 /// A file matched by a source's glob.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -17,8 +18,13 @@ pub(super) struct Listed {
 
 /// The files matching `pattern` (relative to `base_dir` unless absolute), sorted by name.
 /// `*` does not cross `/`; `**` does. Directories are skipped.
-pub(super) fn list(base_dir: &Path, pattern: &str) -> Result<Vec<Listed>, SourceError> {
+pub(super) fn list(
+    base_dir: &Path,
+    roots: &Roots,
+    pattern: &str,
+) -> Result<Vec<Listed>, SourceError> {
     let relative = !Path::new(pattern).is_absolute();
+    roots.check_pattern(pattern, &base_dir.join(pattern))?;
     let full = if relative && !base_dir.as_os_str().is_empty() {
         let base = base_dir.to_str().ok_or_else(|| {
             SourceError::config(format!(
@@ -46,6 +52,7 @@ pub(super) fn list(base_dir: &Path, pattern: &str) -> Result<Vec<Listed>, Source
         if !path.is_file() {
             continue;
         }
+        roots.check_file(&path, &path.display().to_string())?;
         let shown = if relative {
             path.strip_prefix(base_dir).unwrap_or(&path)
         } else {
@@ -71,9 +78,12 @@ pub(super) fn list(base_dir: &Path, pattern: &str) -> Result<Vec<Listed>, Source
     Ok(files)
 }
 
-/// Where the chunk path `name` is on disk.
-pub(super) fn resolve(base_dir: &Path, name: &str) -> PathBuf {
-    base_dir.join(name)
+/// Where the chunk path `name` is on disk, checked (again, at open time: a symlink may
+/// have changed since planning) to be under a root.
+pub(super) fn resolve(base_dir: &Path, roots: &Roots, name: &str) -> Result<PathBuf, SourceError> {
+    let path = base_dir.join(name);
+    roots.check_file(&path, name)?;
+    Ok(path)
 }
 
 /// The size of `path` in bytes.

@@ -31,6 +31,7 @@
 mod batches;
 mod canonical;
 mod chunk;
+mod confine;
 mod csv_files;
 mod error;
 mod files;
@@ -41,6 +42,7 @@ mod postgres;
 mod tests;
 
 pub use chunk::{Chunk, TimeWindow};
+pub use confine::{Roots, check_source};
 pub use error::SourceError;
 
 use std::collections::BTreeSet;
@@ -60,11 +62,35 @@ const READ_FILE_BATCH_ROWS: usize = 65_536;
 /// The batches of one chunk: a blocking iterator that ends after the first error.
 pub type ChunkReader = Box<dyn Iterator<Item = Result<RecordBatch, SourceError>> + Send>;
 
-/// Where relative paths are resolved and which Postgres a `postgres` source reads.
+/// Where relative paths are resolved, which directories may be read, which Postgres a
+/// `postgres` source reads and how.
 #[derive(Debug, Clone, Default)]
 pub struct SourceContext {
     pub base_dir: PathBuf,
+    /// The directories file sources may read (the base directory among them).
+    pub roots: Roots,
     pub postgres_url: Option<String>,
+    /// Whether `postgres` sources may name a `query` (else only a `table`).
+    pub allow_queries: bool,
+    /// `statement_timeout` of every statement a `postgres` source runs, in milliseconds.
+    pub statement_timeout_ms: u64,
+}
+
+impl SourceContext {
+    /// Sources under `base_dir` only, no Postgres: what tests of files use.
+    pub fn under(base_dir: &Path) -> Self {
+        Self {
+            base_dir: base_dir.to_owned(),
+            roots: Roots::new([base_dir]),
+            ..Self::default()
+        }
+    }
+
+    /// Checks what `source` would read is allowed here, reading nothing: see
+    /// [`check_source`].
+    pub fn check(&self, source: &Source) -> Result<(), SourceError> {
+        check_source(source, &self.base_dir, &self.roots, self.allow_queries)
+    }
 }
 
 /// Plans the chunks of `source` within `window`, in a deterministic order (files sorted by
@@ -88,13 +114,13 @@ pub async fn plan(
     target_rows: usize,
 ) -> Result<Vec<Chunk>, SourceError> {
     time_filter(source, window)?;
+    ctx.check(source)?;
     match source.kind {
         SourceKind::Parquet | SourceKind::Csv => {
-            let (source, base_dir) = (source.clone(), ctx.base_dir.clone());
-            let planned = tokio::task::spawn_blocking(move || {
-                plan_files(&source, &base_dir, window, target_rows)
-            })
-            .await;
+            let (source, ctx) = (source.clone(), ctx.clone());
+            let planned =
+                tokio::task::spawn_blocking(move || plan_files(&source, &ctx, window, target_rows))
+                    .await;
             match planned {
                 Ok(chunks) => chunks,
                 Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
@@ -102,7 +128,7 @@ pub async fn plan(
             }
         }
         SourceKind::Postgres => {
-            postgres::plan(source, postgres_url(ctx)?, window, target_rows).await
+            postgres::plan(source, &postgres_session(ctx)?, window, target_rows).await
         }
         kind @ (SourceKind::Push | SourceKind::Request) => Err(SourceError::Unsupported { kind }),
     }
@@ -110,7 +136,7 @@ pub async fn plan(
 
 fn plan_files(
     source: &Source,
-    base_dir: &Path,
+    ctx: &SourceContext,
     window: TimeWindow,
     target_rows: usize,
 ) -> Result<Vec<Chunk>, SourceError> {
@@ -119,7 +145,7 @@ fn plan_files(
         .as_deref()
         .ok_or_else(|| SourceError::config(format!("a {} source needs a `path`", source.kind)))?;
     let mut chunks = Vec::new();
-    for file in files::list(base_dir, pattern)? {
+    for file in files::list(&ctx.base_dir, &ctx.roots, pattern)? {
         match source.kind {
             SourceKind::Parquet => {
                 parquet_files::plan_file(&file, source, window, target_rows, &mut chunks)?
@@ -146,6 +172,7 @@ pub fn open(
     batch_rows: usize,
 ) -> Result<ChunkReader, SourceError> {
     check_columns(source, columns)?;
+    ctx.check(source)?;
     let time = time_filter(source, window)?;
     let outputs = columns.to_vec();
     match (source.kind, chunk) {
@@ -158,7 +185,7 @@ pub fn open(
                 path, row_groups, ..
             },
         ) => {
-            let full = files::resolve(&ctx.base_dir, path);
+            let full = files::resolve(&ctx.base_dir, &ctx.roots, path)?;
             let reader = parquet_files::open(
                 path,
                 &full,
@@ -170,13 +197,13 @@ pub fn open(
             Ok(Box::new(reader))
         }
         (SourceKind::Csv, Chunk::CsvFile { path, .. }) => {
-            let full = files::resolve(&ctx.base_dir, path);
+            let full = files::resolve(&ctx.base_dir, &ctx.roots, path)?;
             let reader = csv_files::open(path, &full, outputs, time, batch_rows)?;
             Ok(Box::new(reader))
         }
         (SourceKind::Postgres, Chunk::PostgresRange { from, to, .. }) => postgres::open(
             source,
-            postgres_url(ctx)?,
+            postgres_session(ctx)?,
             (*from, *to),
             outputs,
             window,
@@ -237,11 +264,15 @@ pub fn read_file(
     Ok((batches, found))
 }
 
-fn postgres_url(ctx: &SourceContext) -> Result<&str, SourceError> {
-    ctx.postgres_url.as_deref().ok_or_else(|| {
+fn postgres_session(ctx: &SourceContext) -> Result<postgres::Session, SourceError> {
+    let url = ctx.postgres_url.clone().ok_or_else(|| {
         SourceError::config(
             "a postgres source needs a Postgres URL, and none is configured for sources",
         )
+    })?;
+    Ok(postgres::Session {
+        url,
+        statement_timeout_ms: ctx.statement_timeout_ms,
     })
 }
 

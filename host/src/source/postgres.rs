@@ -6,6 +6,10 @@
 //! `tokio::task::spawn_blocking` or not) and memory stays bounded by the batch size.
 //! Timestamps are compared and decoded in UTC: sqlx sets the session time zone to UTC, so
 //! `timestamp` (naive) and `date` columns are taken as UTC.
+//!
+//! Every statement (describing the relation, planning, reading) runs inside a `READ ONLY`
+//! transaction, on a session whose default is read-only too, with the configured
+//! `statement_timeout`: a source can read what its role may read, and nothing more.
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -35,18 +39,26 @@ const POSTGRES_EPOCH_MICROS: i64 = 946_684_800_000_000;
 const MICROS_PER_DAY: i64 = 86_400_000_000;
 const CURSOR: &str = "lockstep_source";
 
+/// How a source connects: the server, and the limit on each statement.
+#[derive(Debug, Clone)]
+pub(super) struct Session {
+    pub url: String,
+    pub statement_timeout_ms: u64,
+}
+
 /// Plans the time ranges of a postgres source: `[min, max]` of its timestamp field within
 /// `window`, split into `ceil(count / target_rows)` equal ranges (none when no row is in the
 /// window). Checks every declared column against the relation on the way.
 pub(super) async fn plan(
     source: &Source,
-    url: &str,
+    session: &Session,
     window: TimeWindow,
     target_rows: usize,
 ) -> Result<Vec<Chunk>, SourceError> {
     let relation = Relation::of(source)?;
-    let mut conn = connect(url).await?;
-    let columns = describe(&mut conn, &relation).await?;
+    let mut conn = connect(session).await?;
+    let mut tx = read_only(&mut conn, &relation.location).await?;
+    let columns = describe(&mut tx, &relation).await?;
     for field in source.columns() {
         kind(&relation.location, &columns, &field)?;
     }
@@ -73,10 +85,11 @@ pub(super) async fn plan(
         query = query.bind(bound);
     }
     let (min, max, count) = query
-        .fetch_one(&mut conn)
+        .fetch_one(&mut *tx)
         .await
         .map_err(|e| pg_error(&format!("cannot plan {}", relation.location), e))?;
     // Best effort: the server ends the session anyway when the socket closes.
+    let _ = tx.rollback().await;
     let _ = conn.close().await;
     let (Some(PgMicros(min)), Some(PgMicros(max))) = (min, max) else {
         return Ok(Vec::new());
@@ -109,7 +122,7 @@ fn split(timestamp_field: &str, min: i64, max: i64, count: u64, target_rows: usi
 /// Reads the rows with the timestamp field in `[from, to)` narrowed to `window`.
 pub(super) fn open(
     source: &Source,
-    url: &str,
+    session: Session,
     (from, to): (i64, i64),
     outputs: Vec<FieldSpec>,
     window: TimeWindow,
@@ -137,7 +150,7 @@ pub(super) fn open(
         micros_sql(2)
     );
     let job = Job {
-        url: url.to_owned(),
+        session,
         location: format!(
             "{}, rows with {} in [{}, {})",
             relation.location,
@@ -208,7 +221,7 @@ impl Iterator for Batches {
 
 /// One chunk read, run on its own thread.
 struct Job {
-    url: String,
+    session: Session,
     location: String,
     relation: Relation,
     select: String,
@@ -243,18 +256,14 @@ impl Job {
             let context = format!("{what} {}", self.location);
             move |e| pg_error(&context, e)
         };
-        let mut conn = connect(&self.url).await?;
-        let columns = describe(&mut conn, &self.relation).await?;
+        let mut conn = connect(&self.session).await?;
+        let mut tx = read_only(&mut conn, &self.location).await?;
+        let columns = describe(&mut tx, &self.relation).await?;
         let kinds = self
             .outputs
             .iter()
             .map(|field| kind(&self.relation.location, &columns, field))
             .collect::<Result<Vec<_>, _>>()?;
-        let mut tx = conn.begin().await.map_err(failed("cannot begin reading"))?;
-        sqlx::query("SET TRANSACTION READ ONLY")
-            .execute(&mut *tx)
-            .await
-            .map_err(failed("cannot begin reading"))?;
         sqlx::query(&format!(
             "DECLARE {CURSOR} NO SCROLL CURSOR FOR {}",
             self.select
@@ -379,10 +388,19 @@ fn micros_sql(n: usize) -> String {
     format!("(TIMESTAMPTZ 'epoch' + ${n}::int8 * INTERVAL '1 microsecond')")
 }
 
-async fn connect(url: &str) -> Result<PgConnection, SourceError> {
-    let options = PgConnectOptions::from_str(url)
+/// A session whose transactions are read-only unless a statement says otherwise (none of
+/// ours does), every statement limited to the configured time.
+async fn connect(session: &Session) -> Result<PgConnection, SourceError> {
+    let options = PgConnectOptions::from_str(&session.url)
         .map_err(|e| SourceError::config(format!("the postgres URL is invalid: {e}")))?
-        .application_name("lockstep-source");
+        .application_name("lockstep-source")
+        .options([
+            ("default_transaction_read_only", "on".to_owned()),
+            (
+                "statement_timeout",
+                format!("{}ms", session.statement_timeout_ms),
+            ),
+        ]);
     PgConnection::connect_with(&options).await.map_err(|e| {
         let database = options.get_database().unwrap_or("postgres");
         let context = format!(
@@ -392,6 +410,21 @@ async fn connect(url: &str) -> Result<PgConnection, SourceError> {
         );
         pg_error(&context, e)
     })
+}
+
+/// Begins the `READ ONLY` transaction every statement of a source runs in (its first
+/// statement, so nothing a query does later can make it writable).
+async fn read_only<'c>(
+    conn: &'c mut PgConnection,
+    location: &str,
+) -> Result<sqlx::Transaction<'c, Postgres>, SourceError> {
+    let failed = |e| pg_error(&format!("cannot begin reading {location}"), e);
+    let mut tx = conn.begin().await.map_err(failed)?;
+    sqlx::query("SET TRANSACTION READ ONLY")
+        .execute(&mut *tx)
+        .await
+        .map_err(failed)?;
+    Ok(tx)
 }
 
 /// The columns of the relation, by name, with their types.

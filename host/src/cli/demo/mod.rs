@@ -220,7 +220,7 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<DemoSummary> {
         let outcome = lockstep
             .upload(name, component.clone())
             .await
-            .map_err(|e| super::coded(&e, super::registry::upload_code(&e)))
+            .map_err(|e| super::coded(&e, e.code()))
             .with_context(|| format!("uploading {name}"))?;
         transforms.push(UploadedTransform {
             name: name.to_owned(),

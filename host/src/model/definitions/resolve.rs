@@ -188,7 +188,10 @@ impl Resolved {
                 .split_once(':')
                 .filter(|(view, feature)| !view.is_empty() && !feature.is_empty())
                 .ok_or_else(|| {
-                    format!("`{reference}` is not a feature reference: expected `view:feature` or `view:*`")
+                    format!(
+                        "`{}` is not a feature reference: expected `view:feature` or `view:*`",
+                        crate::model::text::echo(reference)
+                    )
                 })?;
             let available = self.view_features(view).ok_or_else(|| {
                 let known: Vec<&str> = self
@@ -197,7 +200,11 @@ impl Resolved {
                     .chain(self.on_demand_views.keys())
                     .map(String::as_str)
                     .collect();
-                format!("unknown view `{view}` (known: {})", known.join(", "))
+                format!(
+                    "unknown view `{}` (known: {})",
+                    crate::model::text::echo(view),
+                    known.join(", ")
+                )
             })?;
             let selected: Vec<&FieldSpec> = if feature == "*" {
                 available.iter().collect()
@@ -207,7 +214,8 @@ impl Resolved {
                     .find(|field| field.name == feature)
                     .ok_or_else(|| {
                         format!(
-                            "view `{view}` has no feature `{feature}` (features: {})",
+                            "view `{view}` has no feature `{}` (features: {})",
+                            crate::model::text::echo(feature),
                             names(available)
                         )
                     })?;

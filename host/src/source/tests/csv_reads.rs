@@ -28,10 +28,7 @@ fn movies() -> Source {
 }
 
 fn context(dir: &TempDir) -> SourceContext {
-    SourceContext {
-        base_dir: dir.path().to_owned(),
-        postgres_url: None,
-    }
+    SourceContext::under(dir.path())
 }
 
 fn chunk(path: &str) -> Chunk {
@@ -149,8 +146,9 @@ fn a_bad_value_names_the_file_the_column_and_the_line() {
         "{error:?}"
     );
     let message = error.to_string();
+    // The line and the type, never the value: errors carry no file contents.
     assert!(
-        message.contains("\"abc\" in line 4") && message.contains("int64"),
+        message.contains("in line 4") && message.contains("int64") && !message.contains("abc"),
         "{message}"
     );
 

@@ -74,10 +74,7 @@ pub(super) fn events_source(path: &str) -> Source {
 }
 
 fn context(dir: &TempDir) -> SourceContext {
-    SourceContext {
-        base_dir: dir.path().to_owned(),
-        postgres_url: None,
-    }
+    SourceContext::under(dir.path())
 }
 
 fn whole_file(path: &str, row_groups: usize) -> Chunk {

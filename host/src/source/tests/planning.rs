@@ -6,10 +6,7 @@ use crate::model::definitions::SourceKind;
 use crate::source::{Chunk, SourceContext, SourceError, TimeWindow, open, plan};
 
 fn context(dir: &TempDir) -> SourceContext {
-    SourceContext {
-        base_dir: dir.path().to_owned(),
-        postgres_url: None,
-    }
+    SourceContext::under(dir.path())
 }
 
 fn row_groups(chunks: &[Chunk]) -> Vec<(String, std::ops::Range<usize>, u64)> {

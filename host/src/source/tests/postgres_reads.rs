@@ -47,8 +47,10 @@ where
         .await
         .expect("create the events table");
     let ctx = SourceContext {
-        base_dir: std::env::temp_dir(),
         postgres_url: Some(url),
+        allow_queries: true,
+        statement_timeout_ms: 10_000,
+        ..SourceContext::under(&std::env::temp_dir())
     };
     let outcome = tokio::spawn(test(schema.clone(), ctx)).await;
     sqlx::raw_sql(&format!("DROP SCHEMA {schema} CASCADE"))
@@ -266,8 +268,8 @@ async fn reads_a_query_source_and_checks_column_types() {
 async fn an_unreachable_server_is_retryable_and_a_missing_url_is_not() {
     let source = events_source("public");
     let unreachable = SourceContext {
-        base_dir: std::env::temp_dir(),
         postgres_url: Some("postgres://postgres@127.0.0.1:1/test".to_owned()),
+        ..SourceContext::under(&std::env::temp_dir())
     };
     let error = plan(&source, &unreachable, TimeWindow::ALL, 100)
         .await
