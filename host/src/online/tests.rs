@@ -625,3 +625,133 @@ async fn redis_outages_fail_fast_and_the_store_recovers() {
     assert_eq!(store.get(&key).await.unwrap(), vec![Some(value(3, 3, "c"))]);
     drop(server);
 }
+
+/// An embedded store whose compare-and-sets lose to an imagined other writer `losses`
+/// times before they go through, with a round-trip deadline of `timeout_ms`.
+struct Contended {
+    inner: EmbeddedStore,
+    losses: AtomicUsize,
+    timeout_ms: AtomicU64,
+}
+
+#[async_trait]
+impl OnlineStore for Contended {
+    fn backend(&self) -> &'static str {
+        "contended"
+    }
+    async fn put(&self, entries: &[(Vec<u8>, Vec<u8>)]) -> Result<u64, OnlineError> {
+        self.inner.put(entries).await
+    }
+    async fn get(&self, keys: &[Vec<u8>]) -> Result<Vec<Option<Vec<u8>>>, OnlineError> {
+        self.inner.get(keys).await
+    }
+    async fn compare_and_set(&self, entries: &[CompareAndSet]) -> Result<Vec<bool>, OnlineError> {
+        let lost = self
+            .losses
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+            .is_ok();
+        if lost {
+            return Ok(vec![false; entries.len()]);
+        }
+        self.inner.compare_and_set(entries).await
+    }
+    async fn clear(&self, prefix: &[u8]) -> Result<u64, OnlineError> {
+        self.inner.clear(prefix).await
+    }
+    async fn ping(&self) -> Result<(), OnlineError> {
+        self.inner.ping().await
+    }
+    fn timeout(&self) -> Duration {
+        Duration::from_millis(self.timeout_ms.load(Ordering::Relaxed))
+    }
+}
+
+#[tokio::test]
+async fn contention_is_retried_until_a_deadline_then_a_conflict() {
+    use crate::model::aggregation::{Aggregate, AggregateFunction, AggregationSpec};
+    let dir = std::env::temp_dir().join(unique("lockstep-online"));
+    let table = ViewTable::new(
+        "test",
+        "counts",
+        vec![field("user_id", ValueType::Int64)],
+        vec![],
+        None,
+        None,
+    )
+    .aggregated(Some(AggregationSpec {
+        granularity_seconds: 60,
+        allowed_lateness_seconds: 600,
+        aggregates: vec![Aggregate {
+            name: "events_ever".into(),
+            function: AggregateFunction::Count,
+            column: None,
+            window_seconds: None,
+        }],
+    }));
+    let engine = Engine::of(&table).expect("an aggregated view");
+    let event = |user: i64, at: i64| {
+        let fields = table.row_fields();
+        let mut columns: Vec<ColumnBuilder> = fields
+            .iter()
+            .map(|f| ColumnBuilder::new(f.value_type))
+            .collect();
+        columns[0].int(user);
+        columns[1].int(at);
+        columns[2].int(at);
+        columns[3].null();
+        RecordBatch::try_new(
+            arrow_schema(&fields),
+            columns.into_iter().map(ColumnBuilder::finish).collect(),
+        )
+        .unwrap()
+    };
+    let store = Contended {
+        inner: EmbeddedStore::open(&dir.join("online.db"), "test")
+            .await
+            .unwrap(),
+        // More rounds than the 16 that used to be reported as an outage, well within
+        // 4 × 1 s.
+        losses: AtomicUsize::new(24),
+        timeout_ms: AtomicU64::new(1_000),
+    };
+    let inserted = insert_events(&store, &table, &engine, &event(1, BASE))
+        .await
+        .unwrap();
+    assert_eq!((inserted.inserted, inserted.keys), (1, 1));
+    assert_eq!(store.losses.load(Ordering::Relaxed), 0);
+
+    // Other writers that never stop: a conflict once the budget (4 × 50 ms) is spent.
+    store.losses.store(usize::MAX, Ordering::Relaxed);
+    store.timeout_ms.store(50, Ordering::Relaxed);
+    let started = Instant::now();
+    let error = insert_events(&store, &table, &engine, &event(1, BASE + 1))
+        .await
+        .unwrap_err();
+    let took = started.elapsed();
+    assert!(matches!(error, OnlineError::Conflict(_)), "{error}");
+    assert_eq!(error.code(), "conflict");
+    assert!(
+        (Duration::from_millis(100)..Duration::from_secs(2)).contains(&took),
+        "gave up after {took:?}"
+    );
+    // The state kept its one event.
+    let keys = [Arc::new(Int64Array::from(vec![1])) as ArrayRef];
+    let read = read_rows(
+        &store,
+        &[OnlineRead {
+            table: &table,
+            engine: Some(&engine),
+            keys: &keys,
+        }],
+        BASE + 2,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        read[0].features[0]
+            .as_primitive::<arrow::datatypes::Int64Type>()
+            .value(0),
+        1
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
