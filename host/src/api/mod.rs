@@ -26,7 +26,7 @@ use tower_http::trace::TraceLayer;
 use crate::config::ServerConfig;
 use crate::model::definitions::DEFAULT_PROJECT;
 use crate::model::text::echo;
-use crate::pipeline::Lockstep;
+use crate::pipeline::{Component, Lockstep};
 use auth::{Access, Scope};
 use error::ApiError;
 use extract::{Path, Query};
@@ -356,12 +356,24 @@ async fn health() -> Json<serde_json::Value> {
 /// state.
 async fn ready(State(state): Shared) -> Response {
     let readiness = state.lockstep.readiness().await;
-    let status = if readiness.can_serve() {
-        StatusCode::OK
+    if readiness.can_serve() {
+        return (StatusCode::OK, Json(readiness)).into_response();
+    }
+    // Like every error answer, a stable code; the findings beside it.
+    let (code, message) = if readiness.online_store == Component::Unavailable {
+        (
+            "online_store_unavailable",
+            "the online store does not answer",
+        )
     } else {
-        StatusCode::SERVICE_UNAVAILABLE
+        (
+            "registry_unavailable",
+            "the registry does not answer and no definitions are cached",
+        )
     };
-    (status, Json(readiness)).into_response()
+    let mut body = serde_json::to_value(&readiness).expect("readiness serializes");
+    body["error"] = serde_json::json!({ "code": code, "message": message });
+    (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()
 }
 
 async fn not_found() -> ApiError {

@@ -109,7 +109,7 @@ impl Lockstep {
     /// Whether `service` is a feature service of the applied definitions of `project`:
     /// only those become metric labels, so a caller's input cannot add series.
     async fn serves_service(&self, project: Option<&str>, service: &str) -> bool {
-        self.served_definitions(project)
+        self.serving_definitions(project)
             .await
             .is_ok_and(|served| served.resolved.feature_services.contains_key(service))
     }
