@@ -200,9 +200,7 @@ async fn load(
     runtime: &Runtime,
     key: &Key,
 ) -> Result<Arc<ServedDefinitions>, FeatureError> {
-    for (digest, reason) in registry.unsafe_transforms().await? {
-        runtime.quarantine(&digest, &reason);
-    }
+    super::transforms::sync_unsafe_transforms(registry, runtime).await?;
     let project = super::backfill::project_or_default(registry, key.as_deref()).await?;
     super::definitions::known_project(registry, &project).await?;
     let resolved = super::definitions::applied_definitions(registry, &project)

@@ -186,10 +186,7 @@ impl Lockstep {
 
     /// Quarantines in this process every transform the registry marks unsafe.
     pub(crate) async fn sync_unsafe_transforms(&self) -> Result<(), RegistryError> {
-        for (digest, reason) in self.registry.unsafe_transforms().await? {
-            self.runtime.quarantine(&digest, &reason);
-        }
-        Ok(())
+        sync_unsafe_transforms(&*self.registry, &self.runtime).await
     }
 
     /// Every transform with its versions and aliases, by name.
@@ -250,6 +247,18 @@ async fn mark_unsafe(runtime: &Runtime, registry: &dyn Registry, digest: &Digest
     if let Err(error) = registry.mark_unsafe(digest, reason).await {
         tracing::error!(%digest, %error, "could not record the unsafe transform in the registry");
     }
+}
+
+/// Quarantines in `runtime` every transform `registry` marks unsafe (another process may
+/// have caught one): on a cold load and on every definitions load.
+pub(crate) async fn sync_unsafe_transforms(
+    registry: &dyn Registry,
+    runtime: &Runtime,
+) -> Result<(), RegistryError> {
+    for (digest, reason) in registry.unsafe_transforms().await? {
+        runtime.quarantine(&digest, &reason);
+    }
+    Ok(())
 }
 
 /// The model's view of signature fields.
