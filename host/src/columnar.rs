@@ -243,6 +243,38 @@ impl ColumnBuilder {
     }
 }
 
+/// The one type every non-null value of a JSON column fits: integers, numbers (integers
+/// among them), booleans or strings; text when every value is null. Lists, objects and
+/// mixed columns are refused.
+pub fn infer_json_type(values: &[serde_json::Value]) -> Result<ValueType, String> {
+    use serde_json::Value;
+    let mut found: Option<ValueType> = None;
+    for value in values {
+        let here = match value {
+            Value::Null => continue,
+            Value::Bool(_) => ValueType::Boolean,
+            Value::Number(n) if n.is_i64() => ValueType::Int64,
+            Value::Number(_) => ValueType::Float64,
+            Value::String(_) => ValueType::Utf8,
+            Value::Array(_) | Value::Object(_) => {
+                return Err("values must be numbers, booleans, strings or null".to_owned());
+            }
+        };
+        found = Some(match (found, here) {
+            (None, here) => here,
+            (Some(known), here) if known == here => known,
+            (
+                Some(ValueType::Int64 | ValueType::Float64),
+                ValueType::Int64 | ValueType::Float64,
+            ) => ValueType::Float64,
+            (Some(known), here) => {
+                return Err(format!("mixes {known} and {here} values"));
+            }
+        });
+    }
+    Ok(found.unwrap_or(ValueType::Utf8))
+}
+
 /// A JSON array of values as an Arrow array of `field`'s type: numbers for int64 and
 /// float64 (`"NaN"`, `"inf"`, `"-inf"` strings for floats too), strings, booleans, and
 /// timestamps as RFC 3339 strings or µs integers; `null` where the field is nullable.

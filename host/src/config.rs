@@ -1,5 +1,6 @@
 //! Host configuration: built-in defaults < a TOML file < `LOCKSTEP__SECTION__KEY` environment
-//! variables (plus the conventional `DATABASE_URL` and `REDIS_URL`). Unknown keys are errors;
+//! variables (plus the conventional `DATABASE_URL`, `REDIS_URL` and `LOCKSTEP_PROJECT`).
+//! Unknown keys are errors;
 //! secrets (API tokens) come only from the environment.
 
 use std::net::SocketAddr;
@@ -22,6 +23,9 @@ pub const ENV_PREFIX: &str = "LOCKSTEP__";
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
+    /// The project that commands and requests naming none work on. Without it, the only
+    /// project with definitions applied; with several, such calls are refused.
+    pub project: Option<String>,
     pub server: ServerConfig,
     pub registry: RegistryConfig,
     pub offline: OfflineConfig,
@@ -40,6 +44,8 @@ pub struct ServerConfig {
     pub listen: SocketAddr,
     /// Largest JSON or definitions body, in bytes.
     pub max_body_bytes: usize,
+    /// Largest Parquet body of entity rows sent to `POST /training-set`, in bytes.
+    pub max_entity_rows_bytes: usize,
     /// Whole-request deadline, in milliseconds.
     pub request_timeout_ms: u64,
     /// Time a client has to send a request's headers, in milliseconds (slow-client guard).
@@ -65,6 +71,7 @@ impl Default for ServerConfig {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 6566)),
             max_body_bytes: 2 << 20,
+            max_entity_rows_bytes: 256 << 20,
             request_timeout_ms: 90_000,
             header_timeout_ms: 10_000,
             max_concurrent_compiles: 2,
@@ -441,7 +448,7 @@ impl Config {
         }
         // The conventional variables first, then the LOCKSTEP__ ones, each group sorted: an
         // explicit LOCKSTEP__REGISTRY__DATABASE_URL or LOCKSTEP__ONLINE__REDIS_URL wins.
-        let mut env: Vec<(Option<[&str; 2]>, String, String)> = env
+        let mut env: Vec<(Option<&[&str]>, String, String)> = env
             .into_iter()
             .map(|(name, value)| (conventional(&name), name, value))
             .collect();
@@ -468,6 +475,9 @@ impl Config {
         let config: Config = toml::Value::Table(merged)
             .try_into()
             .map_err(|e: toml::de::Error| ConfigError::Invalid(e.message().to_owned()))?;
+        if let Some(project) = &config.project {
+            check_project(project)?;
+        }
         config.runtime.validate().map_err(ConfigError::Invalid)?;
         config.server.validate().map_err(ConfigError::Invalid)?;
         config.backfill.validate().map_err(ConfigError::Invalid)?;
@@ -481,11 +491,31 @@ impl Config {
     }
 }
 
+impl Config {
+    /// Makes `project` the project calls naming none work on (`--project`).
+    pub fn set_project(&mut self, project: String) -> Result<(), ConfigError> {
+        check_project(&project)?;
+        self.project = Some(project);
+        Ok(())
+    }
+}
+
+fn check_project(project: &str) -> Result<(), ConfigError> {
+    if crate::model::definitions::is_identifier(project) {
+        return Ok(());
+    }
+    Err(ConfigError::Invalid(format!(
+        "project `{}` is not a name ([A-Za-z_][A-Za-z0-9_]*)",
+        crate::model::text::echo(project)
+    )))
+}
+
 /// The setting a conventional environment variable stands for, if `name` is one.
-fn conventional(name: &str) -> Option<[&'static str; 2]> {
+fn conventional(name: &str) -> Option<&'static [&'static str]> {
     match name {
-        "DATABASE_URL" => Some(["registry", "database_url"]),
-        "REDIS_URL" => Some(["online", "redis_url"]),
+        "DATABASE_URL" => Some(&["registry", "database_url"]),
+        "REDIS_URL" => Some(&["online", "redis_url"]),
+        "LOCKSTEP_PROJECT" => Some(&["project"]),
         _ => None,
     }
 }

@@ -223,7 +223,7 @@ pub mod bindings {
     #![allow(unsafe_code, unused_qualifications, missing_docs)]
 
     wit_bindgen::generate!({
-        path: "../wit",
+        path: "wit",
         world: "feature-transform",
         pub_export_macro: true,
         default_bindings_module: "lockstep_sdk::bindings",

@@ -89,6 +89,14 @@ async fn the_fraud_example_runs_end_to_end_on_postgres_and_redis() {
     let labels = arrow::compute::concat_batches(&labels[0].schema(), &labels).unwrap();
     let set = lockstep.training_set(&service(), &labels).await.unwrap();
     assert_eq!(set.batch.num_rows() as u64, files.label_rows);
+    crate::training_labels::entity_columns_are_kept(
+        &lockstep,
+        config.clone(),
+        &service(),
+        &files,
+        &set,
+    )
+    .await;
     let column = |name: &str| set.batch.column_by_name(name).unwrap().clone();
     let scored = column("amount_vs_avg_24h");
     assert!(scored.len() - scored.null_count() > set.batch.num_rows() * 9 / 10);

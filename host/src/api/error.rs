@@ -6,7 +6,7 @@
 //!
 //! | status | code | when |
 //! |---|---|---|
-//! | 400 | `invalid_path`, `invalid_query`, `invalid_body`, `invalid_name`, `invalid_alias`, `invalid_backfill`, `invalid_feature_request`, `invalid_entity_rows`, `invalid_offline_input`, `invalid_online_input`, `invalid_rows`, `invalid_value` (a pushed value no store may hold: row and column named; nothing written) | malformed request |
+//! | 400 | `ambiguous_project` (several projects, none named), `invalid_path`, `invalid_query`, `invalid_body`, `invalid_name`, `invalid_alias`, `invalid_backfill`, `invalid_feature_request`, `invalid_entity_rows`, `invalid_offline_input`, `invalid_online_input`, `invalid_rows`, `invalid_value` (a pushed value no store may hold: row and column named; nothing written) | malformed request |
 //! | 401 | `unauthorized` | missing or unknown bearer token |
 //! | 403 | `forbidden` | the token lacks the endpoint's scope |
 //! | 404 | `not_found`, `unknown_project`, `unknown_transform_version`, `unknown_view`, `unknown_backfill_job` | no such route, project, transform, version, view or job |
@@ -209,6 +209,9 @@ impl From<ProjectError> for ApiError {
             ProjectError::Unknown { .. } => {
                 Self::new(StatusCode::NOT_FOUND, error.code(), error.to_string())
             }
+            ProjectError::Ambiguous { .. } => {
+                Self::new(StatusCode::BAD_REQUEST, error.code(), error.to_string())
+            }
             ProjectError::Registry(registry) => registry.into(),
         }
     }
@@ -311,6 +314,7 @@ impl From<BackfillError> for ApiError {
             }
             BackfillError::Offline(offline) => offline.into(),
             BackfillError::Registry(registry) => registry.into(),
+            BackfillError::Project(project) => project.into(),
             BackfillError::Ready(ready) => ready.into(),
             BackfillError::Transform { error, .. } => transform_failure(message, &error),
             BackfillError::Rows { .. } => Self::new(

@@ -17,14 +17,13 @@ use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
+use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
 use tower_http::trace::TraceLayer;
 
 use crate::config::ServerConfig;
-use crate::model::definitions::DEFAULT_PROJECT;
 use crate::model::text::echo;
 use crate::pipeline::{Component, Lockstep};
 use auth::{Access, Scope};
@@ -81,6 +80,11 @@ pub fn app(state: Arc<AppState>) -> Router {
             "/definitions",
             get(definitions).layer(guarded(Scope::Read, 0)),
         )
+        .route("/projects", get(projects).layer(guarded(Scope::Read, 0)))
+        .route(
+            "/projects/{name}",
+            delete(delete_project).layer(guarded(Scope::Write, 0)),
+        )
         .route(
             "/backfills",
             get(offline::list_backfills)
@@ -93,7 +97,10 @@ pub fn app(state: Arc<AppState>) -> Router {
         )
         .route(
             "/training-set",
-            post(offline::training_set).layer(guarded(Scope::Read, body_limit)),
+            post(offline::training_set).layer(guarded(
+                Scope::Read,
+                body_limit.max(state.server.max_entity_rows_bytes),
+            )),
         )
         .route(
             "/get-online-features",
@@ -478,8 +485,25 @@ async fn definitions(
     State(state): Shared,
     Query(query): Query<ProjectQuery>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let project = query.project.as_deref().unwrap_or(DEFAULT_PROJECT);
-    state.lockstep.check_project(project).await?;
-    let resolved = state.lockstep.definitions(project).await?;
+    let project = state.lockstep.project(query.project.as_deref()).await?;
+    state.lockstep.check_project(&project).await?;
+    let resolved = state.lockstep.definitions(&project).await?;
     Ok(Json(resolved))
+}
+
+/// `GET /projects`: the projects with definitions applied, and the one requests naming
+/// none go to (null when that depends on which projects exist and there are several).
+async fn projects(State(state): Shared) -> Result<impl IntoResponse, ApiError> {
+    let projects = state.lockstep.projects().await?;
+    let default = state.lockstep.project(None).await.ok();
+    Ok(Json(json!({ "projects": projects, "default": default })))
+}
+
+/// `DELETE /projects/{name}`: deletes the project's definitions (its stored data stays).
+async fn delete_project(
+    State(state): Shared,
+    Path(name): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    let report = state.lockstep.delete_project(&name).await?;
+    Ok(Json(json!({ "project": name, "report": report })))
 }

@@ -2,7 +2,6 @@
 //! list and show jobs, and build a training set from entity rows sent as JSON columns
 //! (answered as JSON columns, or as a Parquet file when asked for one).
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use arrow::array::RecordBatch;
@@ -17,10 +16,14 @@ use serde_json::json;
 
 use super::error::ApiError;
 use super::extract::Path;
-use super::{Shared, json_body};
-use crate::columnar::{arrow_schema, from_json, to_json};
+use super::extract::Query;
+use super::{Shared, body, json_body};
+use crate::columnar::{JsonColumn, arrow_schema, from_json, infer_json_type};
+use crate::model::text::echo;
 use crate::model::{FieldSpec, parse_timestamp};
 use crate::pipeline::{BackfillRequest, TrainingSetRequest};
+use crate::source::{EntityColumns, parquet_entity_rows};
+use indexmap::IndexMap;
 
 /// Media type of a Parquet response.
 const PARQUET: &str = "application/vnd.apache.parquet";
@@ -101,29 +104,116 @@ pub async fn show_backfill(
 struct TrainingSetBody {
     #[serde(flatten)]
     request: TrainingSetRequest,
-    /// Entity rows by column: join keys, the timestamp column, request fields.
-    entities: BTreeMap<String, Vec<serde_json::Value>>,
+    /// Entity rows by column: join keys, the timestamp column, request fields, and any
+    /// other column (labels, row ids), which comes back unchanged.
+    entities: IndexMap<String, Vec<serde_json::Value>>,
 }
 
-/// `POST /training-set`: entity rows in, features joined as of each row's time out.
+/// The request of a training set whose entity rows are a Parquet body.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainingSetQuery {
+    #[serde(default)]
+    project: Option<String>,
+    #[serde(default)]
+    feature_service: Option<String>,
+    /// Comma-separated feature references.
+    #[serde(default)]
+    features: Option<String>,
+    #[serde(default)]
+    full_feature_names: bool,
+    #[serde(default)]
+    timestamp_column: Option<String>,
+}
+
+impl From<TrainingSetQuery> for TrainingSetRequest {
+    fn from(query: TrainingSetQuery) -> Self {
+        TrainingSetRequest {
+            project: query.project,
+            feature_service: query.feature_service,
+            features: query
+                .features
+                .iter()
+                .flat_map(|list| list.split(','))
+                .map(|reference| reference.trim().to_owned())
+                .filter(|reference| !reference.is_empty())
+                .collect(),
+            full_feature_names: query.full_feature_names,
+            timestamp_column: query.timestamp_column,
+        }
+    }
+}
+
+/// `POST /training-set`: entity rows in — a JSON body, or a Parquet body
+/// (`Content-Type: application/vnd.apache.parquet`, the request in the query string) —
+/// and every entity column back, in order, with the features joined as of each row's time.
 pub async fn training_set(
     State(state): Shared,
+    Query(query): Query<TrainingSetQuery>,
     headers: HeaderMap,
     bytes: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let body: TrainingSetBody = json_body(
-        bytes,
-        r#"{"feature_service": "..." | "features": ["view:feature"], "entities": {"column": [values]}}"#,
-    )?;
-    let request = body.request;
-    let (required, optional) = state.lockstep.training_set_columns(&request).await?;
-    let entities = entity_batch(&body.entities, &required, &optional)?;
+    let is = |name: header::HeaderName, media: &str| {
+        headers
+            .get(name)
+            .and_then(|value| value.to_str().ok())
+            .is_some_and(|value| value.contains(media))
+    };
+    let (request, entities) = if is(header::CONTENT_TYPE, PARQUET) {
+        let request = TrainingSetRequest::from(query);
+        let (required, optional) = state.lockstep.training_set_columns(&request).await?;
+        let bytes = body(bytes)?;
+        let entities = tokio::task::spawn_blocking(move || {
+            parquet_entity_rows(
+                "the entity rows",
+                bytes,
+                EntityColumns {
+                    required: &required,
+                    optional: &optional,
+                },
+            )
+        })
+        .await
+        .map_err(|e| ApiError::internal(&e))?
+        .map_err(|e| invalid_rows(e.to_string()))?;
+        (request, entities)
+    } else {
+        if query.project.is_some()
+            || query.feature_service.is_some()
+            || query.features.is_some()
+            || query.full_feature_names
+            || query.timestamp_column.is_some()
+        {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_query",
+                "the query string carries the request only with a Parquet body; a JSON body \
+                 carries it in its fields",
+            ));
+        }
+        let bytes = body(bytes)?;
+        let limit = state.server.max_body_bytes;
+        if bytes.len() > limit {
+            return Err(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                format!(
+                    "the JSON body is {} bytes, over the {limit}-byte limit; send the entity \
+                     rows as Parquet (Content-Type: {PARQUET})",
+                    bytes.len()
+                ),
+            ));
+        }
+        let body: TrainingSetBody = json_body(
+            Ok(bytes),
+            r#"{"feature_service": "..." | "features": ["view:feature"], "entities": {"column": [values]}}"#,
+        )?;
+        let (required, optional) = state.lockstep.training_set_columns(&body.request).await?;
+        let entities = entity_batch(&body.entities, &required, &optional)?;
+        (body.request, entities)
+    };
     let set = state.lockstep.training_set(&request, &entities).await?;
-    let wants_parquet = headers
-        .get(header::ACCEPT)
-        .and_then(|value| value.to_str().ok())
-        .is_some_and(|accept| accept.contains(PARQUET));
-    if wants_parquet {
+    if is(header::ACCEPT, PARQUET) {
         let mut bytes = Vec::new();
         let mut writer = parquet::arrow::ArrowWriter::try_new(&mut bytes, set.batch.schema(), None)
             .map_err(|e| ApiError::internal(&e))?;
@@ -133,59 +223,83 @@ pub async fn training_set(
         writer.close().map_err(|e| ApiError::internal(&e))?;
         return Ok(([(header::CONTENT_TYPE, PARQUET)], bytes).into_response());
     }
-    let columns: serde_json::Map<String, serde_json::Value> = set
-        .batch
-        .schema()
-        .fields()
-        .iter()
-        .zip(set.batch.columns())
-        .map(|(field, array)| {
-            let values = (0..array.len())
-                .map(|row| to_json(array.as_ref(), row))
-                .collect();
-            (field.name().clone(), serde_json::Value::Array(values))
-        })
-        .collect();
-    Ok(Json(json!({
-        "rows": set.batch.num_rows(),
-        "columns": columns,
-        "seconds": set.seconds,
-    }))
+    Ok(Json(TrainingSetAnswer {
+        rows: set.batch.num_rows(),
+        columns: Columns(&set.batch),
+        seconds: set.seconds,
+    })
     .into_response())
 }
 
-/// The entity columns a training set needs, typed, from JSON columns of equal length.
+#[derive(serde::Serialize)]
+struct TrainingSetAnswer<'a> {
+    rows: usize,
+    columns: Columns<'a>,
+    seconds: f64,
+}
+
+/// A batch as a JSON object of columns, in the batch's column order.
+struct Columns<'a>(&'a RecordBatch);
+
+impl serde::Serialize for Columns<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_map(
+            self.0
+                .schema_ref()
+                .fields()
+                .iter()
+                .zip(self.0.columns())
+                .map(|(field, array)| (field.name(), JsonColumn(array.as_ref()))),
+        )
+    }
+}
+
+fn invalid_rows(message: String) -> ApiError {
+    ApiError::new(StatusCode::BAD_REQUEST, "invalid_entity_rows", message)
+}
+
+/// Entity rows from JSON columns of equal length, in the body's column order: the
+/// columns the training set uses in their types, every other column in the one its values
+/// share (integers, numbers, booleans or strings).
 fn entity_batch(
-    columns: &BTreeMap<String, Vec<serde_json::Value>>,
+    columns: &IndexMap<String, Vec<serde_json::Value>>,
     required: &[FieldSpec],
     optional: &[FieldSpec],
 ) -> Result<RecordBatch, ApiError> {
-    let invalid =
-        |message: String| ApiError::new(StatusCode::BAD_REQUEST, "invalid_entity_rows", message);
     let rows = columns.values().map(Vec::len).max().unwrap_or(0);
     if let Some((name, values)) = columns.iter().find(|(_, values)| values.len() != rows) {
-        return Err(invalid(format!(
-            "entity column `{name}` has {} values, others have {rows}",
+        return Err(invalid_rows(format!(
+            "entity column `{}` has {} values, others have {rows}",
+            echo(name),
             values.len()
         )));
     }
-    let mut fields = Vec::new();
-    let mut arrays = Vec::new();
-    for field in required {
-        let values = columns.get(&field.name).ok_or_else(|| {
-            invalid(format!(
-                "the entity rows need a column `{}` ({})",
-                field.name, field.value_type
-            ))
-        })?;
-        arrays.push(from_json(field, values).map_err(invalid)?);
-        fields.push(field.clone());
+    if let Some(field) = required.iter().find(|f| !columns.contains_key(&f.name)) {
+        return Err(invalid_rows(format!(
+            "the entity rows need a column `{}` ({})",
+            field.name, field.value_type
+        )));
     }
-    for field in optional {
-        if let Some(values) = columns.get(&field.name) {
-            arrays.push(from_json(field, values).map_err(invalid)?);
-            fields.push(field.clone());
-        }
+    let mut fields = Vec::with_capacity(columns.len());
+    let mut arrays = Vec::with_capacity(columns.len());
+    for (name, values) in columns {
+        let field = match required.iter().chain(optional).find(|f| f.name == *name) {
+            Some(field) => field.clone(),
+            None => FieldSpec {
+                name: name.clone(),
+                value_type: infer_json_type(values).map_err(|message| {
+                    invalid_rows(format!("entity column `{}`: {message}", echo(name)))
+                })?,
+                nullable: true,
+            },
+        };
+        arrays.push(from_json(&field, values).map_err(invalid_rows)?);
+        fields.push(field);
     }
-    RecordBatch::try_new(arrow_schema(&fields), arrays).map_err(|e| invalid(e.to_string()))
+    RecordBatch::try_new_with_options(
+        arrow_schema(&fields),
+        arrays,
+        &arrow::array::RecordBatchOptions::new().with_row_count(Some(rows)),
+    )
+    .map_err(|e| invalid_rows(e.to_string()))
 }

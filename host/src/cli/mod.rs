@@ -5,6 +5,7 @@ pub mod demo;
 mod offline;
 mod online;
 mod registry;
+mod scaffold;
 mod table;
 mod term;
 
@@ -29,6 +30,10 @@ struct Cli {
     /// Config file (TOML); `LOCKSTEP__SECTION__KEY` environment variables override it.
     #[arg(long, global = true, env = "LOCKSTEP_CONFIG")]
     config: Option<PathBuf>,
+    /// The project to work on (overrides `LOCKSTEP_PROJECT` and the config's `project`);
+    /// by default the only one with definitions applied.
+    #[arg(long, global = true)]
+    project: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -52,6 +57,11 @@ enum Command {
         /// from this directory instead of building.
         #[arg(long, conflicts_with = "transforms")]
         components: Option<PathBuf>,
+    },
+    /// Start something new from a template.
+    New {
+        #[command(subcommand)]
+        command: NewCommand,
     },
     /// Build a guest crate (or every cdylib crate of a workspace) into transform components.
     Build {
@@ -91,6 +101,11 @@ enum Command {
         #[arg(long)]
         name: String,
     },
+    /// List the projects with definitions applied, or delete one's definitions.
+    Projects {
+        #[command(subcommand)]
+        command: Option<ProjectsCommand>,
+    },
     /// List transforms, or one transform's versions.
     Transforms {
         /// Show only this transform.
@@ -118,9 +133,6 @@ enum Command {
     Backfill {
         /// The feature view.
         view: String,
-        /// The project (default: the only one applied).
-        #[arg(long)]
-        project: Option<String>,
         /// Only events at or after this time (RFC 3339 or a date).
         #[arg(long, value_parser = crate::model::parse_timestamp)]
         from: Option<i64>,
@@ -150,9 +162,6 @@ enum Command {
         /// The output Parquet file.
         #[arg(long)]
         out: PathBuf,
-        /// The project (default: the only one applied).
-        #[arg(long)]
-        project: Option<String>,
         /// Name feature columns `view__feature`.
         #[arg(long)]
         full_feature_names: bool,
@@ -172,9 +181,6 @@ enum Command {
         /// Feature views, comma-separated (default: every online view).
         #[arg(long, value_delimiter = ',')]
         views: Vec<String>,
-        /// The project (default: the only one applied).
-        #[arg(long)]
-        project: Option<String>,
     },
     /// Materialize from where each view's last materialization ended up to now (or `--to`).
     MaterializeIncremental {
@@ -184,9 +190,6 @@ enum Command {
         /// Feature views, comma-separated (default: every online view).
         #[arg(long, value_delimiter = ',')]
         views: Vec<String>,
-        /// The project (default: the only one applied).
-        #[arg(long)]
-        project: Option<String>,
     },
     /// Rebuild the online store from the offline store (after Redis lost its data): every
     /// online view's latest values within its ttl.
@@ -197,9 +200,6 @@ enum Command {
         /// Delete the views' online values first.
         #[arg(long)]
         fresh: bool,
-        /// The project (default: the only one applied).
-        #[arg(long)]
-        project: Option<String>,
     },
     /// Push source rows through their views' transforms into the online and offline stores.
     Push {
@@ -212,9 +212,6 @@ enum Command {
         /// Which stores to write.
         #[arg(long, value_enum, default_value = "online-and-offline")]
         to: PushTo,
-        /// The project (default: the only one applied).
-        #[arg(long)]
-        project: Option<String>,
     },
     /// Replay a feature service's logged online responses through the offline path and
     /// compare them with what was served, bit for bit; exits non-zero on any difference.
@@ -224,9 +221,6 @@ enum Command {
         /// Only responses logged at or after this time (RFC 3339 or a date).
         #[arg(long, value_parser = crate::model::parse_timestamp)]
         since: Option<i64>,
-        /// The project (default: the only one applied).
-        #[arg(long)]
-        project: Option<String>,
         /// At most this many logged responses, oldest first.
         #[arg(long, default_value_t = 100_000)]
         limit: u32,
@@ -287,6 +281,33 @@ impl From<PushTo> for crate::pipeline::PushTarget {
 }
 
 #[derive(Subcommand)]
+enum NewCommand {
+    /// A transform crate that builds anywhere (the SDK comes inside it): `lockstep build`
+    /// it, `lockstep upload` the component, name it in a view's definitions.
+    Transform {
+        /// Crate name (lowercase, `-` or `_`); the transform is named after it.
+        name: String,
+        /// An on-demand view's transform (features and request fields in) instead of a
+        /// feature view's (source rows in).
+        #[arg(long)]
+        on_demand: bool,
+        /// Directory to create the crate in.
+        #[arg(long, default_value = ".")]
+        dir: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum ProjectsCommand {
+    /// Delete every definition of a project. Its data stays in the stores: applying the
+    /// same definitions again serves it as before.
+    Delete {
+        /// The project.
+        name: String,
+    },
+}
+
+#[derive(Subcommand)]
 enum TransformCommand {
     /// Load a component as the server would: print its digest and signature, and smoke-run it
     /// on generated sample rows (whole and in chunks, which must agree bit for bit).
@@ -343,6 +364,24 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Build { path, target_dir } => build(path, target_dir),
+        Command::New {
+            command:
+                NewCommand::Transform {
+                    name,
+                    on_demand,
+                    dir,
+                },
+        } => {
+            let kind = if on_demand {
+                scaffold::Kind::OnDemand
+            } else {
+                scaffold::Kind::View
+            };
+            let root = scaffold::new_transform(&dir, &name, kind)?;
+            println!("created {}", root.display());
+            println!("next: lockstep build {}", root.display());
+            Ok(())
+        }
         Command::Transform {
             command: TransformCommand::Check { file },
         } => check(&file),
@@ -365,7 +404,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             ..
         } => datagen_fraud(&out, events, users, entity_rows, seed),
         command => {
-            let config = Config::load(cli.config.as_deref())?;
+            let mut config = Config::load(cli.config.as_deref())?;
+            if let Some(project) = cli.project {
+                config.set_project(project)?;
+            }
             tokio::runtime::Runtime::new()?.block_on(registry::run(command, config))
         }
     }

@@ -175,8 +175,8 @@ pub async fn backfills(lockstep: &Lockstep, id: Option<i64>) -> anyhow::Result<(
     Ok(())
 }
 
-/// Reads an entity file (Parquet or CSV): the columns `request` needs, then the request
-/// fields it may use that the file has.
+/// Reads an entity file (Parquet or CSV): every column, in order, with the columns
+/// `request` uses (keys, time, request fields) in their canonical types.
 pub async fn read_entities(
     lockstep: &Lockstep,
     request: &TrainingSetRequest,
@@ -187,15 +187,19 @@ pub async fn read_entities(
         .await
         .map_err(|e| super::coded(&e, e.code()))?;
     let path = entities.to_owned();
-    let (batches, _) =
-        tokio::task::spawn_blocking(move || crate::source::read_file(&path, &required, &optional))
-            .await?
-            .map_err(|e| super::coded(&e, "invalid_entity_rows"))?;
-    let schema = match batches.first() {
-        Some(batch) => batch.schema(),
-        None => anyhow::bail!("{} has no rows", entities.display()),
-    };
-    Ok(arrow::compute::concat_batches(&schema, &batches)?)
+    let rows = tokio::task::spawn_blocking(move || {
+        crate::source::read_entity_file(
+            &path,
+            crate::source::EntityColumns {
+                required: &required,
+                optional: &optional,
+            },
+        )
+    })
+    .await?
+    .map_err(|e| super::coded(&e, "invalid_entity_rows"))?;
+    anyhow::ensure!(rows.num_rows() > 0, "{} has no rows", entities.display());
+    Ok(rows)
 }
 
 /// `lockstep training-set`: reads the entity file, joins, writes Parquet.

@@ -116,7 +116,6 @@ pub async fn run(command: Command, mut config: Config) -> anyhow::Result<()> {
         }
         Command::Backfill {
             view,
-            project,
             from,
             to,
             fresh,
@@ -125,7 +124,7 @@ pub async fn run(command: Command, mut config: Config) -> anyhow::Result<()> {
             offline::backfill(
                 &lockstep,
                 BackfillRequest {
-                    project,
+                    project: None,
                     view,
                     from,
                     to,
@@ -135,16 +134,51 @@ pub async fn run(command: Command, mut config: Config) -> anyhow::Result<()> {
             .await
         }
         Command::Backfills { id } => offline::backfills(&lockstep, id).await,
-        Command::Materialize {
-            from,
-            to,
-            views,
-            project,
+        Command::Projects { command: None } => {
+            let projects = lockstep.projects().await?;
+            if projects.is_empty() {
+                println!("no project has definitions applied yet; run `lockstep apply`");
+            }
+            let default = lockstep.project(None).await.ok();
+            for project in &projects {
+                let marker = if default.as_deref() == Some(project.name.as_str()) {
+                    "*"
+                } else {
+                    " "
+                };
+                println!(
+                    "{marker} {:<24} {} entities, {} sources, {} feature views, {} on-demand views, {} feature services",
+                    safe(&project.name),
+                    project.entities,
+                    project.sources,
+                    project.feature_views,
+                    project.on_demand_views,
+                    project.feature_services
+                );
+            }
+            if projects.len() > 1 && default.is_none() {
+                println!(
+                    "(no default: name one with --project, LOCKSTEP_PROJECT or the config key `project`)"
+                );
+            }
+            Ok(())
+        }
+        Command::Projects {
+            command: Some(super::ProjectsCommand::Delete { name }),
         } => {
+            let report = lockstep.delete_project(&name).await?;
+            println!(
+                "project {} deleted: {} definitions removed; its offline tables and online values stay",
+                safe(&name),
+                report.deleted.len()
+            );
+            Ok(())
+        }
+        Command::Materialize { from, to, views } => {
             online::materialize(
                 &lockstep,
                 MaterializeRequest {
-                    project,
+                    project: None,
                     views,
                     from: Some(from),
                     to,
@@ -153,11 +187,11 @@ pub async fn run(command: Command, mut config: Config) -> anyhow::Result<()> {
             )
             .await
         }
-        Command::MaterializeIncremental { to, views, project } => {
+        Command::MaterializeIncremental { to, views } => {
             online::materialize(
                 &lockstep,
                 MaterializeRequest {
-                    project,
+                    project: None,
                     views,
                     from: None,
                     to,
@@ -166,22 +200,16 @@ pub async fn run(command: Command, mut config: Config) -> anyhow::Result<()> {
             )
             .await
         }
-        Command::Rehydrate {
-            views,
-            fresh,
-            project,
-        } => online::rehydrate(&lockstep, project, views, fresh).await,
-        Command::Push {
-            source,
-            rows,
-            to,
-            project,
-        } => online::push(&lockstep, project.as_deref(), &source, &rows, to.into()).await,
+        Command::Rehydrate { views, fresh } => {
+            online::rehydrate(&lockstep, None, views, fresh).await
+        }
+        Command::Push { source, rows, to } => {
+            online::push(&lockstep, None, &source, &rows, to.into()).await
+        }
         Command::TrainingSet {
             entities,
             features,
             out,
-            project,
             full_feature_names,
             timestamp_column,
         } => {
@@ -194,7 +222,7 @@ pub async fn run(command: Command, mut config: Config) -> anyhow::Result<()> {
                 (Some(features), Vec::new())
             };
             let request = TrainingSetRequest {
-                project,
+                project: None,
                 feature_service,
                 features,
                 full_feature_names,
@@ -205,12 +233,11 @@ pub async fn run(command: Command, mut config: Config) -> anyhow::Result<()> {
         Command::Audit {
             service,
             since,
-            project,
             limit,
             show,
         } => {
             let request = crate::pipeline::AuditRequest {
-                project,
+                project: None,
                 since: since.unwrap_or(i64::MIN),
                 limit,
                 max_differences: show,
@@ -220,6 +247,7 @@ pub async fn run(command: Command, mut config: Config) -> anyhow::Result<()> {
         }
         Command::Demo { .. }
         | Command::Build { .. }
+        | Command::New { .. }
         | Command::Transform { .. }
         | Command::CompileWorker { .. }
         | Command::Datagen { .. } => {

@@ -64,6 +64,8 @@ pub enum BackfillError {
     #[error(transparent)]
     Registry(#[from] RegistryError),
     #[error(transparent)]
+    Project(#[from] super::ProjectError),
+    #[error(transparent)]
     Ready(#[from] ReadyError),
     #[error("{chunk}: {error}")]
     Transform { chunk: String, error: RunError },
@@ -86,6 +88,7 @@ impl BackfillError {
             Self::Source(error) => error.code(),
             Self::Offline(error) => error.code(),
             Self::Registry(error) => error.code(),
+            Self::Project(error) => error.code(),
             Self::Ready(error) => error.code(),
             Self::Transform { error, .. } => error.code(),
             Self::Rows { .. } => "invalid_source_rows",
@@ -169,7 +172,7 @@ impl Lockstep {
         {
             return Err(BackfillError::EmptyWindow { from, to });
         }
-        let project = self.project_or_default(request.project.as_deref()).await?;
+        let project = self.project(request.project.as_deref()).await?;
         let definitions = self
             .definitions(&project)
             .await
@@ -395,29 +398,6 @@ impl Lockstep {
             }
         }
     }
-
-    /// The project named, or the only one with definitions, or `default`.
-    pub(crate) async fn project_or_default(
-        &self,
-        project: Option<&str>,
-    ) -> Result<String, RegistryError> {
-        project_or_default(&*self.registry, project).await
-    }
-}
-
-/// The project named, or the only one with definitions in `registry`, or `default`.
-pub(crate) async fn project_or_default(
-    registry: &dyn crate::registry::Registry,
-    project: Option<&str>,
-) -> Result<String, RegistryError> {
-    if let Some(project) = project {
-        return Ok(project.to_owned());
-    }
-    let projects = registry.projects().await?;
-    Ok(match projects.as_slice() {
-        [only] => only.clone(),
-        _ => crate::model::definitions::DEFAULT_PROJECT.to_owned(),
-    })
 }
 
 /// Reads one chunk and turns it into the table's rows.

@@ -25,6 +25,12 @@ pub enum ApplyError {
 pub enum ProjectError {
     #[error("no project `{}` has definitions applied (projects: {})", echo(.project), list(.known))]
     Unknown { project: String, known: Vec<String> },
+    #[error(
+        "several projects have definitions applied ({}): name one with `--project`, \
+         `LOCKSTEP_PROJECT`, the config key `project` or the request's `project` field",
+        .known.join(", ")
+    )]
+    Ambiguous { known: Vec<String> },
     #[error(transparent)]
     Registry(#[from] RegistryError),
 }
@@ -33,6 +39,7 @@ impl ProjectError {
     pub fn code(&self) -> &'static str {
         match self {
             Self::Unknown { .. } => "unknown_project",
+            Self::Ambiguous { .. } => "ambiguous_project",
             Self::Registry(error) => error.code(),
         }
     }
@@ -58,6 +65,17 @@ pub struct PlanOutcome {
     pub plan: Plan,
     #[serde(skip)]
     pub resolved: Resolved,
+}
+
+/// One project with definitions applied.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProjectSummary {
+    pub name: String,
+    pub entities: usize,
+    pub sources: usize,
+    pub feature_views: usize,
+    pub on_demand_views: usize,
+    pub feature_services: usize,
 }
 
 /// What an apply changed.
@@ -157,9 +175,72 @@ impl Lockstep {
         known_project(&*self.registry, project).await
     }
 
+    /// The project a call naming `project` (or none) works on; see [`resolve_project`].
+    pub async fn project(&self, project: Option<&str>) -> Result<String, ProjectError> {
+        resolve_project(&*self.registry, project, self.default_project.as_deref()).await
+    }
+
+    /// Every project with definitions applied, with the number of objects of each kind.
+    pub async fn projects(&self) -> Result<Vec<ProjectSummary>, ApplyError> {
+        let mut summaries = Vec::new();
+        for name in self.registry.projects().await? {
+            let resolved = self.definitions(&name).await?;
+            summaries.push(ProjectSummary {
+                entities: resolved.entities.len(),
+                sources: resolved.sources.len(),
+                feature_views: resolved.feature_views.len(),
+                on_demand_views: resolved.on_demand_views.len(),
+                feature_services: resolved.feature_services.len(),
+                name,
+            });
+        }
+        Ok(summaries)
+    }
+
+    /// The project calls naming none work on, if configured.
+    pub fn default_project(&self) -> Option<&str> {
+        self.default_project.as_deref()
+    }
+
+    /// Deletes every definition of `project` (its data in the stores stays: applying the
+    /// same definitions again serves it as before).
+    pub async fn delete_project(&self, project: &str) -> Result<ApplyReport, ProjectError> {
+        let known = self.registry.projects().await?;
+        if !known.iter().any(|name| name == project) {
+            return Err(ProjectError::Unknown {
+                project: project.to_owned(),
+                known,
+            });
+        }
+        let report = self.registry.apply(project, Vec::new()).await?;
+        self.served.clear();
+        tracing::info!(project, deleted = report.deleted.len(), "project deleted");
+        Ok(report)
+    }
+
     /// The definitions applied to `project` (empty if none).
     pub async fn definitions(&self, project: &str) -> Result<Resolved, ApplyError> {
         applied_definitions(&*self.registry, project).await
+    }
+}
+
+/// The project a call works on: the one it names, else the configured `default`, else the
+/// only project with definitions applied, else (none applied yet) [`DEFAULT_PROJECT`].
+/// With several projects and none named, the call is refused, naming them: guessing would
+/// send it to the wrong project's definitions.
+pub(crate) async fn resolve_project(
+    registry: &dyn Registry,
+    named: Option<&str>,
+    default: Option<&str>,
+) -> Result<String, ProjectError> {
+    if let Some(project) = named.or(default) {
+        return Ok(project.to_owned());
+    }
+    let mut known = registry.projects().await?;
+    match known.len() {
+        0 => Ok(DEFAULT_PROJECT.to_owned()),
+        1 => Ok(known.remove(0)),
+        _ => Err(ProjectError::Ambiguous { known }),
     }
 }
 

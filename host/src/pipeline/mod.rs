@@ -29,7 +29,7 @@ pub use backfill::{
     BackfillError, BackfillEvent, BackfillRequest, BackfillSummary, PlannedBackfill,
     describe_window,
 };
-pub use definitions::{ApplyError, ApplyOutcome, PlanOutcome, ProjectError};
+pub use definitions::{ApplyError, ApplyOutcome, PlanOutcome, ProjectError, ProjectSummary};
 pub use feature_log::{LoggedFeature, LoggedRequest};
 pub use features::{FeatureError, FeatureRequest};
 pub use health::{Component, Readiness, ReadyStatus};
@@ -70,6 +70,8 @@ pub struct Lockstep {
     /// On-demand evaluations so far, and every how many one is re-checked row-wise.
     on_demand_calls: std::sync::atomic::AtomicU64,
     row_check_every: u64,
+    /// The project calls naming none work on (`project` in the config).
+    default_project: Option<String>,
 }
 
 /// Why the host could not start.
@@ -154,6 +156,7 @@ impl Lockstep {
             logger: std::sync::OnceLock::new(),
             on_demand_calls: Default::default(),
             row_check_every: config.online.row_check_every.max(1),
+            default_project: config.project.clone(),
         }
     }
 

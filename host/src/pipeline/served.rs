@@ -201,7 +201,7 @@ async fn load(
     key: &Key,
 ) -> Result<Arc<ServedDefinitions>, FeatureError> {
     super::transforms::sync_unsafe_transforms(registry, runtime).await?;
-    let project = super::backfill::project_or_default(registry, key.as_deref()).await?;
+    let project = super::definitions::resolve_project(registry, key.as_deref(), None).await?;
     super::definitions::known_project(registry, &project).await?;
     let resolved = super::definitions::applied_definitions(registry, &project)
         .await
@@ -252,7 +252,9 @@ impl Lockstep {
         &self,
         project: Option<&str>,
     ) -> Result<Arc<ServedDefinitions>, FeatureError> {
-        let key = project.map(str::to_owned);
+        let key = project
+            .or(self.default_project.as_deref())
+            .map(str::to_owned);
         if let Lookup::Fresh(served) = self.served.lookup(&key, self.definitions_refresh, false) {
             return Ok(served);
         }
@@ -273,7 +275,9 @@ impl Lockstep {
         &self,
         project: Option<&str>,
     ) -> Result<Arc<ServedDefinitions>, FeatureError> {
-        let key = project.map(str::to_owned);
+        let key = project
+            .or(self.default_project.as_deref())
+            .map(str::to_owned);
         match self.served.lookup(&key, self.definitions_refresh, true) {
             Lookup::Fresh(served) => Ok(served),
             Lookup::Stale { served, refresh } => {

@@ -33,6 +33,7 @@ mod canonical;
 mod chunk;
 mod confine;
 mod csv_files;
+mod entity_rows;
 mod error;
 mod files;
 mod parquet_files;
@@ -43,6 +44,7 @@ mod tests;
 
 pub use chunk::{Chunk, TimeWindow};
 pub use confine::{Roots, check_source};
+pub use entity_rows::{EntityColumns, parquet_entity_rows, read_entity_file};
 pub use error::SourceError;
 
 use std::collections::BTreeSet;
