@@ -80,6 +80,8 @@ pub enum RegistryError {
     Corrupt(String),
     #[error("cannot open the registry: {0}")]
     Open(String),
+    #[error(transparent)]
+    Connect(#[from] crate::endpoint::ConnectError),
 }
 
 impl RegistryError {
@@ -89,7 +91,7 @@ impl RegistryError {
             Self::UnknownVersion { .. } => "unknown_transform_version",
             Self::Unavailable(_) => "registry_unavailable",
             Self::Corrupt(_) => "registry_corrupt",
-            Self::Open(_) => "registry_unavailable",
+            Self::Open(_) | Self::Connect(_) => "registry_unavailable",
         }
     }
 }
