@@ -265,7 +265,7 @@ async fn track(State(state): Shared, request: Request, next: Next) -> Response {
         method,
         path = %endpoint,
         status,
-        latency_ms = (seconds * 1e4).round() / 10.0,
+        latency_ms = (seconds * 1e6).round() / 1e3,
         "request"
     );
     response

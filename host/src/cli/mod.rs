@@ -359,13 +359,12 @@ fn run(cli: Cli, config: Result<Config, ConfigError>) -> anyhow::Result<()> {
             transforms,
             components,
         } => {
-            let config = config?;
-            stores::announce(&config);
             let components = match components {
                 Some(dir) => demo::Components::Dir(dir),
                 None => demo::Components::Build(transforms),
             };
-            let options = demo::DemoOptions::new(config, dir, components);
+            let options = demo::DemoOptions::new(config?, dir, components);
+            stores::announce(&options.config);
             block_on(demo::run(options))?;
             Ok(())
         }
