@@ -52,13 +52,20 @@ pub async fn open(location: &OfflineLocation) -> Result<Arc<dyn OfflineStore>, O
 /// Deletes the offline store at `location` with every feature table, job and log in it:
 /// drops its Postgres schema or removes its SQLite file. For `lockstep demo`.
 pub async fn remove(location: &OfflineLocation) -> Result<(), OfflineError> {
+    use crate::registry::DropError;
     match location {
         OfflineLocation::Postgres { url, schema } => {
-            crate::registry::drop_schema(url, schema).await
+            crate::registry::drop_schema(crate::endpoint::Store::Offline, url, schema)
+                .await
+                .map_err(|error| match error {
+                    DropError::Connect(error) => OfflineError::Connect(error),
+                    DropError::Other(message) => OfflineError::Open(message),
+                })
         }
-        OfflineLocation::Sqlite { path } => crate::registry::remove_sqlite_file(path),
+        OfflineLocation::Sqlite { path } => {
+            crate::registry::remove_sqlite_file(path).map_err(OfflineError::Open)
+        }
     }
-    .map_err(OfflineError::Open)
 }
 
 /// Why the offline store could not do something.

@@ -154,19 +154,32 @@ async fn postgres_pool(url: &str, connections: u32) -> Result<AnyPool, RegistryE
     })
 }
 
-/// Drops Postgres schema `schema` and everything in it, if it exists.
-pub(crate) async fn drop_schema(url: &str, schema: &str) -> Result<(), String> {
+/// Why a schema could not be dropped.
+#[derive(Debug)]
+pub(crate) enum DropError {
+    Connect(ConnectError),
+    Other(String),
+}
+
+/// Drops Postgres schema `schema` (of `store`) and everything in it, if it exists.
+pub(crate) async fn drop_schema(store: Store, url: &str, schema: &str) -> Result<(), DropError> {
     if !is_schema_name(schema) {
-        return Err(format!(
+        return Err(DropError::Other(format!(
             "schema `{schema}` must be lowercase letters, digits and `_`, at most 63 characters"
-        ));
+        )));
     }
     install_default_drivers();
-    let pool = pool(url, 1).await.map_err(|e| e.to_string())?;
+    crate::endpoint::probe_postgres(store, url, ACQUIRE_TIMEOUT)
+        .await
+        .map_err(DropError::Connect)?;
+    let pool = pool(url, 1).await.map_err(|e| {
+        let failure = crate::endpoint::classify_sqlx(&e, ACQUIRE_TIMEOUT);
+        DropError::Connect(ConnectError::new(store, url, failure))
+    })?;
     let dropped = sqlx::query(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))
         .execute(&pool)
         .await
-        .map_err(|e| format!("dropping schema `{schema}`: {e}"));
+        .map_err(|e| DropError::Other(format!("dropping schema `{schema}`: {e}")));
     pool.close().await;
     dropped.map(drop)
 }
