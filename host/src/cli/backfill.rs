@@ -34,9 +34,9 @@ pub async fn backfill(lockstep: &Lockstep, request: BackfillRequest) -> anyhow::
         job.chunks_done,
         job.window,
         if job.chunks_done > 0 && !job.is_complete() {
-            format!(" (resuming a job {})", job.state)
+            " (resuming)"
         } else {
-            String::new()
+            ""
         }
     ));
     let progress = match planned.estimated_rows {

@@ -53,7 +53,7 @@ impl Progress {
         } else {
             Sink::Lines {
                 every: PLAIN_EVERY,
-                write: Box::new(|line| super::out::status(line)),
+                write: Box::new(super::out::status),
             }
         };
         Self::with_sink(sink, step, unit, done, total)
