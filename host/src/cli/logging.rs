@@ -2,6 +2,7 @@
 //! defaults (sqlx only at `error` unless a filter names it), written to stderr as text or as
 //! one JSON object per line.
 
+use std::io::Write as _;
 use std::sync::OnceLock;
 
 use tracing_subscriber::EnvFilter;
@@ -49,7 +50,11 @@ pub fn init(format: LogFormat, default: &str) {
     let rust_log = std::env::var(RUST_LOG).ok();
     let wanted = directives(lockstep_log.as_deref(), rust_log.as_deref(), default);
     let filter = EnvFilter::try_new(&wanted).unwrap_or_else(|error| {
-        eprintln!("warning: ignoring the log filter `{wanted}` ({error}); logging at `{default}`");
+        // Before any subscriber: straight to stderr, which may be closed (nothing to do then).
+        let _ = writeln!(
+            std::io::stderr(),
+            "warning: ignoring the log filter `{wanted}` ({error}); logging at `{default}`"
+        );
         EnvFilter::new(directives(None, None, default))
     });
     let builder = tracing_subscriber::fmt()

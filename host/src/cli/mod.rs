@@ -272,7 +272,8 @@ enum Command {
         #[arg(long, default_value_t = 42)]
         seed: u64,
     },
-    /// Print a shell completion script: `lockstep completions bash > ~/.local/share/bash-completion/completions/lockstep`.
+    /// Print a shell completion script, e.g. `lockstep completions bash >
+    /// ~/.local/share/bash-completion/completions/lockstep`.
     Completions {
         /// The shell to complete in.
         shell: clap_complete::Shell,
