@@ -458,6 +458,50 @@ async fn sigterm_interrupts_a_fresh_backfill_and_reruns_resume_it_even_after_sig
     );
     assert_eq!(jobs_json(&config_file)[0]["state"], "done");
 
+    // Training sets and materializations show their steps, with counts toward a total.
+    let entities = dir.join("entities.parquet");
+    let spec = MovieDataSpec {
+        events: 240_000,
+        events_per_file: 60_000,
+        row_group_rows: 8_000,
+        ..MovieDataSpec::small()
+    };
+    lockstep::datagen::movies::write_entity_rows(&entities, &spec, 2_000, 7).unwrap();
+    let cli = |args: &[&str]| {
+        let output = Command::new(env!("CARGO_BIN_EXE_lockstep-cli"))
+            .arg("--config")
+            .arg(&config_file)
+            .args(args)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        assert!(output.status.success(), "{args:?}: {stderr}");
+        stderr
+    };
+    let training = dir.join("train.parquet").display().to_string();
+    let stderr = cli(&[
+        "training-set",
+        "--entities",
+        &entities.display().to_string(),
+        "--features",
+        &format!("{VIEW}:*"),
+        "--out",
+        &training,
+    ]);
+    assert!(
+        stderr.contains("point-in-time join to 1 view(s): 0/2000 rows (0%)"),
+        "{stderr}"
+    );
+    let stderr = cli(&["materialize", "--from", "2020-01-01", "--views", VIEW]);
+    assert!(
+        stderr.contains(&format!("materializing {VIEW} [")),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(" rows (0%)"),
+        "an estimated total: {stderr}"
+    );
+
     backend.cleanup().await;
     let _ = std::fs::remove_dir_all(dir);
 }

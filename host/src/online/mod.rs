@@ -100,6 +100,7 @@ impl OnlineError {
             Self::Corrupt(_) => "online_store_corrupt",
             Self::Input(_) => "invalid_online_input",
             Self::Conflict(_) => "conflict",
+            Self::Connect(error) if !error.is_retryable() => "invalid_online_input",
             Self::Connect(_) => "online_store_unavailable",
         }
     }
