@@ -1,7 +1,9 @@
 //! Progress of long commands (backfills, training sets, materializations): a bar with the
 //! rate and the ETA on a terminal, otherwise a plain status line at most every few seconds
-//! (an info event when logs are JSON). The ETA is the work left at the rate of this run.
+//! (an info event when logs are JSON). The ETA is the work left at the rate of about the
+//! last half minute, so it follows a run that slows down.
 
+use std::collections::VecDeque;
 use std::io::IsTerminal as _;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -10,6 +12,9 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 /// How often a plain progress line is written at most.
 pub const PLAIN_EVERY: Duration = Duration::from_secs(5);
+
+/// How far back the rate (and so the ETA) looks.
+const RATE_WINDOW: Duration = Duration::from_secs(30);
 
 /// A long command's progress: a current step counted in some unit, with a total when known.
 pub struct Progress {
@@ -35,6 +40,35 @@ struct State {
     total: Option<u64>,
     started: Instant,
     last_line: Option<Instant>,
+    /// (when, done) at each update of the step, the oldest about [`RATE_WINDOW`] ago.
+    samples: VecDeque<(Instant, u64)>,
+}
+
+impl State {
+    fn new(step: &str, unit: &'static str, done: u64, total: Option<u64>) -> Self {
+        let started = Instant::now();
+        Self {
+            step: step.to_owned(),
+            unit,
+            done,
+            base: done,
+            total,
+            started,
+            last_line: None,
+            samples: VecDeque::from([(started, done)]),
+        }
+    }
+
+    /// Units done and the time they took over about the last [`RATE_WINDOW`] (the whole
+    /// step while it is younger), counting this update at `now`.
+    fn recent(&mut self, now: Instant) -> (u64, Duration) {
+        self.samples.push_back((now, self.done));
+        while self.samples.len() > 2 && now.duration_since(self.samples[1].0) >= RATE_WINDOW {
+            self.samples.pop_front();
+        }
+        let (since, from) = self.samples[0];
+        (self.done.saturating_sub(from), now.duration_since(since))
+    }
 }
 
 impl Progress {
@@ -85,15 +119,7 @@ impl Progress {
     ) -> Self {
         let progress = Self {
             sink,
-            state: Mutex::new(State {
-                step: step.to_owned(),
-                unit,
-                done,
-                base: done,
-                total,
-                started: Instant::now(),
-                last_line: None,
-            }),
+            state: Mutex::new(State::new(step, unit, done, total)),
         };
         progress.show(false);
         progress
@@ -103,16 +129,7 @@ impl Progress {
     /// view of a materialization.
     pub fn step(&self, step: &str, unit: &'static str, total: Option<u64>) {
         {
-            let mut state = self.state.lock().expect("progress lock");
-            *state = State {
-                step: step.to_owned(),
-                unit,
-                done: 0,
-                base: 0,
-                total,
-                started: Instant::now(),
-                last_line: None,
-            };
+            *self.state.lock().expect("progress lock") = State::new(step, unit, 0, total);
         }
         self.show(true);
     }
@@ -147,7 +164,8 @@ impl Progress {
     /// Redraws the bar, or writes a line when one is due (`now`: a new step, always).
     fn show(&self, now: bool) {
         let mut state = self.state.lock().expect("progress lock");
-        let line = describe(&state, state.started.elapsed());
+        let recent = state.recent(Instant::now());
+        let line = describe(&state, recent);
         match &self.sink {
             Sink::Bar(bar) => {
                 bar.set_prefix(state.step.clone());
@@ -176,9 +194,11 @@ struct Line {
     counts: String,
 }
 
-fn describe(state: &State, elapsed: Duration) -> Line {
+/// The line for `state`, the rate and ETA from `recent` (units done, in what time).
+fn describe(state: &State, recent: (u64, Duration)) -> Line {
     let this_run = state.done.saturating_sub(state.base);
-    let rate = this_run as f64 / elapsed.as_secs_f64().max(1e-3);
+    let (recent_done, elapsed) = recent;
+    let rate = recent_done as f64 / elapsed.as_secs_f64().max(1e-3);
     let mut counts = match state.total {
         Some(total) if total > 0 => format!(
             "{}/{} {} ({:.0}%)",
@@ -193,7 +213,7 @@ fn describe(state: &State, elapsed: Duration) -> Line {
         counts.push_str(&format!(", {rate:.0} {}/s", state.unit));
     }
     let left = state.total.map(|total| total.saturating_sub(state.done));
-    match eta(this_run, elapsed, left) {
+    match eta(recent_done, elapsed, left) {
         Some(eta) => counts.push_str(&format!(", ETA {}", short_duration(eta))),
         None if left.is_some_and(|left| left > 0) => counts.push_str(", ETA unknown yet"),
         None => {}
@@ -244,26 +264,33 @@ mod tests {
 
     #[test]
     fn plain_lines_count_from_where_the_step_resumed() {
-        let state = State {
-            step: "backfill job 7".into(),
-            unit: "chunks",
-            done: 30,
-            base: 20,
-            total: Some(40),
-            started: Instant::now(),
-            last_line: None,
-        };
+        let mut state = State::new("backfill job 7", "chunks", 20, Some(40));
+        state.done = 30;
         // 10 chunks of this run in 5 s: 2 chunks/s, 10 left, 5 s.
-        let line = describe(&state, Duration::from_secs(5));
+        let line = describe(&state, (10, Duration::from_secs(5)));
         assert_eq!(line.counts, "30/40 chunks (75%), 2 chunks/s, ETA 5s");
-        let unknown = State {
-            total: None,
-            ..state
-        };
+        state.total = None;
         assert_eq!(
-            describe(&unknown, Duration::from_secs(5)).counts,
+            describe(&state, (10, Duration::from_secs(5))).counts,
             "30 chunks, 2 chunks/s"
         );
+    }
+
+    #[test]
+    fn the_rate_follows_the_last_half_minute() {
+        let mut state = State::new("backfill", "rows", 0, Some(1_000));
+        let start = state.started;
+        // Fast at first (100 rows/s for a minute), then slow (10 rows/s for a minute).
+        for second in 1..=60 {
+            state.done += 100;
+            state.recent(start + Duration::from_secs(second));
+        }
+        for second in 61..=120 {
+            state.done += 10;
+            state.recent(start + Duration::from_secs(second));
+        }
+        let (done, took) = state.recent(start + Duration::from_secs(120));
+        assert_eq!((done, took), (300, Duration::from_secs(30)));
     }
 
     #[test]
