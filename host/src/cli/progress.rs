@@ -38,7 +38,6 @@ struct State {
     /// Done when the step started (a resumed backfill's chunks): not this run's work.
     base: u64,
     total: Option<u64>,
-    started: Instant,
     last_line: Option<Instant>,
     /// (when, done) at each update of the step, the oldest about [`RATE_WINDOW`] ago.
     samples: VecDeque<(Instant, u64)>,
@@ -53,7 +52,6 @@ impl State {
             done,
             base: done,
             total,
-            started,
             last_line: None,
             samples: VecDeque::from([(started, done)]),
         }
@@ -279,7 +277,7 @@ mod tests {
     #[test]
     fn the_rate_follows_the_last_half_minute() {
         let mut state = State::new("backfill", "rows", 0, Some(1_000));
-        let start = state.started;
+        let start = state.samples[0].0;
         // Fast at first (100 rows/s for a minute), then slow (10 rows/s for a minute).
         for second in 1..=60 {
             state.done += 100;

@@ -26,7 +26,7 @@ use crate::columnar::{arrow_schema, arrow_type};
 use crate::model::{Digest, FieldSpec, ValueType};
 
 pub use crate::model::{CREATED_TS, EVENT_TS, TRANSFORM_DIGEST, ViewTable};
-pub use jobs::{Claim, JobPlan, JobState, JobStatus, Lease, RunEnd, derive_state};
+pub use jobs::{Claim, JobPlan, JobState, JobStatus, Lease, RunEnd};
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
