@@ -34,6 +34,44 @@ pub struct Config {
     pub sources: SourcesConfig,
     pub runtime: RuntimeConfig,
     pub feature_logging: FeatureLoggingConfig,
+    pub log: LogConfig,
+    /// Where each setting that was given came from, by `section.key`: not a setting itself.
+    #[serde(skip)]
+    pub origins: Origins,
+}
+
+/// How the host logs (which events: `LOCKSTEP_LOG`, else `RUST_LOG`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// `text` (human-readable lines) or `json` (one JSON object per line); `--log-format`
+    /// overrides it.
+    pub format: LogFormat,
+}
+
+/// The shape of log lines on stderr.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+/// Where settings came from: the config file or an environment variable, by `section.key`.
+/// A setting absent here has its built-in default.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Origins(std::collections::BTreeMap<String, String>);
+
+impl Origins {
+    /// Where `section.key` was set (`config file lockstep.toml`, `DATABASE_URL`, …), if it was.
+    pub fn of(&self, key: &str) -> Option<&str> {
+        self.0.get(key).map(String::as_str)
+    }
+
+    fn set(&mut self, key: String, origin: String) {
+        self.0.insert(key, origin);
+    }
 }
 
 /// The HTTP server.
@@ -435,6 +473,7 @@ impl Config {
     ) -> Result<Self, ConfigError> {
         let mut merged = toml::Table::try_from(Config::default())
             .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        let mut origins = Origins::default();
         if let Some(path) = file {
             let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
                 path: path.to_owned(),
@@ -444,6 +483,10 @@ impl Config {
                 path: path.to_owned(),
                 message: e.to_string(),
             })?;
+            let origin = format!("config file {}", path.display());
+            for key in leaf_keys(&table, "") {
+                origins.set(key, origin.clone());
+            }
             merge(&mut merged, table);
         }
         // The conventional variables first, then the LOCKSTEP__ ones, each group sorted: an
@@ -471,8 +514,9 @@ impl Config {
                 name: name.clone(),
                 message,
             })?;
+            origins.set(keys.join("."), name.clone());
         }
-        let config: Config = toml::Value::Table(merged)
+        let mut config: Config = toml::Value::Table(merged)
             .try_into()
             .map_err(|e: toml::de::Error| ConfigError::Invalid(e.message().to_owned()))?;
         if let Some(project) = &config.project {
@@ -487,6 +531,7 @@ impl Config {
             .feature_logging
             .validate()
             .map_err(ConfigError::Invalid)?;
+        config.origins = origins;
         Ok(config)
     }
 }
@@ -508,6 +553,24 @@ fn check_project(project: &str) -> Result<(), ConfigError> {
         "project `{}` is not a name ([A-Za-z_][A-Za-z0-9_]*)",
         crate::model::text::echo(project)
     )))
+}
+
+/// Every `section.key` path to a value (not a table) in `table`.
+fn leaf_keys(table: &toml::Table, prefix: &str) -> Vec<String> {
+    table
+        .iter()
+        .flat_map(|(key, value)| {
+            let path = if prefix.is_empty() {
+                key.clone()
+            } else {
+                format!("{prefix}.{key}")
+            };
+            match value {
+                toml::Value::Table(inner) => leaf_keys(inner, &path),
+                _ => vec![path],
+            }
+        })
+        .collect()
 }
 
 /// The setting a conventional environment variable stands for, if `name` is one.
@@ -602,6 +665,21 @@ mod tests {
             config.registry.database_url.as_deref(),
             Some("postgres://a/b")
         );
+        // Each setting given knows where it came from; the rest have none.
+        assert_eq!(
+            config.origins.of("registry.database_url"),
+            Some("DATABASE_URL")
+        );
+        assert_eq!(
+            config.origins.of("server.max_body_bytes"),
+            Some("LOCKSTEP__SERVER__MAX_BODY_BYTES")
+        );
+        assert_eq!(
+            config.origins.of("runtime.fuel_per_row"),
+            Some(format!("config file {}", file.display()).as_str())
+        );
+        assert_eq!(config.origins.of("online.redis_url"), None);
+        assert_eq!(config.log.format, LogFormat::Text);
         std::fs::remove_dir_all(dir).unwrap();
     }
 

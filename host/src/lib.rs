@@ -7,6 +7,7 @@ pub mod cli;
 pub mod columnar;
 pub mod config;
 pub mod datagen;
+pub mod endpoint;
 pub mod metrics;
 pub mod model;
 pub mod offline;

@@ -3,6 +3,7 @@
 mod aggregations;
 mod audit;
 mod backfill;
+mod cli;
 mod contention;
 mod demo;
 mod example_readme;

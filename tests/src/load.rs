@@ -38,6 +38,8 @@ pub async fn start_server(
         .arg("serve")
         .arg("--listen")
         .arg(format!("127.0.0.1:{port}"))
+        // Warnings only: an access-log line per request would be measured with the rest.
+        .env("LOCKSTEP_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()

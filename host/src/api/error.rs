@@ -151,7 +151,7 @@ impl From<RegistryError> for ApiError {
             RegistryError::UnknownVersion { .. } => {
                 Self::new(StatusCode::NOT_FOUND, error.code(), error.to_string())
             }
-            RegistryError::Unavailable(_) | RegistryError::Open(_) => {
+            RegistryError::Unavailable(_) | RegistryError::Open(_) | RegistryError::Connect(_) => {
                 Self::unavailable(error.code(), "the registry", &error)
             }
             RegistryError::Corrupt(_) => Self::internal(&error),
@@ -257,7 +257,7 @@ impl From<ApplyError> for ApiError {
 impl From<OfflineError> for ApiError {
     fn from(error: OfflineError) -> Self {
         match &error {
-            OfflineError::Unavailable(_) | OfflineError::Open(_) => {
+            OfflineError::Unavailable(_) | OfflineError::Open(_) | OfflineError::Connect(_) => {
                 Self::unavailable(error.code(), "the offline store", &error)
             }
             OfflineError::UnknownJob(_) => {
@@ -323,6 +323,9 @@ impl From<BackfillError> for ApiError {
                 message,
             ),
             BackfillError::BadChunk { .. } | BackfillError::Internal(_) => Self::internal(&message),
+            BackfillError::Interrupted { .. } => {
+                Self::unavailable("backfill_interrupted", "the backfill", &message)
+            }
         }
     }
 }
@@ -330,7 +333,7 @@ impl From<BackfillError> for ApiError {
 impl From<OnlineError> for ApiError {
     fn from(error: OnlineError) -> Self {
         match &error {
-            OnlineError::Unavailable(_) => {
+            OnlineError::Unavailable(_) | OnlineError::Connect(_) => {
                 Self::unavailable(error.code(), "the online store", &error)
             }
             OnlineError::Input(_) => {

@@ -21,7 +21,6 @@ use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
-use tower_http::trace::TraceLayer;
 
 use crate::config::ServerConfig;
 use crate::model::text::echo;
@@ -129,7 +128,6 @@ pub fn app(state: Arc<AppState>) -> Router {
             deadline(timeout, request, next)
         }))
         .layer(middleware::from_fn_with_state(Arc::clone(&state), track))
-        .layer(TraceLayer::new_for_http())
         .with_state(state)
 }
 
@@ -258,14 +256,37 @@ async fn track(State(state): Shared, request: Request, next: Next) -> Response {
         .get::<MatchedPath>()
         .map_or("(unmatched)", MatchedPath::as_str)
         .to_owned();
+    let method = access_method(request.method());
     let started = std::time::Instant::now();
     let response = next.run(request).await;
-    state.lockstep.metrics().http_request(
-        &endpoint,
-        response.status().as_u16(),
-        started.elapsed().as_secs_f64(),
+    let seconds = started.elapsed().as_secs_f64();
+    let status = response.status().as_u16();
+    state
+        .lockstep
+        .metrics()
+        .http_request(&endpoint, status, seconds);
+    // The access log: only what the server chose (the route pattern, not the client's path
+    // or query), so a client's strings never reach the log.
+    tracing::info!(
+        target: "lockstep::access",
+        method,
+        path = %endpoint,
+        status,
+        latency_ms = (seconds * 1e6).round() / 1e3,
+        "request"
     );
     response
+}
+
+/// A request method for the access log: a standard one by name, any other as `OTHER`.
+fn access_method(method: &axum::http::Method) -> &'static str {
+    const KNOWN: [&str; 9] = [
+        "GET", "POST", "PUT", "DELETE", "HEAD", "OPTIONS", "PATCH", "CONNECT", "TRACE",
+    ];
+    KNOWN
+        .into_iter()
+        .find(|known| *known == method.as_str())
+        .unwrap_or("OTHER")
 }
 
 /// `GET /metrics`: the Prometheus text exposition.

@@ -1,5 +1,6 @@
 //! `lockstep audit`: the skew audit's report for people, and its verdict as the exit code.
 
+use super::out::outln;
 use crate::model::format_timestamp;
 use crate::pipeline::{AuditReport, AuditRequest, Lockstep};
 
@@ -10,7 +11,7 @@ pub async fn audit(lockstep: &Lockstep, request: AuditRequest) -> anyhow::Result
         .audit(&request)
         .await
         .map_err(|e| super::coded(&e, e.code()))?;
-    print!("{}", render(&report, request.since));
+    outln!("{}", render(&report, request.since).trim_end_matches('\n'))?;
     anyhow::ensure!(
         report.unsafe_transforms.is_empty(),
         "audit failed: {} logged requests were served by transforms since marked unsafe",

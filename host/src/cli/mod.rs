@@ -1,11 +1,16 @@
 //! The `lockstep` command line: clap subcommands over the library.
 
 mod audit;
+mod backfill;
 pub mod demo;
+mod logging;
 mod offline;
 mod online;
+mod out;
+mod progress;
 mod registry;
 mod scaffold;
+mod stores;
 mod table;
 mod term;
 
@@ -14,11 +19,12 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::Context as _;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory as _, Parser, Subcommand};
 
-use crate::config::Config;
+use crate::config::{Config, ConfigError, LogFormat};
 use crate::runtime::{Runtime, RuntimeConfig};
 use crate::toolchain::{self, BuildOptions};
+use out::outln;
 
 #[derive(Parser)]
 #[command(
@@ -34,6 +40,9 @@ struct Cli {
     /// by default the only one with definitions applied.
     #[arg(long, global = true)]
     project: Option<String>,
+    /// Log lines on stderr as text or as one JSON object per line (overrides `log.format`).
+    #[arg(long, global = true, value_enum)]
+    log_format: Option<LogFormat>,
     #[command(subcommand)]
     command: Command,
 }
@@ -146,10 +155,14 @@ enum Command {
         #[arg(long)]
         workers: Option<usize>,
     },
-    /// Show recent backfill jobs, or one job.
+    /// Show recent backfill jobs, or one job: state (running, interrupted, failed, done),
+    /// chunks, rows, start and end.
     Backfills {
         /// A job id.
         id: Option<i64>,
+        /// Print the jobs as JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Build a point-in-time correct training set from the offline store.
     TrainingSet {
@@ -253,6 +266,12 @@ enum Command {
         #[arg(long, default_value_t = 42)]
         seed: u64,
     },
+    /// Print a shell completion script, e.g. `lockstep completions bash >
+    /// ~/.local/share/bash-completion/completions/lockstep`.
+    Completions {
+        /// The shell to complete in.
+        shell: clap_complete::Shell,
+    },
 }
 
 /// The examples `lockstep datagen` writes data for.
@@ -317,16 +336,9 @@ enum TransformCommand {
     },
 }
 
-/// Runs the command line; errors are printed with their cause chain and exit code 1.
+/// Runs the command line; errors are printed with their cause chain and exit code 1 (or
+/// the code an [`out::ExitWith`] carries); a closed stdout ends it quietly with success.
 pub fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("LOCKSTEP_LOG")
-                .unwrap_or_else(|_| "warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
     let cli = Cli::parse();
     if let Command::CompileWorker {
         max_memory_bytes,
@@ -334,33 +346,53 @@ pub fn main() -> ExitCode {
         runtime_config,
     } = &cli.command
     {
+        logging::init(LogFormat::Text, "warn");
         let code =
             crate::runtime::compile::worker_main(*max_memory_bytes, *cpu_seconds, runtime_config);
         return ExitCode::from(u8::try_from(code).unwrap_or(1));
     }
-    match run(cli) {
+    // The config may set the log format; a broken one fails the commands that need it.
+    let config = Config::load(cli.config.as_deref()).and_then(|mut config| {
+        if let Some(project) = cli.project.clone() {
+            config.set_project(project)?;
+        }
+        Ok(config)
+    });
+    let format = cli
+        .log_format
+        .or_else(|| config.as_ref().ok().map(|config| config.log.format))
+        .unwrap_or_default();
+    // A server logs each request at info; other commands only warnings unless asked.
+    let level = if matches!(cli.command, Command::Serve { .. }) {
+        "info"
+    } else {
+        "warn"
+    };
+    logging::init(format, level);
+    match run(cli, config) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(error) if out::is_stdout_closed(&error) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("error: {}", term::safe_lines(&format!("{error:#}")));
-            ExitCode::FAILURE
+            out::error(&term::safe_lines(&format!("{error:#}")));
+            ExitCode::from(out::exit_code(&error))
         }
     }
 }
 
-fn run(cli: Cli) -> anyhow::Result<()> {
+fn run(cli: Cli, config: Result<Config, ConfigError>) -> anyhow::Result<()> {
     match cli.command {
         Command::Demo {
             dir,
             transforms,
             components,
         } => {
-            let config = Config::load(cli.config.as_deref())?;
             let components = match components {
                 Some(dir) => demo::Components::Dir(dir),
                 None => demo::Components::Build(transforms),
             };
-            let options = demo::DemoOptions::new(config, dir, components);
-            tokio::runtime::Runtime::new()?.block_on(demo::run(options))?;
+            let options = demo::DemoOptions::new(config?, dir, components);
+            stores::announce(&options.config);
+            block_on(demo::run(options))?;
             Ok(())
         }
         Command::Build { path, target_dir } => build(path, target_dir),
@@ -378,8 +410,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 scaffold::Kind::View
             };
             let root = scaffold::new_transform(&dir, &name, kind)?;
-            println!("created {}", root.display());
-            println!("next: lockstep build {}", root.display());
+            outln!("created {}", root.display())?;
+            outln!("next: lockstep build {}", root.display())?;
             Ok(())
         }
         Command::Transform {
@@ -403,14 +435,29 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             seed,
             ..
         } => datagen_fraud(&out, events, users, entity_rows, seed),
+        Command::Completions { shell } => completions(shell),
         command => {
-            let mut config = Config::load(cli.config.as_deref())?;
-            if let Some(project) = cli.project {
-                config.set_project(project)?;
-            }
-            tokio::runtime::Runtime::new()?.block_on(registry::run(command, config))
+            let config = config?;
+            stores::announce(&config);
+            block_on(registry::run(command, config))
         }
     }
+}
+
+/// Runs a command's future on a runtime of its own. Work still running on blocking threads
+/// when it ends (a chunk given up at an interruption) is left behind, not waited for.
+fn block_on<T>(future: impl Future<Output = anyhow::Result<T>>) -> anyhow::Result<T> {
+    let runtime = tokio::runtime::Runtime::new()?;
+    let result = runtime.block_on(future);
+    runtime.shutdown_background();
+    result
+}
+
+/// `lockstep completions <shell>`: the completion script on stdout.
+fn completions(shell: clap_complete::Shell) -> anyhow::Result<()> {
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "lockstep", &mut script);
+    outln!("{}", String::from_utf8_lossy(&script).trim_end())
 }
 
 fn build(path: PathBuf, target_dir: Option<PathBuf>) -> anyhow::Result<()> {
@@ -421,19 +468,19 @@ fn build(path: PathBuf, target_dir: Option<PathBuf>) -> anyhow::Result<()> {
     };
     let built = toolchain::build(&path, &options)?;
     for component in &built {
-        println!(
+        outln!(
             "{:<28} {}  {:>7.1} KiB  {}",
             component.package,
             component.digest,
             component.bytes.len() as f64 / 1024.0,
             component.path.display()
-        );
+        )?;
     }
-    eprintln!(
+    out::status(&format!(
         "built {} component(s) in {:.1}s",
         built.len(),
         started.elapsed().as_secs_f64()
-    );
+    ));
     Ok(())
 }
 
@@ -443,37 +490,37 @@ fn check(file: &PathBuf) -> anyhow::Result<()> {
     let started = Instant::now();
     let info = runtime.load(&bytes).map_err(|e| coded(&e, e.code()))?;
     let loaded_in = started.elapsed();
-    println!(
+    outln!(
         "component  {} ({:.1} KiB)",
         file.display(),
         bytes.len() as f64 / 1024.0
-    );
-    println!("digest     {}", info.digest);
-    println!(
+    )?;
+    outln!("digest     {}", info.digest)?;
+    outln!(
         "signature  {} {}",
         term::safe(&info.signature.name),
         term::safe(&info.signature.version)
-    );
-    println!("  inputs   {}", table::fields_line(&info.signature.inputs));
-    println!("  outputs  {}", table::fields_line(&info.signature.outputs));
-    println!("compiled   in {:.1} ms", loaded_in.as_secs_f64() * 1e3);
+    )?;
+    outln!("  inputs   {}", table::fields_line(&info.signature.inputs))?;
+    outln!("  outputs  {}", table::fields_line(&info.signature.outputs))?;
+    outln!("compiled   in {:.1} ms", loaded_in.as_secs_f64() * 1e3)?;
     let batch_rows = crate::config::BackfillConfig::default().batch_rows as u32;
     let report = runtime
         .smoke_test(&info.digest, &[batch_rows])
         .map_err(|e| coded(&e, e.code()))?;
-    println!(
+    outln!(
         "smoke run  {} sample rows, each alone and in {} batch shapes (sizes 1 to {batch_rows}, reversed, shuffled): identical bit for bit (row-wise)",
         report.input.num_rows,
         report.shapes.len(),
-    );
+    )?;
     if let Some(first) = &report.first_rejection {
-        println!(
+        outln!(
             "           {} sample rows rejected by the transform (first: {first})",
             report.rejected_rows
-        );
+        )?;
     }
-    println!("sample input\n{}", table::batch_table(&report.input, 5));
-    println!("sample output\n{}", table::batch_table(&report.output, 5));
+    outln!("sample input\n{}", table::batch_table(&report.input, 5))?;
+    outln!("sample output\n{}", table::batch_table(&report.output, 5))?;
     Ok(())
 }
 
@@ -505,14 +552,14 @@ fn datagen(
     let written = write_movie_data(out, &spec)?;
     let entities = out.join("entities.parquet");
     let rows = write_entity_rows(&entities, &spec, entity_rows, seed.wrapping_add(1))?;
-    println!(
+    outln!(
         "wrote {events} watch events in {} file(s), user profiles, movie metadata and {rows} \
          entity rows under {} ({:.1} MiB) in {:.2}s",
         written.watch_event_files.len(),
         out.display(),
         written.bytes as f64 / (1 << 20) as f64,
         started.elapsed().as_secs_f64()
-    );
+    )?;
     Ok(())
 }
 
@@ -535,7 +582,7 @@ fn datagen_fraud(
         ..FraudDataSpec::small()
     };
     let written = write_fraud_data(out, &spec)?;
-    println!(
+    outln!(
         "wrote {} card transactions ({} fraudulent) in {} file(s) and {} labelled \
          transactions under {} ({:.1} MiB) in {:.2}s",
         written.transactions,
@@ -545,6 +592,6 @@ fn datagen_fraud(
         out.display(),
         written.bytes as f64 / (1 << 20) as f64,
         started.elapsed().as_secs_f64()
-    );
+    )?;
     Ok(())
 }

@@ -1,6 +1,8 @@
 //! Subcommands of the online path: materialize (full or incremental) and rehydrate with
-//! progress lines and rows/s, and push rows from a JSON file.
+//! progress and an ETA per view, then rows/s, and push rows from a JSON file.
 
+use super::out::outln;
+use super::progress::Progress;
 use std::io::Read as _;
 use std::path::Path;
 
@@ -11,49 +13,64 @@ use crate::pipeline::{
     Columns, EARLIEST, Lockstep, MaterializeEvent, MaterializeRequest, MaterializedView, PushTarget,
 };
 
-/// Prints one line per view as it starts and finishes.
-fn report(event: MaterializeEvent) {
+/// Shows each view's materialization as a progress step, with an ETA from the offline
+/// store's estimate of its rows.
+fn report(progress: &Progress, event: MaterializeEvent) {
     match event {
-        MaterializeEvent::Started { view, from, to } => eprintln!(
-            "materializing {view}: [{}, {})",
-            if from <= EARLIEST {
-                "…".to_owned()
-            } else {
-                format_timestamp(from)
-            },
-            format_timestamp(to)
+        MaterializeEvent::Started {
+            view,
+            from,
+            to,
+            estimated_rows,
+        } => progress.step(
+            &format!(
+                "materializing {view} [{}, {})",
+                if from <= EARLIEST {
+                    "…".to_owned()
+                } else {
+                    format_timestamp(from)
+                },
+                format_timestamp(to)
+            ),
+            "rows",
+            estimated_rows,
         ),
-        MaterializeEvent::Rows { .. } => {}
-        MaterializeEvent::Finished(view) => print_view(&view),
+        MaterializeEvent::Rows { rows, .. } => progress.set_done(rows),
+        MaterializeEvent::Finished(_) => {}
     }
 }
 
-fn print_view(view: &MaterializedView) {
-    let (read, written) = if view.aggregated {
-        ("events replayed", "aggregation states written")
-    } else {
-        ("entities read", "online values changed")
-    };
-    println!(
-        "{}: {} {read}, {} {written}, in {:.2}s = {:.0} rows/s",
-        view.view,
-        view.rows,
-        view.written,
-        view.seconds,
-        view.rows_per_second()
-    );
+fn print_views(views: &[MaterializedView]) -> anyhow::Result<()> {
+    for view in views {
+        let (read, written) = if view.aggregated {
+            ("events replayed", "aggregation states written")
+        } else {
+            ("entities read", "online values changed")
+        };
+        outln!(
+            "{}: {} {read}, {} {written}, in {:.2}s = {:.0} rows/s",
+            view.view,
+            view.rows,
+            view.written,
+            view.seconds,
+            view.rows_per_second()
+        )?;
+    }
+    Ok(())
 }
 
 /// `lockstep materialize` and `lockstep materialize-incremental`.
 pub async fn materialize(lockstep: &Lockstep, request: MaterializeRequest) -> anyhow::Result<()> {
+    let progress = Progress::new("materialize", "rows", 0, None);
     let views = lockstep
-        .materialize(&request, &report)
-        .await
-        .map_err(|e| super::coded(&e, e.code()))?;
+        .materialize(&request, &|event| report(&progress, event))
+        .await;
+    progress.finish();
+    let views = views.map_err(|e| super::coded(&e, e.code()))?;
     if views.is_empty() {
-        println!("no online views to materialize");
+        outln!("no online views to materialize")?;
     }
-    Ok(())
+    print_views(&views)
 }
 
 /// `lockstep rehydrate`.
@@ -63,11 +80,12 @@ pub async fn rehydrate(
     views: Vec<String>,
     fresh: bool,
 ) -> anyhow::Result<()> {
-    lockstep
-        .rehydrate(project, views, fresh, &report)
-        .await
-        .map_err(|e| super::coded(&e, e.code()))?;
-    Ok(())
+    let progress = Progress::new("rehydrate", "rows", 0, None);
+    let views = lockstep
+        .rehydrate(project, views, fresh, &|event| report(&progress, event))
+        .await;
+    progress.finish();
+    print_views(&views.map_err(|e| super::coded(&e, e.code()))?)
 }
 
 /// `lockstep push`.
@@ -98,7 +116,7 @@ pub async fn push(
         .await
         .map_err(|e| super::coded(&e, e.code()))?;
     for view in views {
-        println!(
+        outln!(
             "{}: {} rows ({} rejected by the transform), {} online values changed{}",
             view.view,
             view.rows,
@@ -109,7 +127,7 @@ pub async fn push(
             } else {
                 ""
             }
-        );
+        )?;
     }
     Ok(())
 }

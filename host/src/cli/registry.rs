@@ -1,12 +1,13 @@
 //! Subcommands that open the host's stores: serve, upload, transforms, alias, plan, apply,
 //! and the offline, online and audit paths' (see `offline`, `online`, `audit`).
 
+use super::out::{self, outln};
 use std::sync::Arc;
 
 use anyhow::Context as _;
 
 use super::term::safe;
-use super::{Command, audit, coded, offline, online, table};
+use super::{Command, PushTo, audit, backfill, coded, offline, online, table};
 use crate::api::{self, AppState, auth};
 use crate::config::Config;
 use crate::model::format_timestamp;
@@ -23,9 +24,23 @@ pub async fn run(command: Command, mut config: Config) -> anyhow::Result<()> {
         } => config.backfill.workers = *workers,
         _ => {}
     }
-    let lockstep = Lockstep::open(&config)
-        .await
-        .context("opening the registry and the offline store")?;
+    // Commands that write the online store connect to it now; the rest (a server among
+    // them) only when they use it. Errors name the store and its redacted URL.
+    let needs_online = matches!(
+        &command,
+        Command::Materialize { .. }
+            | Command::MaterializeIncremental { .. }
+            | Command::Rehydrate { .. }
+            | Command::Push {
+                to: PushTo::Online | PushTo::OnlineAndOffline,
+                ..
+            }
+    );
+    let lockstep = if needs_online {
+        Lockstep::open_connected(&config).await?
+    } else {
+        Lockstep::open(&config).await?
+    };
     match command {
         Command::Serve { .. } => serve(lockstep, config).await,
         Command::Upload { file, name } => {
@@ -40,10 +55,12 @@ pub async fn run(command: Command, mut config: Config) -> anyhow::Result<()> {
             } else {
                 "already present as"
             };
-            println!(
+            outln!(
                 "{verb} {}@{} {}",
-                outcome.version.name, outcome.version.version, outcome.version.digest
-            );
+                outcome.version.name,
+                outcome.version.version,
+                outcome.version.digest
+            )?;
             Ok(())
         }
         Command::Transforms { name } => {
@@ -61,14 +78,14 @@ pub async fn run(command: Command, mut config: Config) -> anyhow::Result<()> {
                     .iter()
                     .map(|(alias, version)| format!("{alias}→{version}"))
                     .collect();
-                println!(
+                outln!(
                     "{}  latest {}  aliases [{}]",
                     safe(&summary.name),
                     summary.latest,
                     safe(&aliases.join(", "))
-                );
+                )?;
                 for version in &summary.versions {
-                    println!(
+                    outln!(
                         "  @{:<3} {}  {} {}  {}  in: {}  out: {}",
                         version.version,
                         version.digest,
@@ -77,9 +94,9 @@ pub async fn run(command: Command, mut config: Config) -> anyhow::Result<()> {
                         format_timestamp(version.uploaded_at_micros),
                         table::specs_line(&version.inputs),
                         table::specs_line(&version.outputs),
-                    );
+                    )?;
                     if let Some(reason) = &version.unsafe_reason {
-                        println!("        UNSAFE, not run: {reason}");
+                        outln!("        UNSAFE, not run: {reason}")?;
                     }
                 }
             }
@@ -91,27 +108,27 @@ pub async fn run(command: Command, mut config: Config) -> anyhow::Result<()> {
             version,
         } => {
             lockstep.set_alias(&name, &alias, version).await?;
-            println!("{name}@{alias} → version {version}");
+            outln!("{name}@{alias} → version {version}")?;
             Ok(())
         }
         Command::Plan { file } => {
             let text = read(&file)?;
             let outcome = lockstep.plan(&text).await?;
-            println!("project {}\n{}", outcome.project, outcome.plan);
+            outln!("project {}\n{}", outcome.project, outcome.plan)?;
             Ok(())
         }
         Command::Apply { file } => {
             let text = read(&file)?;
             let outcome = lockstep.apply(&text).await?;
-            println!("project {}\n{}", outcome.project, outcome.plan);
+            outln!("project {}\n{}", outcome.project, outcome.plan)?;
             let report = &outcome.report;
-            println!(
+            outln!(
                 "applied: {} created, {} updated, {} deleted, {} unchanged",
                 report.created.len(),
                 report.updated.len(),
                 report.deleted.len(),
                 report.unchanged
-            );
+            )?;
             Ok(())
         }
         Command::Backfill {
@@ -121,7 +138,7 @@ pub async fn run(command: Command, mut config: Config) -> anyhow::Result<()> {
             fresh,
             workers: _,
         } => {
-            offline::backfill(
+            backfill::backfill(
                 &lockstep,
                 BackfillRequest {
                     project: None,
@@ -133,11 +150,11 @@ pub async fn run(command: Command, mut config: Config) -> anyhow::Result<()> {
             )
             .await
         }
-        Command::Backfills { id } => offline::backfills(&lockstep, id).await,
+        Command::Backfills { id, json } => backfill::backfills(&lockstep, id, json).await,
         Command::Projects { command: None } => {
             let projects = lockstep.projects().await?;
             if projects.is_empty() {
-                println!("no project has definitions applied yet; run `lockstep apply`");
+                outln!("no project has definitions applied yet; run `lockstep apply`")?;
             }
             let default = lockstep.project(None).await.ok();
             for project in &projects {
@@ -146,7 +163,7 @@ pub async fn run(command: Command, mut config: Config) -> anyhow::Result<()> {
                 } else {
                     " "
                 };
-                println!(
+                outln!(
                     "{marker} {:<24} {} entities, {} sources, {} feature views, {} on-demand views, {} feature services",
                     safe(&project.name),
                     project.entities,
@@ -154,12 +171,12 @@ pub async fn run(command: Command, mut config: Config) -> anyhow::Result<()> {
                     project.feature_views,
                     project.on_demand_views,
                     project.feature_services
-                );
+                )?;
             }
             if projects.len() > 1 && default.is_none() {
-                println!(
+                outln!(
                     "(no default: name one with --project, LOCKSTEP_PROJECT or the config key `project`)"
-                );
+                )?;
             }
             Ok(())
         }
@@ -167,11 +184,11 @@ pub async fn run(command: Command, mut config: Config) -> anyhow::Result<()> {
             command: Some(super::ProjectsCommand::Delete { name }),
         } => {
             let report = lockstep.delete_project(&name).await?;
-            println!(
+            outln!(
                 "project {} deleted: {} definitions removed; its offline tables and online values stay",
                 safe(&name),
                 report.deleted.len()
-            );
+            )?;
             Ok(())
         }
         Command::Materialize { from, to, views } => {
@@ -250,6 +267,7 @@ pub async fn run(command: Command, mut config: Config) -> anyhow::Result<()> {
         | Command::New { .. }
         | Command::Transform { .. }
         | Command::CompileWorker { .. }
+        | Command::Completions { .. }
         | Command::Datagen { .. } => {
             unreachable!("handled without the registry")
         }
@@ -264,7 +282,10 @@ async fn serve(lockstep: Lockstep, config: Config) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
-    eprintln!("lockstep serving on http://{}", listener.local_addr()?);
+    out::status(&format!(
+        "lockstep serving on http://{}",
+        listener.local_addr()?
+    ));
     let state = Arc::new(AppState {
         lockstep,
         access,

@@ -4,6 +4,7 @@
 //! join, and the feature log (sampled online responses, for the skew audit). Postgres and
 //! an embedded SQLite file behind one trait.
 
+mod jobs;
 mod pgcopy;
 mod postgres;
 mod sql;
@@ -25,6 +26,7 @@ use crate::columnar::{arrow_schema, arrow_type};
 use crate::model::{Digest, FieldSpec, ValueType};
 
 pub use crate::model::{CREATED_TS, EVENT_TS, TRANSFORM_DIGEST, ViewTable};
+pub use jobs::{Claim, JobPlan, JobState, JobStatus, Lease, RunEnd};
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
@@ -50,13 +52,20 @@ pub async fn open(location: &OfflineLocation) -> Result<Arc<dyn OfflineStore>, O
 /// Deletes the offline store at `location` with every feature table, job and log in it:
 /// drops its Postgres schema or removes its SQLite file. For `lockstep demo`.
 pub async fn remove(location: &OfflineLocation) -> Result<(), OfflineError> {
+    use crate::registry::DropError;
     match location {
         OfflineLocation::Postgres { url, schema } => {
-            crate::registry::drop_schema(url, schema).await
+            crate::registry::drop_schema(crate::endpoint::Store::Offline, url, schema)
+                .await
+                .map_err(|error| match error {
+                    DropError::Connect(error) => OfflineError::Connect(error),
+                    DropError::Other(message) => OfflineError::Open(message),
+                })
         }
-        OfflineLocation::Sqlite { path } => crate::registry::remove_sqlite_file(path),
+        OfflineLocation::Sqlite { path } => {
+            crate::registry::remove_sqlite_file(path).map_err(OfflineError::Open)
+        }
     }
-    .map_err(OfflineError::Open)
 }
 
 /// Why the offline store could not do something.
@@ -66,6 +75,8 @@ pub enum OfflineError {
     Unavailable(String),
     #[error("cannot open the offline store: {0}")]
     Open(String),
+    #[error(transparent)]
+    Connect(#[from] crate::endpoint::ConnectError),
     #[error("offline table `{table}` cannot hold view `{view}`: {message}")]
     Table {
         view: String,
@@ -84,7 +95,7 @@ impl OfflineError {
     /// Stable code for wire errors.
     pub fn code(&self) -> &'static str {
         match self {
-            Self::Unavailable(_) | Self::Open(_) => "offline_store_unavailable",
+            Self::Unavailable(_) | Self::Open(_) | Self::Connect(_) => "offline_store_unavailable",
             Self::Table { .. } => "offline_table_conflict",
             Self::UnknownJob(_) => "unknown_backfill_job",
             Self::Corrupt(_) => "offline_store_corrupt",
@@ -94,7 +105,11 @@ impl OfflineError {
 
     /// Worth retrying later: the store was unreachable, not the request wrong.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, Self::Unavailable(_))
+        match self {
+            Self::Unavailable(_) => true,
+            Self::Connect(error) => error.is_retryable(),
+            _ => false,
+        }
     }
 }
 
@@ -109,44 +124,6 @@ impl From<sqlx::Error> for OfflineError {
     }
 }
 
-/// A backfill as planned: the chunks of work, in order, each a JSON description that the
-/// pipeline knows how to run. Planning the same chunks for the same table again names the
-/// same job, so a rerun resumes it.
-#[derive(Debug, Clone)]
-pub struct JobPlan {
-    pub project: String,
-    pub view: String,
-    pub table: String,
-    /// Opaque to the store: the time window, for display.
-    pub window: String,
-    pub chunks: Vec<String>,
-    /// Start a new job even when an identical plan exists (a forced rerun).
-    pub fresh: bool,
-}
-
-impl JobPlan {
-    /// Identifies the plan: the table and every chunk, in order.
-    pub fn fingerprint(&self) -> String {
-        let mut text = format!("{}\n{}\n", self.table, self.window);
-        for chunk in &self.chunks {
-            text.push_str(chunk);
-            text.push('\n');
-        }
-        Digest::of(text.as_bytes()).to_string()
-    }
-}
-
-/// A chunk a worker holds a lease on.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Claim {
-    pub job: i64,
-    pub seq: u32,
-    pub spec: String,
-    pub owner: String,
-    /// How many times the chunk was claimed, this claim included.
-    pub attempts: u32,
-}
-
 /// What processing one chunk produced.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChunkCounts {
@@ -156,33 +133,6 @@ pub struct ChunkCounts {
     pub rows_out: u64,
     /// Rows the transform rejected with a row error.
     pub rows_rejected: u64,
-}
-
-/// Where a backfill job stands.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct JobStatus {
-    pub id: i64,
-    pub project: String,
-    pub view: String,
-    pub table: String,
-    pub window: String,
-    pub chunks_total: u32,
-    pub chunks_done: u32,
-    /// Chunks under a live lease: being worked on now.
-    pub chunks_running: u32,
-    pub rows_in: u64,
-    pub rows_out: u64,
-    pub rows_rejected: u64,
-    /// µs since the Unix epoch.
-    pub created_at_micros: i64,
-    /// Why the last run stopped early, until a later run starts.
-    pub error: Option<String>,
-}
-
-impl JobStatus {
-    pub fn is_complete(&self) -> bool {
-        self.chunks_done == self.chunks_total
-    }
 }
 
 /// The features to join from one view's table.
@@ -248,11 +198,31 @@ pub trait OfflineStore: Send + Sync {
     /// exists with other columns.
     async fn ensure_table(&self, table: &ViewTable) -> Result<(), OfflineError>;
 
-    /// Records a plan as a job, or returns the existing job with the same fingerprint.
+    /// Records a plan as a job; unless the plan is `fresh`, first looks for a job of the same
+    /// plan (an earlier run, fresh or not) and returns the newest unfinished one, else the
+    /// newest done one.
     async fn create_job(&self, plan: &JobPlan) -> Result<JobStatus, OfflineError>;
 
-    /// Records why a run of `job` failed (`None` clears it when a run starts).
-    async fn record_error(&self, job: i64, error: Option<&str>) -> Result<(), OfflineError>;
+    /// Marks `job` running by a live process for `alive_for` from now: called when a run
+    /// starts (`start`: the last run's error and finish time cleared) and then as its
+    /// heartbeat. A done job stays done.
+    async fn mark_running(
+        &self,
+        job: i64,
+        alive_for: Duration,
+        start: bool,
+    ) -> Result<(), OfflineError>;
+
+    /// Records that a run of `job` stopped early, and when. A done job stays done.
+    async fn end_run(&self, job: i64, end: &RunEnd) -> Result<(), OfflineError>;
+
+    /// The live leases on chunks of `job` not yet done, by chunk.
+    async fn leases(&self, job: i64) -> Result<Vec<Lease>, OfflineError>;
+
+    /// Gives up the leases `owner` holds on chunks of `job` not yet done, so any worker
+    /// may claim them at once: chunks abandoned by a stopping run, or leased by a process
+    /// known to be dead. Returns the chunks released.
+    async fn release_leases(&self, job: i64, owner: &str) -> Result<Vec<u32>, OfflineError>;
 
     /// Leases the next chunk of `job` that is neither done nor under a live lease.
     async fn claim_chunk(
@@ -305,6 +275,15 @@ pub trait OfflineStore: Send + Sync {
     /// batches of about `batch_rows` rows, so memory stays bounded whatever the table's
     /// size: what materialization and the aggregations' join read.
     fn stream(&self, table: &ViewTable, rows: Rows, batch_rows: usize) -> BatchStream;
+
+    /// About how many rows [`OfflineStore::stream`] would give for `rows`, for progress:
+    /// the planner's estimate on Postgres (tables never analyzed are analyzed first), an
+    /// exact count on SQLite. `None` when the store cannot tell.
+    async fn estimate_rows(
+        &self,
+        table: &ViewTable,
+        rows: &Rows,
+    ) -> Result<Option<u64>, OfflineError>;
 
     /// Records a finished materialization.
     async fn record_materialization(&self, record: &Materialization) -> Result<(), OfflineError>;
@@ -446,33 +425,6 @@ pub(crate) fn prepare_rows(
         .collect();
     arrow::compute::take_record_batch(&all, &arrow::array::UInt32Array::from(winners))
         .map_err(failed)
-}
-
-/// A job status from a row of the status query both backends run (counts as BIGINT).
-fn status_from_row<'r, R>(row: &'r R) -> Result<JobStatus, OfflineError>
-where
-    R: sqlx::Row,
-    usize: sqlx::ColumnIndex<R>,
-    i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-    String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-    Option<String>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-{
-    let count = |i: usize| -> Result<i64, OfflineError> { Ok(row.try_get::<i64, _>(i)?.max(0)) };
-    Ok(JobStatus {
-        id: row.try_get(0)?,
-        project: row.try_get(1)?,
-        view: row.try_get(2)?,
-        table: row.try_get(3)?,
-        window: row.try_get(4)?,
-        chunks_total: count(5)? as u32,
-        chunks_done: count(6)? as u32,
-        chunks_running: count(7)? as u32,
-        rows_in: count(8)? as u64,
-        rows_out: count(9)? as u64,
-        rows_rejected: count(10)? as u64,
-        created_at_micros: row.try_get(11)?,
-        error: row.try_get(12)?,
-    })
 }
 
 /// Fails unless a view's existing table has exactly the expected columns, in order.

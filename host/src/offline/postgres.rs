@@ -12,6 +12,7 @@ use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::{Connection, PgConnection, Row};
 use tokio::task::JoinSet;
 
+use super::jobs::{self, Lease, RunEnd};
 use super::pgcopy::{CopyReader, CopyWriter};
 use super::sql::{self, Dialect, ROW_ID, ident};
 use super::{
@@ -19,6 +20,7 @@ use super::{
     Materialization, OfflineError, OfflineStore, PitPiece, PitView, Rows,
 };
 use crate::columnar::arrow_schema;
+use crate::endpoint::{ConnectError, Store};
 use crate::model::ViewTable;
 use crate::model::{FieldSpec, ValueType};
 
@@ -41,22 +43,26 @@ impl PostgresStore {
                 "schema `{schema}` must be lowercase letters, digits and `_`, at most 63 characters"
             )));
         }
+        crate::endpoint::probe_postgres(Store::Offline, url, ACQUIRE_TIMEOUT).await?;
         let pool = PgPoolOptions::new()
             .max_connections(CONNECTIONS)
             .acquire_timeout(ACQUIRE_TIMEOUT)
             .connect(url)
             .await
-            .map_err(|e| OfflineError::Open(e.to_string()))?;
+            .map_err(|e| {
+                let failure = crate::endpoint::classify_sqlx(&e, ACQUIRE_TIMEOUT);
+                ConnectError::new(Store::Offline, url, failure)
+            })?;
         let store = Self {
             pool,
             schema: schema.to_owned(),
         };
         let s = ident(schema);
-        store
-            .ddl(&[
-                format!("CREATE SCHEMA IF NOT EXISTS {s}"),
-                format!(
-                    "CREATE TABLE IF NOT EXISTS {s}.backfill_jobs (
+        let jobs_table = format!("{s}.backfill_jobs");
+        let mut statements = vec![
+            format!("CREATE SCHEMA IF NOT EXISTS {s}"),
+            format!(
+                "CREATE TABLE IF NOT EXISTS {s}.backfill_jobs (
                         id BIGSERIAL PRIMARY KEY,
                         project TEXT NOT NULL,
                         view TEXT NOT NULL,
@@ -67,9 +73,21 @@ impl PostgresStore {
                         error TEXT,
                         created_at TIMESTAMPTZ NOT NULL DEFAULT clock_timestamp(),
                         UNIQUE (table_name, fingerprint))"
-                ),
-                format!(
-                    "CREATE TABLE IF NOT EXISTS {s}.backfill_chunks (
+            ),
+        ];
+        // Job tables made before job states get their columns.
+        statements.extend(jobs::migrate_job_table(
+            Dialect::Postgres,
+            &jobs_table,
+            &jobs::STATE_COLUMNS,
+        ));
+        statements.extend([
+            format!(
+                "CREATE INDEX IF NOT EXISTS backfill_jobs_by_plan \
+                     ON {s}.backfill_jobs (table_name, plan_fingerprint)"
+            ),
+            format!(
+                "CREATE TABLE IF NOT EXISTS {s}.backfill_chunks (
                         job_id BIGINT NOT NULL REFERENCES {s}.backfill_jobs (id) ON DELETE CASCADE,
                         seq INTEGER NOT NULL,
                         spec TEXT NOT NULL,
@@ -82,9 +100,9 @@ impl PostgresStore {
                         rows_rejected BIGINT NOT NULL DEFAULT 0,
                         finished_at TIMESTAMPTZ,
                         PRIMARY KEY (job_id, seq))"
-                ),
-                format!(
-                    "CREATE TABLE IF NOT EXISTS {s}.materializations (
+            ),
+            format!(
+                "CREATE TABLE IF NOT EXISTS {s}.materializations (
                         id BIGSERIAL PRIMARY KEY,
                         project TEXT NOT NULL,
                         view TEXT NOT NULL,
@@ -93,13 +111,13 @@ impl PostgresStore {
                         end_micros BIGINT NOT NULL,
                         rows BIGINT NOT NULL,
                         finished_at TIMESTAMPTZ NOT NULL DEFAULT clock_timestamp())"
-                ),
-                format!(
-                    "CREATE INDEX IF NOT EXISTS materializations_by_table \
+            ),
+            format!(
+                "CREATE INDEX IF NOT EXISTS materializations_by_table \
                      ON {s}.materializations (table_name, end_micros)"
-                ),
-                format!(
-                    "CREATE TABLE IF NOT EXISTS {s}.feature_log (
+            ),
+            format!(
+                "CREATE TABLE IF NOT EXISTS {s}.feature_log (
                         id BIGSERIAL PRIMARY KEY,
                         project TEXT NOT NULL,
                         service TEXT NOT NULL,
@@ -107,12 +125,14 @@ impl PostgresStore {
                         request_ts BIGINT NOT NULL,
                         digests TEXT NOT NULL,
                         payload BYTEA NOT NULL)"
-                ),
-                format!(
-                    "CREATE INDEX IF NOT EXISTS feature_log_by_service \
+            ),
+            format!(
+                "CREATE INDEX IF NOT EXISTS feature_log_by_service \
                      ON {s}.feature_log (project, service, logged_at)"
-                ),
-            ])
+            ),
+        ]);
+        store
+            .ddl(&statements)
             .await
             .map_err(|e| OfflineError::Open(e.to_string()))?;
         Ok(store)
@@ -148,7 +168,7 @@ impl PostgresStore {
             .bind(i64::from(limit))
             .fetch_all(&self.pool)
             .await?;
-        rows.iter().map(super::status_from_row).collect()
+        rows.iter().map(jobs::status_from_row).collect()
     }
 
     /// Writes prepared rows (see [`super::prepare_rows`]) into a view's table. Most chunks hold only new keys (a first
@@ -364,22 +384,41 @@ impl OfflineStore for PostgresStore {
     }
 
     async fn create_job(&self, plan: &JobPlan) -> Result<JobStatus, OfflineError> {
-        let mut fingerprint = plan.fingerprint();
-        if plan.fresh {
-            fingerprint.push_str(&format!("#{}", crate::registry::now_micros()));
-        }
+        let (jobs, chunks) = (
+            self.qualified("backfill_jobs"),
+            self.qualified("backfill_chunks"),
+        );
+        let plan_fingerprint = plan.fingerprint();
         let mut tx = self.pool.begin().await?;
+        if !plan.fresh {
+            let existing: Option<i64> =
+                sqlx::query_scalar(&Dialect::Postgres.job_to_resume(&jobs, &chunks))
+                    .bind(&plan.table)
+                    .bind(&plan_fingerprint)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            if let Some(id) = existing {
+                tx.commit().await?;
+                return self.job(id).await;
+            }
+        }
+        let fingerprint = if plan.fresh {
+            format!("{plan_fingerprint}#{}", crate::registry::now_micros())
+        } else {
+            plan_fingerprint.clone()
+        };
         let created: Option<i64> = sqlx::query_scalar(&format!(
-            "INSERT INTO {} (project, view, table_name, time_window, fingerprint, chunks) \
-             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (table_name, fingerprint) DO NOTHING \
-             RETURNING id",
-            self.qualified("backfill_jobs")
+            "INSERT INTO {jobs} (project, view, table_name, time_window, fingerprint, \
+                plan_fingerprint, chunks) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (table_name, fingerprint) DO NOTHING \
+             RETURNING id"
         ))
         .bind(&plan.project)
         .bind(&plan.view)
         .bind(&plan.table)
         .bind(&plan.window)
         .bind(&fingerprint)
+        .bind(&plan_fingerprint)
         .bind(plan.chunks.len() as i32)
         .fetch_optional(&mut *tx)
         .await?;
@@ -387,9 +426,8 @@ impl OfflineStore for PostgresStore {
             Some(id) => {
                 let seqs: Vec<i32> = (0..plan.chunks.len() as i32).collect();
                 sqlx::query(&format!(
-                    "INSERT INTO {} (job_id, seq, spec) \
-                     SELECT $1, seq, spec FROM UNNEST($2::int4[], $3::text[]) AS u (seq, spec)",
-                    self.qualified("backfill_chunks")
+                    "INSERT INTO {chunks} (job_id, seq, spec) \
+                     SELECT $1, seq, spec FROM UNNEST($2::int4[], $3::text[]) AS u (seq, spec)"
                 ))
                 .bind(id)
                 .bind(&seqs)
@@ -398,10 +436,10 @@ impl OfflineStore for PostgresStore {
                 .await?;
                 id
             }
+            // Another process created the same job a moment ago.
             None => {
                 sqlx::query_scalar(&format!(
-                    "SELECT id FROM {} WHERE table_name = $1 AND fingerprint = $2",
-                    self.qualified("backfill_jobs")
+                    "SELECT id FROM {jobs} WHERE table_name = $1 AND fingerprint = $2"
                 ))
                 .bind(&plan.table)
                 .bind(&fingerprint)
@@ -413,16 +451,81 @@ impl OfflineStore for PostgresStore {
         self.job(id).await
     }
 
-    async fn record_error(&self, job: i64, error: Option<&str>) -> Result<(), OfflineError> {
+    async fn mark_running(
+        &self,
+        job: i64,
+        alive_for: Duration,
+        start: bool,
+    ) -> Result<(), OfflineError> {
+        let restart = if start {
+            ", error = NULL, finished_at = NULL"
+        } else {
+            ""
+        };
         sqlx::query(&format!(
-            "UPDATE {} SET error = $2 WHERE id = $1",
+            "UPDATE {} SET state = 'running', \
+                alive_until = clock_timestamp() + make_interval(secs => $2){restart} \
+             WHERE id = $1 AND state <> 'done'",
             self.qualified("backfill_jobs")
         ))
         .bind(job)
+        .bind(alive_for.as_secs_f64())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn end_run(&self, job: i64, end: &RunEnd) -> Result<(), OfflineError> {
+        let (state, error) = end.columns();
+        sqlx::query(&format!(
+            "UPDATE {} SET state = $2, error = $3, finished_at = clock_timestamp(), \
+                alive_until = NULL \
+             WHERE id = $1 AND state <> 'done'",
+            self.qualified("backfill_jobs")
+        ))
+        .bind(job)
+        .bind(state)
         .bind(error)
         .execute(&self.pool)
         .await?;
         Ok(())
+    }
+
+    async fn leases(&self, job: i64) -> Result<Vec<Lease>, OfflineError> {
+        let rows = sqlx::query(&format!(
+            "SELECT seq, lease_owner, \
+                CAST(extract(epoch FROM lease_expires) * 1000000 AS BIGINT) \
+             FROM {} WHERE job_id = $1 AND NOT done AND lease_owner IS NOT NULL \
+                AND lease_expires > clock_timestamp() ORDER BY seq",
+            self.qualified("backfill_chunks")
+        ))
+        .bind(job)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(Lease {
+                    seq: row.try_get::<i32, _>(0)? as u32,
+                    owner: row.try_get(1)?,
+                    expires_at_micros: row.try_get(2)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn release_leases(&self, job: i64, owner: &str) -> Result<Vec<u32>, OfflineError> {
+        let released: Vec<i32> = sqlx::query_scalar(&format!(
+            "UPDATE {} SET lease_owner = NULL, lease_expires = NULL \
+             WHERE job_id = $1 AND lease_owner = $2 AND NOT done RETURNING seq",
+            self.qualified("backfill_chunks")
+        ))
+        .bind(job)
+        .bind(owner)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut released: Vec<u32> = released.into_iter().map(|seq| seq as u32).collect();
+        released.sort_unstable();
+        Ok(released)
     }
 
     async fn claim_chunk(
@@ -511,6 +614,18 @@ impl OfflineStore for PostgresStore {
         if rows.num_rows() > 0 {
             self.copy_rows(&mut tx, table, &rows).await?;
         }
+        // The job's last chunk: the job is done, with the chunk.
+        let chunks = self.qualified("backfill_chunks");
+        sqlx::query(&format!(
+            "UPDATE {} SET state = 'done', finished_at = clock_timestamp(), alive_until = NULL, \
+                error = NULL \
+             WHERE id = $1 AND state <> 'done' \
+               AND NOT EXISTS (SELECT 1 FROM {chunks} WHERE job_id = $1 AND NOT done)",
+            self.qualified("backfill_jobs")
+        ))
+        .bind(claim.job)
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -626,6 +741,32 @@ impl OfflineStore for PostgresStore {
             }
             Ok(())
         })
+    }
+
+    async fn estimate_rows(
+        &self,
+        table: &ViewTable,
+        rows: &Rows,
+    ) -> Result<Option<u64>, OfflineError> {
+        let qualified = self.qualified(&table.name);
+        // -1: never analyzed, so the planner would guess without statistics.
+        let tuples: f32 =
+            sqlx::query_scalar("SELECT reltuples FROM pg_class WHERE oid = $1::regclass")
+                .bind(&qualified)
+                .fetch_one(&self.pool)
+                .await?;
+        if tuples < 0.0 {
+            sqlx::query(&format!("ANALYZE {qualified}"))
+                .execute(&self.pool)
+                .await?;
+        }
+        let sql = Dialect::Postgres.stream(&qualified, table, rows);
+        let plan: serde_json::Value = sqlx::query_scalar(&format!("EXPLAIN (FORMAT JSON) {sql}"))
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(plan[0]["Plan"]["Plan Rows"]
+            .as_f64()
+            .map(|rows| rows.max(0.0).round() as u64))
     }
 
     async fn record_materialization(&self, record: &Materialization) -> Result<(), OfflineError> {

@@ -55,30 +55,6 @@ impl Dialect {
             .join(", ")
     }
 
-    /// Job statuses from the `jobs` and `chunks` tables: the jobs with `id = $1` (or every
-    /// job when `$1` is null), newest first, at most `$2`. SQLite takes the current time
-    /// (µs) as `$3`; Postgres reads its clock.
-    pub fn job_status(self, jobs: &str, chunks: &str) -> String {
-        let (now, created) = match self {
-            Dialect::Postgres => (
-                "clock_timestamp()",
-                "CAST(extract(epoch FROM j.created_at) * 1000000 AS BIGINT)",
-            ),
-            Dialect::Sqlite => ("$3", "j.created_at"),
-        };
-        format!(
-            "SELECT j.id, j.project, j.view, j.table_name, j.time_window, CAST(j.chunks AS BIGINT),
-                count(c.seq) FILTER (WHERE c.done),
-                count(c.seq) FILTER (WHERE NOT c.done AND c.lease_expires > {now}),
-                CAST(COALESCE(sum(c.rows_in), 0) AS BIGINT),
-                CAST(COALESCE(sum(c.rows_out), 0) AS BIGINT),
-                CAST(COALESCE(sum(c.rows_rejected), 0) AS BIGINT),
-                {created}, j.error
-             FROM {jobs} j LEFT JOIN {chunks} c ON c.job_id = j.id
-             WHERE $1 IS NULL OR j.id = $1 GROUP BY j.id ORDER BY j.id DESC LIMIT $2"
-        )
-    }
-
     /// `CREATE TABLE IF NOT EXISTS` for a view's table (named by `qualified`), keyed by join
     /// keys and event time; the primary key is the point-in-time index.
     pub fn create_table(self, qualified: &str, table: &ViewTable) -> String {

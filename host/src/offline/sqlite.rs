@@ -23,6 +23,7 @@ use sqlx::sqlite::{
 use sqlx::{Row, Sqlite, Transaction};
 use tokio::sync::{Mutex, MutexGuard};
 
+use super::jobs::{self, Lease, RunEnd};
 use super::sql::{self, Dialect, ROW_ID, ident};
 use super::{
     ACQUIRE_TIMEOUT, BatchStream, ChunkCounts, Claim, JobPlan, JobStatus, LogRecord,
@@ -130,6 +131,27 @@ impl SqliteStore {
                 .await
                 .map_err(|e| OfflineError::Open(e.to_string()))?;
         }
+        // Job tables made before job states get their columns.
+        let existing: Vec<String> =
+            sqlx::query_scalar("SELECT name FROM pragma_table_info('backfill_jobs')")
+                .fetch_all(&mut *tx.tx)
+                .await?;
+        let missing: Vec<&str> = jobs::STATE_COLUMNS
+            .into_iter()
+            .filter(|column| !existing.iter().any(|name| name == column))
+            .collect();
+        let mut migrate = jobs::migrate_job_table(Dialect::Sqlite, "backfill_jobs", &missing);
+        migrate.push(
+            "CREATE INDEX IF NOT EXISTS backfill_jobs_by_plan \
+             ON backfill_jobs (table_name, plan_fingerprint)"
+                .to_owned(),
+        );
+        for statement in &migrate {
+            sqlx::query(statement)
+                .execute(&mut *tx.tx)
+                .await
+                .map_err(|e| OfflineError::Open(format!("migrating the job table: {e}")))?;
+        }
         tx.tx.commit().await?;
         Ok(())
     }
@@ -151,7 +173,7 @@ impl SqliteStore {
             .bind(now_micros())
             .fetch_all(&self.pool)
             .await?;
-        rows.iter().map(super::status_from_row).collect()
+        rows.iter().map(jobs::status_from_row).collect()
     }
 }
 
@@ -325,61 +347,130 @@ impl OfflineStore for SqliteStore {
     }
 
     async fn create_job(&self, plan: &JobPlan) -> Result<JobStatus, OfflineError> {
-        let mut fingerprint = plan.fingerprint();
-        if plan.fresh {
-            fingerprint.push_str(&format!("#{}", now_micros()));
-        }
+        let plan_fingerprint = plan.fingerprint();
         let mut tx = self.begin_write().await?;
-        let existing: Option<i64> = sqlx::query_scalar(
-            "SELECT id FROM backfill_jobs WHERE table_name = $1 AND fingerprint = $2",
-        )
-        .bind(&plan.table)
-        .bind(&fingerprint)
-        .fetch_optional(&mut *tx.tx)
-        .await?;
-        let id = match existing {
-            Some(id) => id,
-            None => {
-                let id: i64 = sqlx::query_scalar(
-                    "INSERT INTO backfill_jobs (project, view, table_name, time_window, \
-                     fingerprint, chunks, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7) \
-                     RETURNING id",
-                )
-                .bind(&plan.project)
-                .bind(&plan.view)
-                .bind(&plan.table)
-                .bind(&plan.window)
-                .bind(&fingerprint)
-                .bind(plan.chunks.len() as i64)
-                .bind(now_micros())
-                .fetch_one(&mut *tx.tx)
-                .await?;
-                for (seq, spec) in plan.chunks.iter().enumerate() {
-                    sqlx::query(
-                        "INSERT INTO backfill_chunks (job_id, seq, spec) VALUES ($1, $2, $3)",
-                    )
-                    .bind(id)
-                    .bind(seq as i64)
-                    .bind(spec)
-                    .execute(&mut *tx.tx)
-                    .await?;
-                }
-                id
+        if !plan.fresh {
+            let existing: Option<i64> = sqlx::query_scalar(
+                &Dialect::Sqlite.job_to_resume("backfill_jobs", "backfill_chunks"),
+            )
+            .bind(&plan.table)
+            .bind(&plan_fingerprint)
+            .fetch_optional(&mut *tx.tx)
+            .await?;
+            if let Some(id) = existing {
+                tx.tx.commit().await?;
+                return self.job(id).await;
             }
+        }
+        let fingerprint = if plan.fresh {
+            format!("{plan_fingerprint}#{}", now_micros())
+        } else {
+            plan_fingerprint.clone()
         };
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO backfill_jobs (project, view, table_name, time_window, fingerprint, \
+             plan_fingerprint, chunks, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+             RETURNING id",
+        )
+        .bind(&plan.project)
+        .bind(&plan.view)
+        .bind(&plan.table)
+        .bind(&plan.window)
+        .bind(&fingerprint)
+        .bind(&plan_fingerprint)
+        .bind(plan.chunks.len() as i64)
+        .bind(now_micros())
+        .fetch_one(&mut *tx.tx)
+        .await?;
+        for (seq, spec) in plan.chunks.iter().enumerate() {
+            sqlx::query("INSERT INTO backfill_chunks (job_id, seq, spec) VALUES ($1, $2, $3)")
+                .bind(id)
+                .bind(seq as i64)
+                .bind(spec)
+                .execute(&mut *tx.tx)
+                .await?;
+        }
         tx.tx.commit().await?;
         self.job(id).await
     }
 
-    async fn record_error(&self, job: i64, error: Option<&str>) -> Result<(), OfflineError> {
+    async fn mark_running(
+        &self,
+        job: i64,
+        alive_for: Duration,
+        start: bool,
+    ) -> Result<(), OfflineError> {
+        let restart = if start {
+            ", error = NULL, finished_at = NULL"
+        } else {
+            ""
+        };
         let mut tx = self.begin_write().await?;
-        sqlx::query("UPDATE backfill_jobs SET error = $2 WHERE id = $1")
-            .bind(job)
-            .bind(error)
-            .execute(&mut *tx.tx)
-            .await?;
+        sqlx::query(&format!(
+            "UPDATE backfill_jobs SET state = 'running', alive_until = $2{restart} \
+             WHERE id = $1 AND state <> 'done'"
+        ))
+        .bind(job)
+        .bind(now_micros() + alive_for.as_micros() as i64)
+        .execute(&mut *tx.tx)
+        .await?;
         tx.tx.commit().await?;
         Ok(())
+    }
+
+    async fn end_run(&self, job: i64, end: &RunEnd) -> Result<(), OfflineError> {
+        let (state, error) = end.columns();
+        let mut tx = self.begin_write().await?;
+        sqlx::query(
+            "UPDATE backfill_jobs SET state = $2, error = $3, finished_at = $4, \
+                alive_until = NULL \
+             WHERE id = $1 AND state <> 'done'",
+        )
+        .bind(job)
+        .bind(state)
+        .bind(error)
+        .bind(now_micros())
+        .execute(&mut *tx.tx)
+        .await?;
+        tx.tx.commit().await?;
+        Ok(())
+    }
+
+    async fn leases(&self, job: i64) -> Result<Vec<Lease>, OfflineError> {
+        let rows = sqlx::query(
+            "SELECT seq, lease_owner, lease_expires FROM backfill_chunks \
+             WHERE job_id = $1 AND NOT done AND lease_owner IS NOT NULL \
+               AND lease_expires > $2 ORDER BY seq",
+        )
+        .bind(job)
+        .bind(now_micros())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(Lease {
+                    seq: row.try_get::<i64, _>(0)? as u32,
+                    owner: row.try_get(1)?,
+                    expires_at_micros: row.try_get(2)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn release_leases(&self, job: i64, owner: &str) -> Result<Vec<u32>, OfflineError> {
+        let mut tx = self.begin_write().await?;
+        let released: Vec<i64> = sqlx::query_scalar(
+            "UPDATE backfill_chunks SET lease_owner = NULL, lease_expires = NULL \
+             WHERE job_id = $1 AND lease_owner = $2 AND NOT done RETURNING seq",
+        )
+        .bind(job)
+        .bind(owner)
+        .fetch_all(&mut *tx.tx)
+        .await?;
+        tx.tx.commit().await?;
+        let mut released: Vec<u32> = released.into_iter().map(|seq| seq as u32).collect();
+        released.sort_unstable();
+        Ok(released)
     }
 
     async fn claim_chunk(
@@ -459,6 +550,17 @@ impl OfflineStore for SqliteStore {
             return Ok(false);
         }
         upsert_rows(&mut tx.tx, table, rows).await?;
+        // The job's last chunk: the job is done, with the chunk.
+        sqlx::query(
+            "UPDATE backfill_jobs SET state = 'done', finished_at = $2, alive_until = NULL, \
+                error = NULL \
+             WHERE id = $1 AND state <> 'done' \
+               AND NOT EXISTS (SELECT 1 FROM backfill_chunks WHERE job_id = $1 AND NOT done)",
+        )
+        .bind(claim.job)
+        .bind(now_micros())
+        .execute(&mut *tx.tx)
+        .await?;
         tx.tx.commit().await?;
         Ok(true)
     }
@@ -570,6 +672,18 @@ impl OfflineStore for SqliteStore {
             }
             Ok(())
         })
+    }
+
+    async fn estimate_rows(
+        &self,
+        table: &ViewTable,
+        rows: &Rows,
+    ) -> Result<Option<u64>, OfflineError> {
+        let sql = Dialect::Sqlite.stream(&ident(&table.name), table, rows);
+        let count: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM ({sql})"))
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(Some(count.max(0) as u64))
     }
 
     async fn record_materialization(&self, record: &Materialization) -> Result<(), OfflineError> {

@@ -87,6 +87,9 @@ pub enum OnlineError {
     /// with the store healthy.
     #[error("conflicting writes: {0}")]
     Conflict(String),
+    /// The server could not be reached when the store was opened, or its URL is bad.
+    #[error(transparent)]
+    Connect(#[from] crate::endpoint::ConnectError),
 }
 
 impl OnlineError {
@@ -97,13 +100,19 @@ impl OnlineError {
             Self::Corrupt(_) => "online_store_corrupt",
             Self::Input(_) => "invalid_online_input",
             Self::Conflict(_) => "conflict",
+            Self::Connect(error) if !error.is_retryable() => "invalid_online_input",
+            Self::Connect(_) => "online_store_unavailable",
         }
     }
 
     /// Worth retrying later: the store was unreachable or busy with other writers, not the
     /// request wrong.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, Self::Unavailable(_) | Self::Conflict(_))
+        match self {
+            Self::Unavailable(_) | Self::Conflict(_) => true,
+            Self::Connect(error) => error.is_retryable(),
+            Self::Corrupt(_) | Self::Input(_) => false,
+        }
     }
 }
 

@@ -11,6 +11,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{Client, ErrorKind, RedisError, RedisResult, Script, ServerErrorKind};
 
 use super::{CompareAndSet, OnlineError, OnlineStore, codec};
+use crate::endpoint::{ConnectError, Store};
 
 /// Values per pipelined round trip of [`RedisStore::put`].
 const PIPELINE_ENTRIES: usize = 1000;
@@ -70,7 +71,10 @@ impl RedisStore {
         let store = Self::open_lazily(url, namespace, timeout)?;
         bounded(timeout, store.connect())
             .await
-            .map_err(|Retry(error)| failed(&store.address, error, timeout))?;
+            .map_err(|Retry(error)| {
+                let failure = crate::endpoint::classify_redis(&error, timeout);
+                ConnectError::new(Store::Online, url, failure)
+            })?;
         Ok(store)
     }
 
@@ -79,8 +83,10 @@ impl RedisStore {
     /// How a server starts while Redis is down.
     pub fn open_lazily(url: &str, namespace: &str, timeout: Duration) -> Result<Self, OnlineError> {
         codec::check_namespace(namespace).map_err(OnlineError::Input)?;
-        let client =
-            Client::open(url).map_err(|e| OnlineError::Input(format!("invalid Redis URL: {e}")))?;
+        let client = Client::open(url).map_err(|error| {
+            let failure = crate::endpoint::classify_redis(&error, timeout);
+            ConnectError::new(Store::Online, url, failure)
+        })?;
         let address = client.get_connection_info().addr().to_string();
         // No reconnect retries inside the manager: a caller's deadline is shorter than any
         // backoff. After a failure, the next call starts one fresh attempt (shared by the
@@ -228,6 +234,11 @@ fn failed(address: &str, error: RedisError, timeout: Duration) -> OnlineError {
     }
     if error.is_timeout() {
         return no_answer(address, timeout);
+    }
+    if error.is_connection_refusal() {
+        return OnlineError::Unavailable(format!(
+            "{address}: connection refused: is Redis running there?"
+        ));
     }
     OnlineError::Unavailable(format!("{address}: {error}"))
 }

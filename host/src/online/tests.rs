@@ -539,7 +539,8 @@ async fn assert_unavailable<T: std::fmt::Debug>(
     let outcome = call.await;
     let elapsed = started.elapsed();
     match outcome {
-        Err(error @ OnlineError::Unavailable(_)) => {
+        // Opening says which store and why; later calls that the store is unavailable.
+        Err(error @ (OnlineError::Unavailable(_) | OnlineError::Connect(_))) => {
             assert!(error.is_retryable());
             assert_eq!(error.code(), "online_store_unavailable");
         }

@@ -303,6 +303,7 @@ impl Lockstep {
                 REQUEST_TS,
                 &on_demand_digests,
                 true,
+                &|_| {},
             )
             .await?;
 

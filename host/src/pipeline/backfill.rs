@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use super::view_rows::{RowsError, ViewRows};
 use super::{Lockstep, ReadyError};
 use crate::model::definitions::Source;
-use crate::offline::{ChunkCounts, Claim, JobPlan, JobStatus, OfflineError, ViewTable};
+use crate::offline::{ChunkCounts, Claim, JobPlan, JobStatus, OfflineError, RunEnd, ViewTable};
 use crate::registry::RegistryError;
 use crate::runtime::{RunError, Runtime};
 use crate::source::{self, Chunk, SourceContext, SourceError, TimeWindow};
@@ -75,6 +75,30 @@ pub enum BackfillError {
     BadChunk { job: i64, seq: u32, message: String },
     #[error("backfill worker failed: {0}")]
     Internal(String),
+    #[error(
+        "backfill job {} interrupted with {}/{} chunks done{}{}",
+        .job.id,
+        .job.chunks_done,
+        .job.chunks_total,
+        describe_chunks(", finished", .finished),
+        describe_chunks(", released", .released)
+    )]
+    Interrupted {
+        job: Box<JobStatus>,
+        /// Chunks this process finished after the stop was asked for.
+        finished: Vec<u32>,
+        /// Chunks this process gave up unfinished, free for the next run at once.
+        released: Vec<u32>,
+    },
+}
+
+/// `, finished chunk(s) 3, 4` (with `prefix`), or nothing for no chunks.
+fn describe_chunks(prefix: &str, seqs: &[u32]) -> String {
+    if seqs.is_empty() {
+        return String::new();
+    }
+    let seqs: Vec<String> = seqs.iter().map(u32::to_string).collect();
+    format!("{prefix} chunk(s) {}", seqs.join(", "))
 }
 
 impl BackfillError {
@@ -94,6 +118,7 @@ impl BackfillError {
             Self::Rows { .. } => "invalid_source_rows",
             Self::BadChunk { .. } => "invalid_backfill_chunk",
             Self::Internal(_) => "internal",
+            Self::Interrupted { .. } => "backfill_interrupted",
         }
     }
 }
@@ -119,6 +144,29 @@ pub enum BackfillEvent {
     },
     /// Another worker took over a chunk whose lease this process let lapse.
     LeaseLost { seq: u32 },
+    /// No chunk is free: this process waits for chunks another worker holds, until their
+    /// leases lapse at the latest (when that worker died). Sent when what it waits for
+    /// changes.
+    Waiting {
+        seqs: Vec<u32>,
+        owners: Vec<String>,
+        /// µs since the Unix epoch: the last of the leases' expiry.
+        until_micros: i64,
+    },
+    /// Chunks leased by a process of this host that no longer runs were released and are
+    /// claimed again now, without waiting for their leases to lapse.
+    TakenOver { seqs: Vec<u32>, owner: String },
+}
+
+/// Asks a running backfill to stop (see [`Lockstep::run_backfill_until`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum StopRequest {
+    /// Keep going.
+    None,
+    /// Claim no more chunks; finish (commit) those being worked on, then stop.
+    Finish,
+    /// Stop now: give up the chunks being worked on, releasing their leases.
+    Release,
 }
 
 /// A finished backfill run.
@@ -268,31 +316,77 @@ impl Lockstep {
         planned: &PlannedBackfill,
         events: &(dyn Fn(BackfillEvent) + Send + Sync),
     ) -> Result<BackfillSummary, BackfillError> {
+        let (_keep, stop) = tokio::sync::watch::channel(StopRequest::None);
+        self.run_backfill_until(planned, events, stop).await
+    }
+
+    /// [`Lockstep::run_backfill`], stopping early when `stop` asks: then the job is recorded
+    /// as interrupted and the error is [`BackfillError::Interrupted`], saying which chunks
+    /// were finished and which released. While it runs, the job is heartbeated as running;
+    /// when it fails, the job is recorded as failed with the error.
+    pub async fn run_backfill_until(
+        &self,
+        planned: &PlannedBackfill,
+        events: &(dyn Fn(BackfillEvent) + Send + Sync),
+        stop: tokio::sync::watch::Receiver<StopRequest>,
+    ) -> Result<BackfillSummary, BackfillError> {
         let started = Instant::now();
         events(BackfillEvent::Planned {
             job: planned.job.clone(),
             estimated_rows: planned.estimated_rows,
         });
-        let owner = format!(
-            "{}:{}:{}",
-            hostname(),
-            std::process::id(),
-            crate::registry::now_micros()
-        );
-        self.offline.record_error(planned.job.id, None).await?;
+        let job = planned.job.id;
+        let lease = Duration::from_secs_f64(self.backfill.lease_seconds);
+        let run = Run {
+            job,
+            owner: Owner::of_this_process(),
+            lease,
+            stop,
+            waiting: Default::default(),
+            finished: Default::default(),
+            released: Default::default(),
+        };
+        self.offline.mark_running(job, lease, true).await?;
         let workers = (0..self.backfill.workers.max(1))
-            .map(|index| self.work(planned, format!("{owner}:{index}"), events));
-        let done = match futures_util::future::try_join_all(workers).await {
+            .map(|index| self.work(planned, &run, run.owner.worker(index), events));
+        let heartbeat = async {
+            let mut tick = tokio::time::interval(lease / 3);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                if let Err(error) = self.offline.mark_running(job, lease, false).await {
+                    tracing::warn!(%error, job, "could not heartbeat the backfill job");
+                }
+            }
+        };
+        let done = tokio::select! {
+            done = futures_util::future::try_join_all(workers) => done,
+            never = heartbeat => never,
+        };
+        let done = match done {
             Ok(done) => done,
             Err(error) => {
                 // Best effort: the error itself is what the caller must see.
                 let _ = self
                     .offline
-                    .record_error(planned.job.id, Some(&error.to_string()))
+                    .end_run(job, &RunEnd::Failed(error.to_string()))
                     .await;
                 return Err(error);
             }
         };
+        let status = self.offline.job(job).await?;
+        if !status.is_complete() && *run.stop.borrow() != StopRequest::None {
+            self.offline.end_run(job, &RunEnd::Interrupted).await?;
+            let mut finished = std::mem::take(&mut *run.finished.lock().expect("lock"));
+            let mut released = std::mem::take(&mut *run.released.lock().expect("lock"));
+            finished.sort_unstable();
+            released.sort_unstable();
+            return Err(BackfillError::Interrupted {
+                job: Box::new(self.offline.job(job).await?),
+                finished,
+                released,
+            });
+        }
         let mut totals = ChunkCounts::default();
         let mut chunks = 0;
         for (count, counts) in done {
@@ -302,7 +396,7 @@ impl Lockstep {
             totals.rows_rejected += counts.rows_rejected;
         }
         Ok(BackfillSummary {
-            job: self.offline.job(planned.job.id).await?,
+            job: status,
             table: planned.context.rows.table.name.clone(),
             chunks,
             rows_in: totals.rows_in,
@@ -312,23 +406,35 @@ impl Lockstep {
         })
     }
 
-    /// One worker: claim, run, commit, until no chunk is left.
+    /// One worker: claim, run, commit, until no chunk is left or a stop is asked for.
     async fn work(
         &self,
         planned: &PlannedBackfill,
+        run: &Run,
         owner: String,
         events: &(dyn Fn(BackfillEvent) + Send + Sync),
     ) -> Result<(u32, ChunkCounts), BackfillError> {
-        let lease = Duration::from_secs_f64(self.backfill.lease_seconds);
-        let job = planned.job.id;
+        let job = run.job;
+        let mut stop = run.stop.clone();
         let (mut chunks, mut totals) = (0, ChunkCounts::default());
         loop {
-            let Some(claim) = self.offline.claim_chunk(job, &owner, lease).await? else {
+            if *stop.borrow() != StopRequest::None {
+                return Ok((chunks, totals));
+            }
+            let Some(claim) = self.offline.claim_chunk(job, &owner, run.lease).await? else {
                 if self.offline.job(job).await?.is_complete() {
                     return Ok((chunks, totals));
                 }
                 // Other workers hold the rest, or a dead worker's lease has yet to lapse.
-                tokio::time::sleep((lease / 4).min(Duration::from_millis(50))).await;
+                if self.take_over_or_report(run, events).await? {
+                    continue;
+                }
+                let pause = (run.lease / 4).min(Duration::from_millis(250));
+                let asking = stop.has_changed().is_ok();
+                tokio::select! {
+                    () = tokio::time::sleep(pause) => {}
+                    _ = stop.changed(), if asking => {}
+                }
                 continue;
             };
             let chunk: Chunk =
@@ -338,9 +444,15 @@ impl Lockstep {
                     message: e.to_string(),
                 })?;
             let started = Instant::now();
-            let (rows, counts) = self
-                .run_leased(&planned.context, &claim, &chunk, lease)
-                .await?;
+            let Some((rows, counts)) = self
+                .run_leased(&planned.context, &claim, &chunk, run.lease, &mut stop)
+                .await?
+            else {
+                // Given up at a stop: free for the next run at once.
+                let released = self.offline.release_leases(job, &owner).await?;
+                run.released.lock().expect("lock").extend(released);
+                return Ok((chunks, totals));
+            };
             let computed = Instant::now();
             if self
                 .offline
@@ -351,6 +463,9 @@ impl Lockstep {
                 totals.rows_in += counts.rows_in;
                 totals.rows_out += counts.rows_out;
                 totals.rows_rejected += counts.rows_rejected;
+                if *stop.borrow() != StopRequest::None {
+                    run.finished.lock().expect("lock").push(claim.seq);
+                }
                 events(BackfillEvent::ChunkDone {
                     seq: claim.seq,
                     chunk: chunk.describe(),
@@ -364,21 +479,77 @@ impl Lockstep {
         }
     }
 
-    /// Runs one chunk off the async threads, renewing its lease until it is done.
+    /// With no chunk free: releases the leases of dead processes of this host (true: claim
+    /// again now), or reports what this run waits for, once per change.
+    async fn take_over_or_report(
+        &self,
+        run: &Run,
+        events: &(dyn Fn(BackfillEvent) + Send + Sync),
+    ) -> Result<bool, BackfillError> {
+        let leases = self.offline.leases(run.job).await?;
+        let foreign: Vec<_> = leases
+            .into_iter()
+            .filter(|lease| !run.owner.owns(&lease.owner))
+            .collect();
+        let mut owners: Vec<String> = foreign.iter().map(|lease| lease.owner.clone()).collect();
+        owners.sort();
+        owners.dedup();
+        let mut took_over = false;
+        for owner in &owners {
+            if Owner::is_dead_here(owner) {
+                let seqs = self.offline.release_leases(run.job, owner).await?;
+                if !seqs.is_empty() {
+                    took_over = true;
+                    events(BackfillEvent::TakenOver {
+                        seqs,
+                        owner: owner.clone(),
+                    });
+                }
+            }
+        }
+        if took_over {
+            return Ok(true);
+        }
+        let seqs: Vec<u32> = foreign.iter().map(|lease| lease.seq).collect();
+        let mut waiting = run.waiting.lock().expect("lock");
+        if !seqs.is_empty() && *waiting != seqs {
+            waiting.clone_from(&seqs);
+            events(BackfillEvent::Waiting {
+                seqs,
+                owners,
+                until_micros: foreign
+                    .iter()
+                    .map(|lease| lease.expires_at_micros)
+                    .max()
+                    .unwrap_or_default(),
+            });
+        }
+        Ok(false)
+    }
+
+    /// Runs one chunk off the async threads, renewing its lease until it is done; `None`
+    /// when a stop asked to give it up first.
     async fn run_leased(
         &self,
         context: &Arc<JobContext>,
         claim: &Claim,
         chunk: &Chunk,
         lease: Duration,
-    ) -> Result<(Vec<RecordBatch>, ChunkCounts), BackfillError> {
+        stop: &mut tokio::sync::watch::Receiver<StopRequest>,
+    ) -> Result<Option<(Vec<RecordBatch>, ChunkCounts)>, BackfillError> {
         let runtime = Arc::clone(&self.runtime);
         let job = Arc::clone(context);
         let owned = chunk.clone();
         let mut work = tokio::task::spawn_blocking(move || run_chunk(&runtime, &job, &owned));
         let mut renew = tokio::time::interval(lease / 3);
         renew.tick().await;
+        // Whoever asks for stops may go away; then nothing more will be asked.
+        let mut asking = true;
         loop {
+            if *stop.borrow() == StopRequest::Release {
+                // The blocking read goes on until it ends; its result is dropped.
+                return Ok(None);
+            }
             tokio::select! {
                 result = &mut work => {
                     let result = result.map_err(|e| BackfillError::Internal(e.to_string()))?;
@@ -387,7 +558,7 @@ impl Lockstep {
                     {
                         self.mark_unsafe(digest, &error.to_string()).await;
                     }
-                    return result;
+                    return result.map(Some);
                 }
                 _ = renew.tick() => {
                     // A lost lease shows at commit time, which then writes nothing.
@@ -395,6 +566,7 @@ impl Lockstep {
                         tracing::warn!(%error, seq = claim.seq, "could not renew a chunk lease");
                     }
                 }
+                changed = stop.changed(), if asking => asking = changed.is_ok(),
             }
         }
     }
@@ -462,8 +634,99 @@ pub fn describe_window(window: TimeWindow) -> String {
     }
 }
 
+/// What one run shares between its workers.
+struct Run {
+    job: i64,
+    owner: Owner,
+    lease: Duration,
+    stop: tokio::sync::watch::Receiver<StopRequest>,
+    /// The chunks of other workers last reported waited for.
+    waiting: std::sync::Mutex<Vec<u32>>,
+    /// Chunks finished after a stop was asked for.
+    finished: std::sync::Mutex<Vec<u32>>,
+    /// Chunks given up at a stop.
+    released: std::sync::Mutex<Vec<u32>>,
+}
+
+/// Who holds a lease: `host:pid:start µs`, and `:worker` after it for each worker.
+struct Owner {
+    prefix: String,
+}
+
+impl Owner {
+    fn of_this_process() -> Self {
+        Self {
+            prefix: format!(
+                "{}:{}:{}",
+                hostname(),
+                std::process::id(),
+                crate::registry::now_micros()
+            ),
+        }
+    }
+
+    fn worker(&self, index: usize) -> String {
+        format!("{}:{index}", self.prefix)
+    }
+
+    /// Whether `owner` is one of this run's workers.
+    fn owns(&self, owner: &str) -> bool {
+        owner
+            .strip_prefix(&self.prefix)
+            .is_some_and(|rest| rest.starts_with(':'))
+    }
+
+    /// Whether `owner` names a process of this host that no longer runs: its leases can be
+    /// taken over without waiting for them to lapse. Unknown forms are never dead.
+    fn is_dead_here(owner: &str) -> bool {
+        let mut parts = owner.rsplitn(4, ':');
+        let (Some(_worker), Some(_started), Some(pid), Some(host)) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return false;
+        };
+        let Some(pid) = pid
+            .parse::<i32>()
+            .ok()
+            .and_then(rustix::process::Pid::from_raw)
+        else {
+            return false;
+        };
+        host == hostname()
+            && pid.as_raw_nonzero().get() != std::process::id() as i32
+            && matches!(
+                rustix::process::test_kill_process(pid),
+                Err(rustix::io::Errno::SRCH)
+            )
+    }
+}
+
 fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|name| name.trim().to_owned())
         .unwrap_or_else(|_| "localhost".to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn leases_of_this_run_and_of_dead_processes_here_are_told_apart() {
+        let owner = Owner::of_this_process();
+        assert!(owner.owns(&owner.worker(3)));
+        assert!(!owner.owns(&format!("{}7:0", owner.prefix)));
+        // This process is alive; pid 0 and unparsable owners are never taken as dead.
+        let here = hostname();
+        assert!(!Owner::is_dead_here(&owner.worker(0)));
+        assert!(!Owner::is_dead_here(&format!("{here}:0:1:0")));
+        assert!(!Owner::is_dead_here("nonsense"));
+        // A child that has exited and been reaped no longer runs.
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        child.wait().unwrap();
+        assert!(Owner::is_dead_here(&format!("{here}:{pid}:1:0")));
+        // The same pid on another host is not ours to judge.
+        assert!(!Owner::is_dead_here(&format!("elsewhere-{here}:{pid}:1:0")));
+    }
 }

@@ -39,8 +39,18 @@ pub struct MaterializeRequest {
 /// Progress of a materialization.
 #[derive(Debug, Clone)]
 pub enum MaterializeEvent {
-    Started { view: String, from: i64, to: i64 },
-    Rows { view: String, rows: u64 },
+    /// A view's materialization starts: about `estimated_rows` rows to read (see
+    /// [`crate::offline::OfflineStore::estimate_rows`]).
+    Started {
+        view: String,
+        from: i64,
+        to: i64,
+        estimated_rows: Option<u64>,
+    },
+    Rows {
+        view: String,
+        rows: u64,
+    },
     Finished(MaterializedView),
 }
 
@@ -188,14 +198,24 @@ impl Lockstep {
             None => from,
         }
         .max(EARLIEST);
+        let selection = match Engine::of(table) {
+            None => Rows::LatestPerKey { from, to },
+            Some(_) => Rows::Events { to, keys: None },
+        };
+        let estimated_rows = if from < to {
+            self.offline.ensure_table(table).await?;
+            self.offline.estimate_rows(table, &selection).await?
+        } else {
+            Some(0)
+        };
         events(MaterializeEvent::Started {
             view: table.view.clone(),
             from,
             to,
+            estimated_rows,
         });
         let (mut rows, mut written) = (0, 0);
         if from < to {
-            self.offline.ensure_table(table).await?;
             let report = |rows| {
                 events(MaterializeEvent::Rows {
                     view: table.view.clone(),
@@ -204,7 +224,6 @@ impl Lockstep {
             };
             match Engine::of(table) {
                 None => {
-                    let selection = Rows::LatestPerKey { from, to };
                     let mut batches = self.offline.stream(table, selection, BATCH_ROWS);
                     while let Some(batch) = batches.recv().await {
                         let batch = batch?;

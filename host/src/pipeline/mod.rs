@@ -26,7 +26,7 @@ use tokio::sync::Semaphore;
 
 pub use audit::{AuditReport, AuditRequest, Cause, Difference};
 pub use backfill::{
-    BackfillError, BackfillEvent, BackfillRequest, BackfillSummary, PlannedBackfill,
+    BackfillError, BackfillEvent, BackfillRequest, BackfillSummary, PlannedBackfill, StopRequest,
     describe_window,
 };
 pub use definitions::{ApplyError, ApplyOutcome, PlanOutcome, ProjectError, ProjectSummary};
@@ -37,7 +37,7 @@ pub use materialize::{EARLIEST, MaterializeEvent, MaterializeRequest, Materializ
 pub use parity::{ParityDifference, ParityReport};
 pub use push::{Columns, PushTarget, PushedView};
 pub use serving::{OnlineColumn, OnlineFeatures, OnlineRequest, Status};
-pub use training_set::{TrainingSet, TrainingSetRequest};
+pub use training_set::{TrainingSet, TrainingSetEvent, TrainingSetRequest};
 pub use transforms::{AliasError, TransformSummary, UploadError, field_specs};
 
 use crate::config::{BackfillConfig, Config, FeatureLoggingConfig};
@@ -120,14 +120,29 @@ pub async fn remove_stores(config: &Config) -> Result<(), OpenError> {
 }
 
 impl Lockstep {
-    /// Starts the runtime and opens (migrating) the configured registry and offline store.
+    /// Starts the runtime and opens (migrating) the configured registry and offline store;
+    /// the online store connects on first use (Redis may be down now and up later: a server
+    /// starts not ready and recovers).
     pub async fn open(config: &Config) -> Result<Self, OpenError> {
+        Self::open_with(config, false).await
+    }
+
+    /// As [`Lockstep::open`], connecting to the online store now: for commands that need
+    /// it, so Redis being down is said at once, as a connection error naming it.
+    pub async fn open_connected(config: &Config) -> Result<Self, OpenError> {
+        Self::open_with(config, true).await
+    }
+
+    async fn open_with(config: &Config, connect_online: bool) -> Result<Self, OpenError> {
         let runtime = Arc::new(Runtime::new(config.runtime.clone())?);
         let registry = registry::open(&config.registry.location()).await?;
         let offline = offline::open(&config.offline_location()).await?;
-        // Redis may be down now and up later: the server starts not ready and recovers.
-        let online =
-            crate::online::open_lazily(&config.online_location(), config.online.timeout()).await?;
+        let (location, timeout) = (config.online_location(), config.online.timeout());
+        let online = if connect_online {
+            crate::online::open(&location, timeout).await?
+        } else {
+            crate::online::open_lazily(&location, timeout).await?
+        };
         Ok(Self::new(runtime, registry, offline, online, config))
     }
 

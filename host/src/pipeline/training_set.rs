@@ -6,6 +6,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use arrow::array::{Array, ArrayRef, RecordBatch, TimestampMicrosecondArray, UInt32Array};
@@ -26,6 +27,9 @@ use crate::runtime::RunError;
 /// Up to this many distinct entities, an aggregated view's join reads only their events
 /// (by a key list in the query); beyond, every event, in one pass.
 const KEY_FILTER_LIMIT: usize = 5_000;
+
+/// How often a replay's progress is reported.
+const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// The column of entity rows that holds each row's time, unless told otherwise.
 pub const DEFAULT_TIMESTAMP_COLUMN: &str = "event_timestamp";
@@ -59,6 +63,21 @@ impl TrainingSetRequest {
             features: self.features.clone(),
         }
     }
+}
+
+/// How a training set is getting on: a step starts (with its unit and, when known, how many
+/// units it has), units of the step are done. Steps: the point-in-time join, each
+/// aggregated view's events replayed (about as many as the offline store estimates), each
+/// on-demand view.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TrainingSetEvent {
+    Step {
+        name: String,
+        unit: &'static str,
+        total: Option<u64>,
+    },
+    /// Units of the current step done so far.
+    Done(u64),
 }
 
 /// Features joined and evaluated offline for some entity rows.
@@ -131,6 +150,17 @@ impl Lockstep {
         request: &TrainingSetRequest,
         entities: &RecordBatch,
     ) -> Result<TrainingSet, FeatureError> {
+        self.training_set_reporting(request, entities, &|_| {})
+            .await
+    }
+
+    /// [`Lockstep::training_set`], telling `events` how it gets on.
+    pub async fn training_set_reporting(
+        &self,
+        request: &TrainingSetRequest,
+        entities: &RecordBatch,
+        events: &(dyn Fn(TrainingSetEvent) + Send + Sync),
+    ) -> Result<TrainingSet, FeatureError> {
         let started = Instant::now();
         let (served, selection) = self.select(&request.feature_request()).await?;
         let definitions = &served.resolved;
@@ -138,7 +168,15 @@ impl Lockstep {
         let time = timestamp_column(request);
 
         let values = self
-            .join_offline(&served, &plan, entities, time, &BTreeMap::new(), false)
+            .join_offline(
+                &served,
+                &plan,
+                entities,
+                time,
+                &BTreeMap::new(),
+                false,
+                events,
+            )
             .await?
             .values;
 
@@ -179,7 +217,8 @@ impl Lockstep {
     /// and the on-demand views' request fields) to the plan's views, then its on-demand views
     /// evaluated over the joined rows — by their pinned transforms, or by the digests in
     /// `on_demand_digests` (how the audit replays a logged request). With `with_event_ts`,
-    /// also each view's matched event times.
+    /// also each view's matched event times. Each step is told to `events`.
+    #[allow(clippy::too_many_arguments)]
     pub(super) async fn join_offline(
         &self,
         served: &ServedDefinitions,
@@ -188,6 +227,7 @@ impl Lockstep {
         time: &str,
         on_demand_digests: &BTreeMap<String, Digest>,
         with_event_ts: bool,
+        events: &(dyn Fn(TrainingSetEvent) + Send + Sync),
     ) -> Result<Joined, FeatureError> {
         let definitions = &served.resolved;
         // The store sees the keys and the time, renamed to its column.
@@ -226,7 +266,16 @@ impl Lockstep {
         for view in &pit {
             self.ensure_offline_table(&view.table).await?;
         }
+        let rows = entities.num_rows() as u64;
+        if !pit.is_empty() {
+            events(TrainingSetEvent::Step {
+                name: format!("point-in-time join to {} view(s)", pit.len()),
+                unit: "rows",
+                total: Some(rows),
+            });
+        }
         let joined = self.offline.point_in_time(&store_entities, &pit).await?;
+        events(TrainingSetEvent::Done(rows));
         let mut values: BTreeMap<(String, String), ArrayRef> = BTreeMap::new();
         let mut event_ts: BTreeMap<String, ArrayRef> = BTreeMap::new();
         for ((view, features), batch) in plain.iter().zip(&joined) {
@@ -240,7 +289,9 @@ impl Lockstep {
         for (view, features) in aggregated {
             let table = &served.tables[view];
             let engine = served.engines[view].clone();
-            let (columns, newest) = self.join_aggregates(table, engine, &store_entities).await?;
+            let (columns, newest) = self
+                .join_aggregates(table, engine, &store_entities, events)
+                .await?;
             if with_event_ts {
                 event_ts.insert(view.clone(), newest);
             }
@@ -273,6 +324,11 @@ impl Lockstep {
                     }
                 })
                 .collect::<Result<Vec<_>, _>>()?;
+            events(TrainingSetEvent::Step {
+                name: format!("on-demand view {name}"),
+                unit: "rows",
+                total: Some(rows),
+            });
             let runtime = Arc::clone(&self.runtime);
             let owned_view = view.clone();
             let rows = entities.num_rows();
@@ -312,6 +368,7 @@ impl Lockstep {
             for (feature, column) in view.features.iter().zip(evaluated.features) {
                 values.insert((name.clone(), feature.name.clone()), column);
             }
+            events(TrainingSetEvent::Done(rows as u64));
         }
         Ok(Joined { values, event_ts })
     }
@@ -328,6 +385,7 @@ impl Lockstep {
         table: &ViewTable,
         engine: Engine,
         entities: &RecordBatch,
+        events: &(dyn Fn(TrainingSetEvent) + Send + Sync),
     ) -> Result<(Vec<ArrayRef>, ArrayRef), FeatureError> {
         self.ensure_offline_table(table).await?;
         let column = |name: &str| {
@@ -380,23 +438,41 @@ impl Lockstep {
             return Ok(PointInTime::new(&engine, table.ttl_seconds, keys, &times).finish());
         };
         self.offline.ensure_table(table).await?;
-        let mut batches = self.offline.stream(
-            table,
-            Rows::Events { to, keys: wanted },
-            self.backfill.batch_rows,
-        );
+        let selection = Rows::Events { to, keys: wanted };
+        events(TrainingSetEvent::Step {
+            name: format!("replaying the events of {}", table.view),
+            unit: "events",
+            total: self.offline.estimate_rows(table, &selection).await?,
+        });
+        let mut batches = self
+            .offline
+            .stream(table, selection, self.backfill.batch_rows);
         let table = table.clone();
-        let replayed = tokio::task::spawn_blocking(move || {
+        let replayed_events = Arc::new(AtomicU64::new(0));
+        let counter = Arc::clone(&replayed_events);
+        let mut replaying = tokio::task::spawn_blocking(move || {
             let mut join = PointInTime::new(&engine, table.ttl_seconds, keys, &times);
             let mut replay = Replay::new(&engine, &table);
             while let Some(batch) = batches.blocking_recv() {
-                replay.feed(&batch?, &mut join);
+                let batch = batch?;
+                replay.feed(&batch, &mut join);
+                counter.fetch_add(batch.num_rows() as u64, Ordering::Relaxed);
             }
             replay.end(&mut join);
             Ok::<_, OfflineError>(join.finish())
-        })
-        .await
+        });
+        // The replay runs on a blocking thread; its count is reported from here.
+        let mut tick = tokio::time::interval(PROGRESS_EVERY);
+        let replayed = loop {
+            tokio::select! {
+                replayed = &mut replaying => break replayed,
+                _ = tick.tick() => events(TrainingSetEvent::Done(replayed_events.load(Ordering::Relaxed))),
+            }
+        }
         .map_err(|e| FeatureError::Invalid(format!("the aggregation join failed: {e}")))?;
+        events(TrainingSetEvent::Done(
+            replayed_events.load(Ordering::Relaxed),
+        ));
         Ok(replayed?)
     }
 }

@@ -80,6 +80,8 @@ pub enum RegistryError {
     Corrupt(String),
     #[error("cannot open the registry: {0}")]
     Open(String),
+    #[error(transparent)]
+    Connect(#[from] crate::endpoint::ConnectError),
 }
 
 impl RegistryError {
@@ -89,7 +91,7 @@ impl RegistryError {
             Self::UnknownVersion { .. } => "unknown_transform_version",
             Self::Unavailable(_) => "registry_unavailable",
             Self::Corrupt(_) => "registry_corrupt",
-            Self::Open(_) => "registry_unavailable",
+            Self::Open(_) | Self::Connect(_) => "registry_unavailable",
         }
     }
 }
@@ -128,13 +130,19 @@ pub async fn open(location: &RegistryLocation) -> Result<Arc<dyn Registry>, Regi
 /// removes its SQLite file. For `lockstep demo`, which starts from nothing on every run.
 pub async fn remove(location: &RegistryLocation) -> Result<(), RegistryError> {
     match location {
-        RegistryLocation::Postgres { url, schema } => drop_schema(url, schema).await,
-        RegistryLocation::Sqlite { path } => remove_sqlite_file(path),
+        RegistryLocation::Postgres { url, schema } => {
+            drop_schema(crate::endpoint::Store::Registry, url, schema)
+                .await
+                .map_err(|error| match error {
+                    DropError::Connect(error) => RegistryError::Connect(error),
+                    DropError::Other(message) => RegistryError::Open(message),
+                })
+        }
+        RegistryLocation::Sqlite { path } => remove_sqlite_file(path).map_err(RegistryError::Open),
     }
-    .map_err(RegistryError::Open)
 }
 
-pub(crate) use sql::{drop_schema, remove_sqlite_file};
+pub(crate) use sql::{DropError, drop_schema, remove_sqlite_file};
 
 /// Durable storage of transforms and definitions. Every method is atomic.
 #[async_trait]

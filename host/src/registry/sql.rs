@@ -16,6 +16,7 @@ use super::{
     PutOutcome, Registry, RegistryError, VERSION_COLUMNS, VersionRow, live_objects, now_micros,
     plan_writes, version_from_row,
 };
+use crate::endpoint::{ConnectError, Store};
 use crate::model::{Digest, TransformVersion};
 
 static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -47,7 +48,8 @@ impl SqlRegistry {
             )));
         }
         install_default_drivers();
-        let bootstrap = pool(url, 1).await?;
+        crate::endpoint::probe_postgres(Store::Registry, url, ACQUIRE_TIMEOUT).await?;
+        let bootstrap = postgres_pool(url, 1).await?;
         sqlx::query(&format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\""))
             .execute(&bootstrap)
             .await
@@ -56,7 +58,7 @@ impl SqlRegistry {
         let separator = if url.contains('?') { '&' } else { '?' };
         let url = format!("{url}{separator}options=-c%20search_path%3D{schema}");
         Self::migrated(
-            pool(&url, 8).await?,
+            postgres_pool(&url, 8).await?,
             Backend::Postgres {
                 schema: schema.to_owned(),
             },
@@ -73,7 +75,9 @@ impl SqlRegistry {
             })?;
         }
         let url = format!("sqlite://{}?mode=rwc", path.display());
-        let pool = pool(&url, 4).await?;
+        let pool = pool(&url, 4)
+            .await
+            .map_err(|e| RegistryError::Open(format!("{}: {e}", path.display())))?;
         sqlx::query("PRAGMA journal_mode = WAL")
             .execute(&pool)
             .await
@@ -134,28 +138,48 @@ impl WriteTx<'_> {
     }
 }
 
-async fn pool(url: &str, connections: u32) -> Result<AnyPool, RegistryError> {
+async fn pool(url: &str, connections: u32) -> Result<AnyPool, sqlx::Error> {
     AnyPoolOptions::new()
         .max_connections(connections)
         .acquire_timeout(ACQUIRE_TIMEOUT)
         .connect(url)
         .await
-        .map_err(|e| RegistryError::Open(e.to_string()))
 }
 
-/// Drops Postgres schema `schema` and everything in it, if it exists.
-pub(crate) async fn drop_schema(url: &str, schema: &str) -> Result<(), String> {
+/// A pool on the registry's Postgres, a failure said as a [`ConnectError`].
+async fn postgres_pool(url: &str, connections: u32) -> Result<AnyPool, RegistryError> {
+    pool(url, connections).await.map_err(|e| {
+        let failure = crate::endpoint::classify_sqlx(&e, ACQUIRE_TIMEOUT);
+        ConnectError::new(Store::Registry, url, failure).into()
+    })
+}
+
+/// Why a schema could not be dropped.
+#[derive(Debug)]
+pub(crate) enum DropError {
+    Connect(ConnectError),
+    Other(String),
+}
+
+/// Drops Postgres schema `schema` (of `store`) and everything in it, if it exists.
+pub(crate) async fn drop_schema(store: Store, url: &str, schema: &str) -> Result<(), DropError> {
     if !is_schema_name(schema) {
-        return Err(format!(
+        return Err(DropError::Other(format!(
             "schema `{schema}` must be lowercase letters, digits and `_`, at most 63 characters"
-        ));
+        )));
     }
     install_default_drivers();
-    let pool = pool(url, 1).await.map_err(|e| e.to_string())?;
+    crate::endpoint::probe_postgres(store, url, ACQUIRE_TIMEOUT)
+        .await
+        .map_err(DropError::Connect)?;
+    let pool = pool(url, 1).await.map_err(|e| {
+        let failure = crate::endpoint::classify_sqlx(&e, ACQUIRE_TIMEOUT);
+        DropError::Connect(ConnectError::new(store, url, failure))
+    })?;
     let dropped = sqlx::query(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))
         .execute(&pool)
         .await
-        .map_err(|e| format!("dropping schema `{schema}`: {e}"));
+        .map_err(|e| DropError::Other(format!("dropping schema `{schema}`: {e}")));
     pool.close().await;
     dropped.map(drop)
 }

@@ -3,6 +3,7 @@
 //! backfill, materialize, training set, skew check, an in-process server with pushes and
 //! online requests — printing one line per step with timings.
 
+use crate::cli::out::outln;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -169,8 +170,8 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<DemoSummary> {
         requests,
     } = options;
     config.sources.base_dir = dir.clone();
-    println!("Lockstep demo: movie recommendation, one WebAssembly transform offline and online");
-    println!("work directory {}\n", dir.display());
+    outln!("Lockstep demo: movie recommendation, one WebAssembly transform offline and online")?;
+    outln!("work directory {}\n", dir.display())?;
 
     // 1. Data.
     let started = Instant::now();
@@ -203,15 +204,13 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<DemoSummary> {
             format_timestamp(spec.end_micros()),
             data_dir.display()
         ),
-    );
+    )?;
 
     // 2. Transforms and definitions.
     let started = Instant::now();
     let (bytes, origin) = components_bytes(&components)?;
     let built_in = started.elapsed();
-    let lockstep = Lockstep::open(&config)
-        .await
-        .context("opening the registry and the stores")?;
+    let lockstep = Lockstep::open_connected(&config).await?;
     let mut transforms = Vec::new();
     for (package, _, name) in TRANSFORMS {
         let component = bytes
@@ -241,12 +240,12 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<DemoSummary> {
             secs(built_in),
             applied.project
         ),
-    );
+    )?;
     for transform in &transforms {
         detail(format!(
             "{}@{}  {}",
             transform.name, transform.version, transform.digest
-        ));
+        ))?;
     }
 
     // 3. Backfill every view with a batch source.
@@ -288,7 +287,7 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<DemoSummary> {
         "backfill",
         started,
         format!("{backfilled} feature rows into the offline store"),
-    );
+    )?;
     for summary in &backfills {
         detail(format!(
             "{:<34} {:>7} rows in {:.2}s = {:>7.0} rows/s{}",
@@ -301,7 +300,7 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<DemoSummary> {
             } else {
                 String::new()
             }
-        ));
+        ))?;
     }
 
     // 4. Materialize as of the data's end.
@@ -328,7 +327,7 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<DemoSummary> {
             "{entities_online} entities' latest values as of {} into the online store",
             format_timestamp(end)
         ),
-    );
+    )?;
     for view in &materialized {
         detail(format!(
             "{:<34} {:>7} rows in {:.2}s = {:>7.0} rows/s",
@@ -336,7 +335,7 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<DemoSummary> {
             view.rows,
             view.seconds,
             view.rows_per_second()
-        ));
+        ))?;
     }
 
     // 5. Training set.
@@ -373,7 +372,7 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<DemoSummary> {
             training_set.rows as f64 / training_set.seconds.max(1e-9),
             training_set.path.display()
         ),
-    );
+    )?;
 
     // 6. Skew check as of the data's end, before anything newer is pushed.
     let started = Instant::now();
@@ -391,9 +390,9 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<DemoSummary> {
         )
         .await?,
     ];
-    step(6, "skew check", started, parity_line(&parity[..]));
+    step(6, "skew check", started, parity_line(&parity[..]))?;
     for check in &parity {
-        detail(describe(check));
+        detail(describe(check))?;
     }
 
     // 7. Serve: fresh pushes and online requests over HTTP.
@@ -432,9 +431,9 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<DemoSummary> {
             millis(online.p50),
             millis(online.p99)
         ),
-    );
-    detail(pushed);
-    online::print_example(&example);
+    )?;
+    detail(pushed)?;
+    online::print_example(&example)?;
 
     // The served rows, online and offline, at one time after the pushes.
     let started = Instant::now();
@@ -443,12 +442,12 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<DemoSummary> {
         let check = compare(&state.lockstep, name, &served_rows, now, "the served rows").await?;
         parity.push(check);
     }
-    step(8, "skew check", started, parity_line(&parity[2..]));
+    step(8, "skew check", started, parity_line(&parity[2..]))?;
     for check in &parity[2..] {
-        detail(describe(check));
+        detail(describe(check))?;
     }
     let compared: u64 = parity.iter().map(|check| check.report.values).sum();
-    println!("\n   skew proof: {compared} values, all identical");
+    outln!("\n   skew proof: {compared} values, all identical")?;
 
     let stores = describe_stores(&config);
     let summary = DemoSummary {
@@ -463,11 +462,11 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<DemoSummary> {
         stores,
         seconds: total.elapsed().as_secs_f64(),
     };
-    println!("\ndone in {:.1}s", summary.seconds);
-    println!("   data          {}", data_dir.display());
-    println!("   training set  {}", summary.training_set.path.display());
+    outln!("\ndone in {:.1}s", summary.seconds)?;
+    outln!("   data          {}", data_dir.display())?;
+    outln!("   training set  {}", summary.training_set.path.display())?;
     for store in &summary.stores {
-        println!("   {store}");
+        outln!("   {store}")?;
     }
     Ok(summary)
 }
@@ -613,16 +612,16 @@ fn components_bytes(
 }
 
 /// A step's line: number, name, time taken, what happened.
-fn step(number: u32, name: &str, started: Instant, text: String) {
-    println!(
+fn step(number: u32, name: &str, started: Instant, text: String) -> anyhow::Result<()> {
+    outln!(
         "{number}. {name:<13} {:>6}  {text}",
         secs(started.elapsed())
-    );
+    )
 }
 
 /// A line under a step.
-fn detail(text: String) {
-    println!("                         {text}");
+fn detail(text: String) -> anyhow::Result<()> {
+    outln!("                         {text}")
 }
 
 fn secs(duration: Duration) -> String {

@@ -2,6 +2,7 @@
 //! their rows pushed again as today's over `POST /push`, then online requests over HTTP,
 //! timed, each answer checked for 200 and every value `PRESENT`.
 
+use crate::cli::out::outln;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
@@ -285,19 +286,20 @@ fn push_rows(answer: &OnlineFeatures, rows: &[usize], times: Vec<Value>) -> Valu
 }
 
 /// The first candidate of the first response, feature by feature.
-pub(super) fn print_example(answer: &Value) {
+pub(super) fn print_example(answer: &Value) -> anyhow::Result<()> {
     let names = answer["metadata"]["feature_names"].as_array();
     let results = answer["results"].as_array();
     let (Some(names), Some(results)) = (names, results) else {
-        return;
+        return Ok(());
     };
-    detail("example response, first candidate (feature, value, status):".to_owned());
+    detail("example response, first candidate (feature, value, status):".to_owned())?;
     for (name, result) in names.iter().zip(results) {
-        println!(
+        outln!(
             "       {:<24} {:<22} {}",
             name.as_str().unwrap_or("?"),
             result["values"][0].to_string(),
             result["statuses"][0].as_str().unwrap_or("?")
-        );
+        )?;
     }
+    Ok(())
 }
