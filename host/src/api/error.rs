@@ -1,4 +1,5 @@
-//! JSON errors of the HTTP API: `{"error": {"code": "snake_case", "message": "…"}}`.
+//! JSON errors of the HTTP API: `{"error": {"code": "snake_case", "message": "…"}}`; on the
+//! routes Feast clients call, the same code and message in Feast's shape (`super::feast`).
 //!
 //! Codes are stable; clients match on them. 4xx messages say what was wrong with the
 //! request, repeating at most [`crate::model::text::ECHO_CHARS`] characters of its input;
@@ -53,6 +54,14 @@ pub struct ApiError {
 pub struct Detail {
     pub line: Option<usize>,
     pub path: String,
+    pub message: String,
+}
+
+/// What an error answer said, kept in the response's extensions so a layer can answer in
+/// another shape ([`super::feast::errors`]).
+#[derive(Debug, Clone)]
+pub struct Answered {
+    pub code: &'static str,
     pub message: String,
 }
 
@@ -120,7 +129,12 @@ impl IntoResponse for ApiError {
                 details: &self.details,
             },
         };
-        (self.status, Json(body)).into_response()
+        let mut response = (self.status, Json(body)).into_response();
+        response.extensions_mut().insert(Answered {
+            code: self.code,
+            message: self.message,
+        });
+        response
     }
 }
 

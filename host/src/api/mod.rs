@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod error;
 mod extract;
+pub mod feast;
 mod offline;
 mod online;
 
@@ -121,6 +122,7 @@ pub fn app(state: Arc<AppState>) -> Router {
         .layer(middleware::from_fn(move |request, next| {
             deadline(timeout, request, next)
         }))
+        .layer(middleware::from_fn(feast::errors))
         .layer(middleware::from_fn_with_state(Arc::clone(&state), track))
         .layer(TraceLayer::new_for_http())
         .with_state(state)

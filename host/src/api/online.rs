@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::error::ApiError;
+use super::feast::GetOnlineFeaturesBody;
 use super::{Shared, json_body};
 use crate::columnar::{JsonColumn, JsonTimestamps};
 use crate::model::parse_timestamp;
@@ -63,11 +64,14 @@ pub async fn get_online_features(
     State(state): Shared,
     bytes: Result<Bytes, BytesRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let request: OnlineRequest = json_body(
+    let body: GetOnlineFeaturesBody = json_body(
         bytes,
-        r#"{"entities": {"user_id": [1, 2]}, "feature_service": "..." | "features": ["view:feature"], "full_feature_names"?: false}"#,
+        r#"{"entities": {"user_id": [1, 2]}, "feature_service": "..." | "features": ["view:feature"], "full_feature_names"?: false, "include_feature_view_version_metadata"?: false, "project"?: "..."}"#,
     )?;
-    let features = state.lockstep.get_online_features(&request).await?;
+    let features = state
+        .lockstep
+        .get_online_features(&OnlineRequest::from(body))
+        .await?;
     Ok(Json(OnlineResponse(features)))
 }
 
