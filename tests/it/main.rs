@@ -5,6 +5,7 @@ mod audit;
 mod backfill;
 mod contention;
 mod demo;
+mod feast_client;
 mod fraud;
 mod hostile;
 mod online;
