@@ -9,6 +9,7 @@ mod feast_client;
 mod fraud;
 mod hostile;
 mod online;
+mod openapi;
 mod parity;
 mod point_in_time;
 mod registry_api;

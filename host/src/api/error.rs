@@ -24,6 +24,7 @@ use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use super::auth::Denied;
 use crate::model::definitions::DefinitionError;
@@ -50,7 +51,7 @@ pub struct ApiError {
 }
 
 /// One problem of an invalid definitions file.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Detail {
     pub line: Option<usize>,
     pub path: String,
@@ -65,17 +66,21 @@ pub struct Answered {
     pub message: String,
 }
 
-#[derive(Serialize)]
-struct Body<'a> {
-    error: ErrorBody<'a>,
+/// Every error answer's body (on Feast's routes, re-shaped by [`super::feast::errors`]).
+#[derive(Serialize, ToSchema)]
+pub struct ErrorResponse<'a> {
+    pub error: ErrorBody<'a>,
 }
 
-#[derive(Serialize)]
-struct ErrorBody<'a> {
-    code: &'a str,
-    message: &'a str,
+/// An error: its stable code (the table above) and a message for people.
+#[derive(Serialize, ToSchema)]
+pub struct ErrorBody<'a> {
+    #[schema(example = "invalid_feature_request")]
+    pub code: &'a str,
+    pub message: &'a str,
+    /// An invalid definitions file's problems, one each.
     #[serde(skip_serializing_if = "<[Detail]>::is_empty")]
-    details: &'a [Detail],
+    pub details: &'a [Detail],
 }
 
 impl ApiError {
@@ -122,7 +127,7 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = Body {
+        let body = ErrorResponse {
             error: ErrorBody {
                 code: self.code,
                 message: &self.message,

@@ -16,6 +16,7 @@ use axum::http::{HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::Response;
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use super::error::Answered;
 use crate::pipeline::OnlineRequest;
@@ -35,10 +36,11 @@ const MODULE: &str = "feast.errors";
 /// A `POST /get-online-features` body: the fields of Feast's `GetOnlineFeaturesRequest`
 /// (every one its remote online store sends) and Lockstep's `project`. Any other field is
 /// refused (`invalid_body`), so a misspelt one is never silently ignored.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GetOnlineFeaturesBody {
     /// Join keys and request fields, column by column: `{"user_id": [1, 2]}`.
+    #[schema(value_type = Object, example = json!({"user_id": [7, 8], "movie_id": [12, 40]}))]
     pub entities: serde_json::Map<String, serde_json::Value>,
     /// A feature service's name, or…
     #[serde(default)]
@@ -91,11 +93,20 @@ pub async fn errors(request: Request, next: Next) -> Response {
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
     );
-    Response::from_parts(parts, Body::from(body(&answered)))
+    Response::from_parts(parts, Body::from(body(&answered).0))
 }
 
+/// An error answer on Feast's routes: a JSON string whose text is
+/// `{"module": "feast.errors", "class", "message": "<code>: <message>", "error": {"code", "message"}}`;
+/// Feast's client raises `class` with `message`.
+#[derive(ToSchema)]
+#[schema(
+    example = "{\"module\": \"feast.errors\", \"class\": \"FeastError\", \"message\": \"invalid_feature_request: give either a feature service or a list of features\", \"error\": {\"code\": \"invalid_feature_request\", \"message\": \"give either a feature service or a list of features\"}}"
+)]
+pub struct FeastErrorBody(String);
+
 /// Feast's error body for `answered`: a JSON string whose text is the detail document.
-pub fn body(answered: &Answered) -> String {
+pub fn body(answered: &Answered) -> FeastErrorBody {
     #[derive(Serialize)]
     struct Error<'a> {
         code: &'a str,
@@ -118,7 +129,7 @@ pub fn body(answered: &Answered) -> String {
         },
     };
     let text = serde_json::to_string(&detail).expect("an error detail serializes");
-    serde_json::to_string(&text).expect("a string serializes")
+    FeastErrorBody(serde_json::to_string(&text).expect("a string serializes"))
 }
 
 /// The `feast.errors` class raised for a code: Feast's own class where one means the same,
@@ -142,7 +153,7 @@ mod tests {
             code: "invalid_feature_request",
             message: "no view \"x\"".to_owned(),
         };
-        let outer: serde_json::Value = serde_json::from_str(&body(&answered)).unwrap();
+        let outer: serde_json::Value = serde_json::from_str(&body(&answered).0).unwrap();
         let detail: serde_json::Value =
             serde_json::from_str(outer.as_str().expect("a JSON string")).unwrap();
         assert_eq!(

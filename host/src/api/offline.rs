@@ -14,8 +14,9 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
+use utoipa::ToSchema;
 
-use super::error::ApiError;
+use super::error::{ApiError, ErrorResponse};
 use super::extract::Path;
 use super::{Shared, json_body};
 use crate::columnar::{arrow_schema, from_json, to_json};
@@ -25,22 +26,38 @@ use crate::pipeline::{BackfillRequest, TrainingSetRequest};
 /// Media type of a Parquet response.
 const PARQUET: &str = "application/vnd.apache.parquet";
 
-#[derive(Deserialize)]
+/// `POST /backfills`'s body.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct BackfillBody {
+    /// The view to backfill.
     view: String,
+    /// The project (by default the only one, or `default`).
     #[serde(default)]
     project: Option<String>,
     /// RFC 3339 or a date.
     #[serde(default)]
     from: Option<String>,
+    /// RFC 3339 or a date.
     #[serde(default)]
     to: Option<String>,
+    /// Start a new job instead of resuming the one planned for the same window.
     #[serde(default)]
     fresh: bool,
 }
 
 /// `POST /backfills`: plans (or finds) the job, then works on it in the background.
+#[utoipa::path(
+    post,
+    path = "/backfills",
+    tag = "offline",
+    request_body = BackfillBody,
+    responses(
+        (status = 202, description = "`{\"job\": ...}`: the job, running in the background", body = Object),
+        (status = "4XX", description = "Refused: the error's code says why", body = ErrorResponse),
+        (status = "5XX", description = "Unavailable (503, retry later) or a bug (500)", body = ErrorResponse),
+    )
+)]
 pub async fn start_backfill(
     State(state): Shared,
     bytes: Result<Bytes, BytesRejection>,
@@ -82,6 +99,16 @@ pub async fn start_backfill(
 }
 
 /// `GET /backfills`: recent jobs, newest first.
+#[utoipa::path(
+    get,
+    path = "/backfills",
+    tag = "offline",
+    responses(
+        (status = 200, description = "`{\"jobs\": [...]}`: chunks done, running and total, rows in, out and rejected, the last error", body = Object),
+        (status = "4XX", description = "Refused: the error's code says why", body = ErrorResponse),
+        (status = "5XX", description = "Unavailable (503, retry later) or a bug (500)", body = ErrorResponse),
+    )
+)]
 pub async fn list_backfills(State(state): Shared) -> Result<impl IntoResponse, ApiError> {
     Ok(Json(
         json!({ "jobs": state.lockstep.offline().jobs(50).await? }),
@@ -89,6 +116,17 @@ pub async fn list_backfills(State(state): Shared) -> Result<impl IntoResponse, A
 }
 
 /// `GET /backfills/{id}`.
+#[utoipa::path(
+    get,
+    path = "/backfills/{id}",
+    tag = "offline",
+    params(("id" = i64, Path, description = "The job's id")),
+    responses(
+        (status = 200, description = "The job", body = Object),
+        (status = "4XX", description = "Refused: the error's code says why", body = ErrorResponse),
+        (status = "5XX", description = "Unavailable (503, retry later) or a bug (500)", body = ErrorResponse),
+    )
+)]
 pub async fn show_backfill(
     State(state): Shared,
     Path(id): Path<i64>,
@@ -96,16 +134,42 @@ pub async fn show_backfill(
     Ok(Json(state.lockstep.offline().job(id).await?))
 }
 
-#[derive(Deserialize)]
+/// `POST /training-set`'s body.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct TrainingSetBody {
-    #[serde(flatten)]
-    request: TrainingSetRequest,
+    /// The project (by default the only one, or `default`).
+    #[serde(default)]
+    project: Option<String>,
+    /// A feature service's name, or…
+    #[serde(default)]
+    feature_service: Option<String>,
+    /// …feature references: `view:feature` or `view:*`.
+    #[serde(default)]
+    features: Vec<String>,
+    /// Name feature columns `view__feature` instead of `feature`.
+    #[serde(default)]
+    full_feature_names: bool,
+    /// The entity rows' time column; `event_timestamp` by default.
+    #[serde(default)]
+    timestamp_column: Option<String>,
     /// Entity rows by column: join keys, the timestamp column, request fields.
+    #[schema(value_type = Object, example = json!({"user_id": [7], "event_timestamp": ["2026-01-20T00:00:00Z"]}))]
     entities: BTreeMap<String, Vec<serde_json::Value>>,
 }
 
 /// `POST /training-set`: entity rows in, features joined as of each row's time out.
+#[utoipa::path(
+    post,
+    path = "/training-set",
+    tag = "offline",
+    request_body = TrainingSetBody,
+    responses(
+        (status = 200, description = "`{\"rows\", \"columns\": {\"column\": [values]}, \"seconds\"}`, or a Parquet file with `Accept: application/vnd.apache.parquet`", body = Object),
+        (status = "4XX", description = "Refused: the error's code says why", body = ErrorResponse),
+        (status = "5XX", description = "Unavailable (503, retry later) or a bug (500)", body = ErrorResponse),
+    )
+)]
 pub async fn training_set(
     State(state): Shared,
     headers: HeaderMap,
@@ -115,7 +179,13 @@ pub async fn training_set(
         bytes,
         r#"{"feature_service": "..." | "features": ["view:feature"], "entities": {"column": [values]}}"#,
     )?;
-    let request = body.request;
+    let request = TrainingSetRequest {
+        project: body.project,
+        feature_service: body.feature_service,
+        features: body.features,
+        full_feature_names: body.full_feature_names,
+        timestamp_column: body.timestamp_column,
+    };
     let (required, optional) = state.lockstep.training_set_columns(&request).await?;
     let entities = entity_batch(&body.entities, &required, &optional)?;
     let set = state.lockstep.training_set(&request, &entities).await?;

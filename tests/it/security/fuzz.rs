@@ -24,6 +24,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("POST", "/materialize"),
     ("POST", "/materialize-incremental"),
     ("GET", "/metrics"),
+    ("GET", "/openapi.json"),
 ];
 
 /// 503 codes the API documents as "retry later" (`api/error.rs`).
