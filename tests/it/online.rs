@@ -16,7 +16,9 @@ use lockstep::pipeline::{
     BackfillRequest, EARLIEST, Lockstep, MaterializeRequest, OnlineFeatures, OnlineRequest,
     PushTarget, Status, TrainingSetRequest,
 };
-use lockstep_tests::{OwnRedis, TestBackend, TestServer, apply_movie_example, unique_name};
+use lockstep_tests::{
+    OwnRedis, TestBackend, TestServer, api_error, apply_movie_example, unique_name,
+};
 use serde_json::{Value, json};
 
 pub(crate) const HOUR: i64 = 3_600_000_000;
@@ -454,7 +456,7 @@ async fn feast_shaped_http_endpoints() {
     )
     .await;
     assert_eq!(
-        (status, body["error"]["code"].clone()),
+        (status, api_error(&body)["code"].clone()),
         (400, json!("invalid_feature_request")),
         "{body}"
     );
@@ -478,13 +480,29 @@ async fn feast_shaped_http_endpoints() {
             "invalid_body",
         ),
         (
+            json!({"features": ["user_profile_features:age"], "entities": {"user_id": [1]}, "full_feature_names": "yes"}),
+            "invalid_body",
+        ),
+        (
+            json!({"features": ["user_profile_features:age"], "entities": [1]}),
+            "invalid_body",
+        ),
+        (
+            json!({"features": ["user_profile_features:age"], "feature_service": SERVICE, "entities": {"user_id": [1]}}),
+            "invalid_feature_request",
+        ),
+        (
+            json!({"features": [], "entities": {"user_id": [1]}, "include_feature_view_version_metadata": false}),
+            "invalid_feature_request",
+        ),
+        (
             json!({"feature_service": SERVICE, "entities": {"user_id": [1], "movie_id": [1, 2]}}),
             "invalid_entity_rows",
         ),
     ] {
         let (status, body) = post(&server, "/get-online-features", &request).await;
         assert_eq!(
-            (status, body["error"]["code"].as_str()),
+            (status, api_error(&body)["code"].as_str()),
             (400, Some(code)),
             "{request}: {body}"
         );
@@ -496,7 +514,7 @@ async fn feast_shaped_http_endpoints() {
     )
     .await;
     assert_eq!(
-        (status, body["error"]["code"].as_str()),
+        (status, api_error(&body)["code"].as_str()),
         (400, Some("invalid_entity_rows")),
         "{body}"
     );
@@ -513,7 +531,7 @@ async fn feast_shaped_http_endpoints() {
     let metrics = server.metrics().await;
     for line in [
         "lockstep_http_requests_total{endpoint=\"/get-online-features\",status=\"200\"} 2",
-        "lockstep_http_requests_total{endpoint=\"/get-online-features\",status=\"400\"} 5",
+        "lockstep_http_requests_total{endpoint=\"/get-online-features\",status=\"400\"} 9",
         "lockstep_online_requests_total{feature_service=\"movie_recommendation_service\",outcome=\"ok\"} 1",
         "lockstep_online_values_total{status=\"NOT_FOUND\",view=\"user_profile_features\"}",
         "lockstep_pushed_rows_total{view=\"user_profile_features\"} 2",
@@ -565,7 +583,7 @@ async fn a_killed_redis_gives_fast_503s_then_recovers_and_rehydrates() {
                 let response = client.post(&url).json(&request).send().await.unwrap();
                 let status = response.status().as_u16();
                 let body: Value = response.json().await.unwrap_or(Value::Null);
-                outcomes.push((sent.elapsed(), status, body["error"]["code"].clone()));
+                outcomes.push((sent.elapsed(), status, api_error(&body)["code"].clone()));
             }
             outcomes
         })

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use lockstep::pipeline::TrainingSetRequest;
-use lockstep_tests::{OwnPostgres, TestBackend, TestServer};
+use lockstep_tests::{OwnPostgres, TestBackend, TestServer, api_error};
 use serde_json::{Value, json};
 
 use crate::online::{Fixture, SERVICE, post, profile_row, push_profiles};
@@ -141,7 +141,7 @@ async fn online_reads_survive_a_registry_outage_and_agree_with_offline_after() {
     )
     .await;
     assert_eq!(status, 503, "{body}");
-    let code = body["error"]["code"]
+    let code = api_error(&body)["code"]
         .as_str()
         .unwrap_or_default()
         .to_owned();

@@ -1,6 +1,7 @@
 //! Fixtures shared by Lockstep's integration tests and benchmarks: guest components built
 //! once per process with the same code as `lockstep build`.
 
+pub mod feast;
 pub mod load;
 
 use std::collections::BTreeMap;
@@ -508,5 +509,16 @@ impl Drop for OwnPostgres {
                 .output();
         }
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The `{"code", "message"}` of an error answer: Lockstep's `{"error": {…}}`, or, on the
+/// routes Feast clients call, Feast's shape — a JSON string holding `{"module", "class",
+/// "message", "error": {…}}`. `Null` when the body is neither.
+pub fn api_error(body: &serde_json::Value) -> serde_json::Value {
+    match body {
+        serde_json::Value::String(detail) => serde_json::from_str::<serde_json::Value>(detail)
+            .map_or(serde_json::Value::Null, |detail| detail["error"].clone()),
+        _ => body["error"].clone(),
     }
 }

@@ -1,4 +1,5 @@
-//! JSON errors of the HTTP API: `{"error": {"code": "snake_case", "message": "…"}}`.
+//! JSON errors of the HTTP API: `{"error": {"code": "snake_case", "message": "…"}}`; on the
+//! routes Feast clients call, the same code and message in Feast's shape (`super::feast`).
 //!
 //! Codes are stable; clients match on them. 4xx messages say what was wrong with the
 //! request, repeating at most [`crate::model::text::ECHO_CHARS`] characters of its input;
@@ -23,6 +24,7 @@ use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use super::auth::Denied;
 use crate::model::definitions::DefinitionError;
@@ -49,24 +51,36 @@ pub struct ApiError {
 }
 
 /// One problem of an invalid definitions file.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Detail {
     pub line: Option<usize>,
     pub path: String,
     pub message: String,
 }
 
-#[derive(Serialize)]
-struct Body<'a> {
-    error: ErrorBody<'a>,
+/// What an error answer said, kept in the response's extensions so a layer can answer in
+/// another shape ([`super::feast::errors`]).
+#[derive(Debug, Clone)]
+pub struct Answered {
+    pub code: &'static str,
+    pub message: String,
 }
 
-#[derive(Serialize)]
-struct ErrorBody<'a> {
-    code: &'a str,
-    message: &'a str,
+/// Every error answer's body (on Feast's routes, re-shaped by [`super::feast::errors`]).
+#[derive(Serialize, ToSchema)]
+pub struct ErrorResponse<'a> {
+    pub error: ErrorBody<'a>,
+}
+
+/// An error: its stable code (the table above) and a message for people.
+#[derive(Serialize, ToSchema)]
+pub struct ErrorBody<'a> {
+    #[schema(example = "invalid_feature_request")]
+    pub code: &'a str,
+    pub message: &'a str,
+    /// An invalid definitions file's problems, one each.
     #[serde(skip_serializing_if = "<[Detail]>::is_empty")]
-    details: &'a [Detail],
+    pub details: &'a [Detail],
 }
 
 impl ApiError {
@@ -113,14 +127,19 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = Body {
+        let body = ErrorResponse {
             error: ErrorBody {
                 code: self.code,
                 message: &self.message,
                 details: &self.details,
             },
         };
-        (self.status, Json(body)).into_response()
+        let mut response = (self.status, Json(body)).into_response();
+        response.extensions_mut().insert(Answered {
+            code: self.code,
+            message: self.message,
+        });
+        response
     }
 }
 

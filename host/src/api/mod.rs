@@ -4,8 +4,10 @@
 pub mod auth;
 pub mod error;
 mod extract;
+pub mod feast;
 mod offline;
 mod online;
+pub mod openapi;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -17,16 +19,18 @@ use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post, put};
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use serde::Deserialize;
 use serde_json::json;
+use utoipa::{OpenApi as _, ToSchema};
+use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouter, UtoipaMethodRouterExt};
+use utoipa_axum::routes;
 
 use crate::config::ServerConfig;
 use crate::model::text::echo;
 use crate::pipeline::{Component, Lockstep};
 use auth::{Access, Scope};
-use error::ApiError;
+use error::{ApiError, ErrorResponse};
 use extract::{Path, Query};
 
 /// What every handler sees.
@@ -38,95 +42,83 @@ pub struct AppState {
 
 type Shared = State<Arc<AppState>>;
 
-/// The API router. Every route with a body or a scope is wrapped by [`guard`], which checks
-/// the token and the declared body length before any of the body is read.
+/// The API router. Every route is registered with its `#[utoipa::path]` documentation
+/// (`routes!`), so the description at `GET /openapi.json` lists exactly what is served. Every
+/// route with a body or a scope is wrapped by [`guard`], which checks the token and the
+/// declared body length before any of the body is read, and documents the scope.
 pub fn app(state: Arc<AppState>) -> Router {
     let upload_limit = state.lockstep.runtime().config().max_component_bytes;
     let body_limit = state.server.max_body_bytes;
     let timeout = Duration::from_millis(state.server.request_timeout_ms);
-    let guarded = |scope: Scope, limit: usize| {
+    let guarded = |route: UtoipaMethodRouter<Arc<AppState>>, scope: Scope, limit: usize| {
         let state = Arc::clone(&state);
-        (
+        openapi::require(route, scope).layer((
             DefaultBodyLimit::max(limit),
             middleware::from_fn(move |request, next| {
                 guard(Arc::clone(&state), scope, limit, request, next)
             }),
-        )
+        ))
     };
-    Router::new()
-        .route("/health", get(health))
-        .route("/ready", get(ready))
-        .route(
-            "/transforms",
-            get(list_transforms).layer(guarded(Scope::Read, 0)),
-        )
-        .route(
-            "/transforms/{name}",
-            get(show_transform)
-                .layer(guarded(Scope::Read, 0))
-                .merge(post(upload_transform).layer(guarded(Scope::Write, upload_limit))),
-        )
-        .route(
-            "/transforms/{name}/aliases/{alias}",
-            put(set_alias).layer(guarded(Scope::Write, body_limit)),
-        )
-        .route("/plan", post(plan).layer(guarded(Scope::Read, body_limit)))
-        .route(
-            "/apply",
-            post(apply).layer(guarded(Scope::Write, body_limit)),
-        )
-        .route(
-            "/definitions",
-            get(definitions).layer(guarded(Scope::Read, 0)),
-        )
-        .route("/projects", get(projects).layer(guarded(Scope::Read, 0)))
-        .route(
-            "/projects/{name}",
-            delete(delete_project).layer(guarded(Scope::Write, 0)),
-        )
-        .route(
-            "/backfills",
-            get(offline::list_backfills)
-                .layer(guarded(Scope::Read, 0))
-                .merge(post(offline::start_backfill).layer(guarded(Scope::Write, body_limit))),
-        )
-        .route(
-            "/backfills/{id}",
-            get(offline::show_backfill).layer(guarded(Scope::Read, 0)),
-        )
-        .route(
-            "/training-set",
-            post(offline::training_set).layer(guarded(
-                Scope::Read,
-                body_limit.max(state.server.max_entity_rows_bytes),
-            )),
-        )
-        .route(
-            "/get-online-features",
-            post(online::get_online_features).layer(guarded(Scope::Read, body_limit)),
-        )
-        .route(
-            "/push",
-            post(online::push).layer(guarded(Scope::Write, body_limit)),
-        )
-        .route(
-            "/write-to-online-store",
-            post(online::write_to_online_store).layer(guarded(Scope::Write, body_limit)),
-        )
-        .route(
-            "/materialize",
-            post(online::materialize).layer(guarded(Scope::Write, body_limit)),
-        )
-        .route(
-            "/materialize-incremental",
-            post(online::materialize_incremental).layer(guarded(Scope::Write, body_limit)),
-        )
-        .route("/metrics", get(metrics).layer(guarded(Scope::Read, 0)))
+    let (router, description) = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .routes(routes!(health))
+        .routes(routes!(ready))
+        .routes(routes!(openapi::openapi_json))
+        .routes(guarded(routes!(list_transforms), Scope::Read, 0))
+        .routes(guarded(routes!(show_transform), Scope::Read, 0))
+        .routes(guarded(
+            routes!(upload_transform),
+            Scope::Write,
+            upload_limit,
+        ))
+        .routes(guarded(routes!(set_alias), Scope::Write, body_limit))
+        .routes(guarded(routes!(plan), Scope::Read, body_limit))
+        .routes(guarded(routes!(apply), Scope::Write, body_limit))
+        .routes(guarded(routes!(definitions), Scope::Read, 0))
+        .routes(guarded(routes!(projects), Scope::Read, 0))
+        .routes(guarded(routes!(delete_project), Scope::Write, 0))
+        .routes(guarded(routes!(offline::list_backfills), Scope::Read, 0))
+        .routes(guarded(
+            routes!(offline::start_backfill),
+            Scope::Write,
+            body_limit,
+        ))
+        .routes(guarded(routes!(offline::show_backfill), Scope::Read, 0))
+        .routes(guarded(
+            routes!(offline::training_set),
+            Scope::Read,
+            body_limit.max(state.server.max_entity_rows_bytes),
+        ))
+        .routes(guarded(
+            routes!(online::get_online_features),
+            Scope::Read,
+            body_limit,
+        ))
+        .routes(guarded(routes!(online::push), Scope::Write, body_limit))
+        .routes(guarded(
+            routes!(online::write_to_online_store),
+            Scope::Write,
+            body_limit,
+        ))
+        .routes(guarded(
+            routes!(online::materialize),
+            Scope::Write,
+            body_limit,
+        ))
+        .routes(guarded(
+            routes!(online::materialize_incremental),
+            Scope::Write,
+            body_limit,
+        ))
+        .routes(guarded(routes!(metrics), Scope::Read, 0))
+        .split_for_parts();
+    router
+        .layer(Extension(openapi::Document::new(&description)))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn(move |request, next| {
             deadline(timeout, request, next)
         }))
+        .layer(middleware::from_fn(feast::errors))
         .layer(middleware::from_fn_with_state(Arc::clone(&state), track))
         .with_state(state)
 }
@@ -290,6 +282,16 @@ fn access_method(method: &axum::http::Method) -> &'static str {
 }
 
 /// `GET /metrics`: the Prometheus text exposition.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "server",
+    responses(
+        (status = 200, description = "The Prometheus text exposition", content_type = "text/plain", body = String),
+        (status = "4XX", description = "Refused: the error's code says why", body = ErrorResponse),
+        (status = "5XX", description = "Unavailable (503, retry later) or a bug (500)", body = ErrorResponse),
+    )
+)]
 async fn metrics(State(state): Shared) -> Response {
     let text = state.lockstep.metrics_text().await;
     (
@@ -375,6 +377,12 @@ fn text(bytes: Bytes) -> Result<String, ApiError> {
     })
 }
 
+#[utoipa::path(
+    get,
+    path = "/health",
+    tag = "server",
+    responses((status = 200, description = "The process is up: `{\"status\": \"ok\"}`", body = Object))
+)]
 async fn health() -> Json<serde_json::Value> {
     Json(json!({ "status": "ok" }))
 }
@@ -382,6 +390,15 @@ async fn health() -> Json<serde_json::Value> {
 /// `GET /ready`: 200 while online reads can be served (`ok`, or `degraded` on cached
 /// definitions while the registry is down), 503 otherwise; the body names each component's
 /// state.
+#[utoipa::path(
+    get,
+    path = "/ready",
+    tag = "server",
+    responses(
+        (status = 200, description = "Online reads can be served: `ok`, or `degraded` on cached definitions while the registry is down; each component's state", body = Object),
+        (status = 503, description = "Online reads cannot be served: the same findings and an `error` with its code", body = Object),
+    )
+)]
 async fn ready(State(state): Shared) -> Response {
     let readiness = state.lockstep.readiness().await;
     if readiness.can_serve() {
@@ -419,12 +436,33 @@ async fn method_not_allowed(request: Request) -> ApiError {
     )
 }
 
+#[utoipa::path(
+    get,
+    path = "/transforms",
+    tag = "transforms",
+    responses(
+        (status = 200, description = "`{\"transforms\": [...]}`: every transform's versions, digests, signatures and aliases", body = Object),
+        (status = "4XX", description = "Refused: the error's code says why", body = ErrorResponse),
+        (status = "5XX", description = "Unavailable (503, retry later) or a bug (500)", body = ErrorResponse),
+    )
+)]
 async fn list_transforms(State(state): Shared) -> Result<impl IntoResponse, ApiError> {
     Ok(Json(
         json!({ "transforms": state.lockstep.transforms().await? }),
     ))
 }
 
+#[utoipa::path(
+    get,
+    path = "/transforms/{name}",
+    tag = "transforms",
+    params(("name" = String, Path, description = "The transform's name")),
+    responses(
+        (status = 200, description = "The transform's versions, digests, signatures and aliases", body = Object),
+        (status = "4XX", description = "Refused: the error's code says why", body = ErrorResponse),
+        (status = "5XX", description = "Unavailable (503, retry later) or a bug (500)", body = ErrorResponse),
+    )
+)]
 async fn show_transform(
     State(state): Shared,
     Path(name): Path<String>,
@@ -438,6 +476,19 @@ async fn show_transform(
     }
 }
 
+#[utoipa::path(
+    post,
+    path = "/transforms/{name}",
+    tag = "transforms",
+    params(("name" = String, Path, description = "The transform's name")),
+    request_body(content = Vec<u8>, content_type = "application/wasm", description = "The component's bytes (`lockstep build`)"),
+    responses(
+        (status = 201, description = "A new version", body = Object),
+        (status = 200, description = "The same bytes as an existing version", body = Object),
+        (status = "4XX", description = "Refused: the error's code says why", body = ErrorResponse),
+        (status = "5XX", description = "Unavailable (503, retry later) or a bug (500)", body = ErrorResponse),
+    )
+)]
 async fn upload_transform(
     State(state): Shared,
     Path(name): Path<String>,
@@ -453,12 +504,29 @@ async fn upload_transform(
     Ok((status, Json(outcome)))
 }
 
-#[derive(Deserialize)]
+/// `PUT /transforms/{name}/aliases/{alias}`'s body.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct AliasBody {
+    /// The version the alias points at.
     version: u32,
 }
 
+#[utoipa::path(
+    put,
+    path = "/transforms/{name}/aliases/{alias}",
+    tag = "transforms",
+    params(
+        ("name" = String, Path, description = "The transform's name"),
+        ("alias" = String, Path, description = "The alias, e.g. `latest` or `prod`"),
+    ),
+    request_body = AliasBody,
+    responses(
+        (status = 200, description = "`{\"name\", \"alias\", \"version\"}`", body = Object),
+        (status = "4XX", description = "Refused: the error's code says why", body = ErrorResponse),
+        (status = "5XX", description = "Unavailable (503, retry later) or a bug (500)", body = ErrorResponse),
+    )
+)]
 async fn set_alias(
     State(state): Shared,
     Path((name, alias)): Path<(String, String)>,
@@ -480,6 +548,17 @@ async fn set_alias(
     ))
 }
 
+#[utoipa::path(
+    post,
+    path = "/plan",
+    tag = "definitions",
+    request_body(content = String, content_type = "application/toml", description = "The definitions file"),
+    responses(
+        (status = 200, description = "What an apply would change", body = Object),
+        (status = "4XX", description = "Refused: the error's code says why", body = ErrorResponse),
+        (status = "5XX", description = "Unavailable (503, retry later) or a bug (500)", body = ErrorResponse),
+    )
+)]
 async fn plan(
     State(state): Shared,
     bytes: Result<Bytes, BytesRejection>,
@@ -488,6 +567,17 @@ async fn plan(
     Ok(Json(outcome))
 }
 
+#[utoipa::path(
+    post,
+    path = "/apply",
+    tag = "definitions",
+    request_body(content = String, content_type = "application/toml", description = "The definitions file"),
+    responses(
+        (status = 200, description = "What changed, each object with its new version", body = Object),
+        (status = "4XX", description = "Refused: the error's code says why", body = ErrorResponse),
+        (status = "5XX", description = "Unavailable (503, retry later) or a bug (500)", body = ErrorResponse),
+    )
+)]
 async fn apply(
     State(state): Shared,
     bytes: Result<Bytes, BytesRejection>,
@@ -502,6 +592,17 @@ struct ProjectQuery {
     project: Option<String>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/definitions",
+    tag = "definitions",
+    params(("project" = Option<String>, Query, description = "The project; by default the configured one, else the only one (`ambiguous_project` among several)")),
+    responses(
+        (status = 200, description = "The applied definitions, resolved", body = Object),
+        (status = "4XX", description = "Refused: the error's code says why", body = ErrorResponse),
+        (status = "5XX", description = "Unavailable (503, retry later) or a bug (500)", body = ErrorResponse),
+    )
+)]
 async fn definitions(
     State(state): Shared,
     Query(query): Query<ProjectQuery>,
@@ -514,6 +615,16 @@ async fn definitions(
 
 /// `GET /projects`: the projects with definitions applied, and the one requests naming
 /// none go to (null when that depends on which projects exist and there are several).
+#[utoipa::path(
+    get,
+    path = "/projects",
+    tag = "definitions",
+    responses(
+        (status = 200, description = "`{\"projects\": [{\"name\", \"entities\", \"sources\", \"feature_views\", \"on_demand_views\", \"feature_services\"}], \"default\"}`", body = Object),
+        (status = "4XX", description = "Refused: the error's code says why", body = ErrorResponse),
+        (status = "5XX", description = "Unavailable (503, retry later) or a bug (500)", body = ErrorResponse),
+    )
+)]
 async fn projects(State(state): Shared) -> Result<impl IntoResponse, ApiError> {
     let projects = state.lockstep.projects().await?;
     let default = state.lockstep.project(None).await.ok();
@@ -521,6 +632,17 @@ async fn projects(State(state): Shared) -> Result<impl IntoResponse, ApiError> {
 }
 
 /// `DELETE /projects/{name}`: deletes the project's definitions (its stored data stays).
+#[utoipa::path(
+    delete,
+    path = "/projects/{name}",
+    tag = "definitions",
+    params(("name" = String, Path, description = "The project")),
+    responses(
+        (status = 200, description = "`{\"project\", \"report\"}`: the definitions deleted", body = Object),
+        (status = "4XX", description = "Refused: `unknown_project` names the projects there are", body = ErrorResponse),
+        (status = "5XX", description = "Unavailable (503, retry later) or a bug (500)", body = ErrorResponse),
+    )
+)]
 async fn delete_project(
     State(state): Shared,
     Path(name): Path<String>,

@@ -13,8 +13,9 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
+use utoipa::ToSchema;
 
-use super::error::ApiError;
+use super::error::{ApiError, ErrorResponse};
 use super::extract::Path;
 use super::extract::Query;
 use super::{Shared, body, json_body};
@@ -28,22 +29,38 @@ use indexmap::IndexMap;
 /// Media type of a Parquet response.
 const PARQUET: &str = "application/vnd.apache.parquet";
 
-#[derive(Deserialize)]
+/// `POST /backfills`'s body.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct BackfillBody {
+    /// The view to backfill.
     view: String,
+    /// The project (by default the only one, or `default`).
     #[serde(default)]
     project: Option<String>,
     /// RFC 3339 or a date.
     #[serde(default)]
     from: Option<String>,
+    /// RFC 3339 or a date.
     #[serde(default)]
     to: Option<String>,
+    /// Start a new job instead of resuming the one planned for the same window.
     #[serde(default)]
     fresh: bool,
 }
 
 /// `POST /backfills`: plans (or finds) the job, then works on it in the background.
+#[utoipa::path(
+    post,
+    path = "/backfills",
+    tag = "offline",
+    request_body = BackfillBody,
+    responses(
+        (status = 202, description = "`{\"job\": ...}`: the job, running in the background", body = Object),
+        (status = "4XX", description = "Refused: the error's code says why", body = ErrorResponse),
+        (status = "5XX", description = "Unavailable (503, retry later) or a bug (500)", body = ErrorResponse),
+    )
+)]
 pub async fn start_backfill(
     State(state): Shared,
     bytes: Result<Bytes, BytesRejection>,
@@ -85,6 +102,16 @@ pub async fn start_backfill(
 }
 
 /// `GET /backfills`: recent jobs, newest first.
+#[utoipa::path(
+    get,
+    path = "/backfills",
+    tag = "offline",
+    responses(
+        (status = 200, description = "`{\"jobs\": [...]}`: chunks done, running and total, rows in, out and rejected, the last error", body = Object),
+        (status = "4XX", description = "Refused: the error's code says why", body = ErrorResponse),
+        (status = "5XX", description = "Unavailable (503, retry later) or a bug (500)", body = ErrorResponse),
+    )
+)]
 pub async fn list_backfills(State(state): Shared) -> Result<impl IntoResponse, ApiError> {
     Ok(Json(
         json!({ "jobs": state.lockstep.offline().jobs(50).await? }),
@@ -92,6 +119,17 @@ pub async fn list_backfills(State(state): Shared) -> Result<impl IntoResponse, A
 }
 
 /// `GET /backfills/{id}`.
+#[utoipa::path(
+    get,
+    path = "/backfills/{id}",
+    tag = "offline",
+    params(("id" = i64, Path, description = "The job's id")),
+    responses(
+        (status = 200, description = "The job", body = Object),
+        (status = "4XX", description = "Refused: the error's code says why", body = ErrorResponse),
+        (status = "5XX", description = "Unavailable (503, retry later) or a bug (500)", body = ErrorResponse),
+    )
+)]
 pub async fn show_backfill(
     State(state): Shared,
     Path(id): Path<i64>,
@@ -99,29 +137,49 @@ pub async fn show_backfill(
     Ok(Json(state.lockstep.offline().job(id).await?))
 }
 
-#[derive(Deserialize)]
+/// `POST /training-set`'s body.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct TrainingSetBody {
-    #[serde(flatten)]
-    request: TrainingSetRequest,
+    /// The project (by default the only one, or `default`).
+    #[serde(default)]
+    project: Option<String>,
+    /// A feature service's name, or…
+    #[serde(default)]
+    feature_service: Option<String>,
+    /// …feature references: `view:feature` or `view:*`.
+    #[serde(default)]
+    features: Vec<String>,
+    /// Name feature columns `view__feature` instead of `feature`.
+    #[serde(default)]
+    full_feature_names: bool,
+    /// The entity rows' time column; `event_timestamp` by default.
+    #[serde(default)]
+    timestamp_column: Option<String>,
     /// Entity rows by column: join keys, the timestamp column, request fields, and any
-    /// other column (labels, row ids), which comes back unchanged.
+    /// other column (labels, row ids), which comes back unchanged and in order.
+    #[schema(value_type = Object, example = json!({"user_id": [7], "event_timestamp": ["2026-01-20T00:00:00Z"], "is_fraud": [true]}))]
     entities: IndexMap<String, Vec<serde_json::Value>>,
 }
 
 /// The request of a training set whose entity rows are a Parquet body.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct TrainingSetQuery {
+    /// The project (with a Parquet body only).
     #[serde(default)]
     project: Option<String>,
+    /// A feature service's name, or…
     #[serde(default)]
     feature_service: Option<String>,
-    /// Comma-separated feature references.
+    /// …comma-separated feature references.
     #[serde(default)]
     features: Option<String>,
+    /// Name feature columns `view__feature`.
     #[serde(default)]
     full_feature_names: bool,
+    /// The entity rows' time column; `event_timestamp` by default.
     #[serde(default)]
     timestamp_column: Option<String>,
 }
@@ -147,6 +205,24 @@ impl From<TrainingSetQuery> for TrainingSetRequest {
 /// `POST /training-set`: entity rows in — a JSON body, or a Parquet body
 /// (`Content-Type: application/vnd.apache.parquet`, the request in the query string) —
 /// and every entity column back, in order, with the features joined as of each row's time.
+#[utoipa::path(
+    post,
+    path = "/training-set",
+    tag = "offline",
+    params(TrainingSetQuery),
+    request_body(
+        content(
+            (TrainingSetBody = "application/json"),
+            (Vec<u8> = "application/vnd.apache.parquet"),
+        ),
+        description = "Entity rows as JSON columns with the request, or a Parquet file with the request in the query string"
+    ),
+    responses(
+        (status = 200, description = "`{\"rows\", \"columns\": {\"column\": [values]}, \"seconds\"}`, or a Parquet file with `Accept: application/vnd.apache.parquet`", body = Object),
+        (status = "4XX", description = "Refused: the error's code says why", body = ErrorResponse),
+        (status = "5XX", description = "Unavailable (503, retry later) or a bug (500)", body = ErrorResponse),
+    )
+)]
 pub async fn training_set(
     State(state): Shared,
     Query(query): Query<TrainingSetQuery>,
@@ -208,9 +284,16 @@ pub async fn training_set(
             Ok(bytes),
             r#"{"feature_service": "..." | "features": ["view:feature"], "entities": {"column": [values]}}"#,
         )?;
-        let (required, optional) = state.lockstep.training_set_columns(&body.request).await?;
+        let request = TrainingSetRequest {
+            project: body.project,
+            feature_service: body.feature_service,
+            features: body.features,
+            full_feature_names: body.full_feature_names,
+            timestamp_column: body.timestamp_column,
+        };
+        let (required, optional) = state.lockstep.training_set_columns(&request).await?;
         let entities = entity_batch(&body.entities, &required, &optional)?;
-        (body.request, entities)
+        (request, entities)
     };
     let set = state.lockstep.training_set(&request, &entities).await?;
     if is(header::ACCEPT, PARQUET) {

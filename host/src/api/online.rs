@@ -10,8 +10,10 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+use utoipa::ToSchema;
 
 use super::error::ApiError;
+use super::feast::{FeastErrorBody, GetOnlineFeaturesBody};
 use super::{Shared, json_body};
 use crate::columnar::{JsonColumn, JsonTimestamps};
 use crate::model::parse_timestamp;
@@ -19,74 +21,114 @@ use crate::pipeline::{
     Columns, MaterializeRequest, OnlineFeatures, OnlineRequest, PushTarget, Status,
 };
 
-/// Feast's response: `metadata.feature_names[i]` names `results[i]`. Serialized straight
-/// from the Arrow columns.
-struct OnlineResponse(OnlineFeatures);
+/// Feast's response: `metadata.feature_names[i]` names `results[i]`, join keys first, then
+/// the features in the order asked. Serialized straight from the Arrow columns.
+#[derive(Serialize, ToSchema)]
+pub struct OnlineResponse<'a> {
+    metadata: Metadata<'a>,
+    results: Vec<FeatureColumn<'a>>,
+}
 
-impl Serialize for OnlineResponse {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        #[derive(Serialize)]
-        struct Metadata<'a> {
-            feature_names: Vec<&'a str>,
-        }
-        #[derive(Serialize)]
-        struct Column<'a> {
-            values: JsonColumn<'a>,
-            statuses: &'a [Status],
-            event_timestamps: JsonTimestamps<'a>,
-        }
-        #[derive(Serialize)]
-        struct Response<'a> {
-            metadata: Metadata<'a>,
-            results: Vec<Column<'a>>,
-        }
-        let columns = &self.0.columns;
-        Response {
+#[derive(Serialize, ToSchema)]
+struct Metadata<'a> {
+    #[schema(example = json!(["user_id", "avg_rating"]))]
+    feature_names: Vec<&'a str>,
+}
+
+/// One column: a value, a status and an event time per entity row.
+#[derive(Serialize, ToSchema)]
+struct FeatureColumn<'a> {
+    /// The values, typed as the feature is (null when not present).
+    #[schema(value_type = Vec<Object>, example = json!([7, 8]))]
+    values: JsonColumn<'a>,
+    /// `PRESENT`, `NOT_FOUND`, `NULL_VALUE` or `OUTSIDE_MAX_AGE` per row.
+    #[schema(value_type = Vec<String>, example = json!(["PRESENT", "NOT_FOUND"]))]
+    statuses: &'a [Status],
+    /// RFC 3339: each value's event time (the epoch for join keys and on-demand features).
+    #[schema(value_type = Vec<String>)]
+    event_timestamps: JsonTimestamps<'a>,
+}
+
+impl<'a> OnlineResponse<'a> {
+    fn of(features: &'a OnlineFeatures) -> Self {
+        let columns = &features.columns;
+        OnlineResponse {
             metadata: Metadata {
                 feature_names: columns.iter().map(|c| c.name.as_str()).collect(),
             },
             results: columns
                 .iter()
-                .map(|column| Column {
+                .map(|column| FeatureColumn {
                     values: JsonColumn(column.values.as_ref()),
                     statuses: &column.statuses,
                     event_timestamps: JsonTimestamps(&column.event_ts),
                 })
                 .collect(),
         }
-        .serialize(serializer)
     }
 }
 
 /// `POST /get-online-features`.
+#[utoipa::path(
+    post,
+    path = "/get-online-features",
+    tag = "feast",
+    request_body = GetOnlineFeaturesBody,
+    responses(
+        (status = 200, description = "Feast's column-oriented answer", body = OnlineResponse),
+        (status = "4XX", description = "Refused: Feast's error shape, with Lockstep's code", body = FeastErrorBody),
+        (status = "5XX", description = "Unavailable (503, retry later) or a bug (500), in Feast's error shape", body = FeastErrorBody),
+    )
+)]
 pub async fn get_online_features(
     State(state): Shared,
     bytes: Result<Bytes, BytesRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let request: OnlineRequest = json_body(
+    let body: GetOnlineFeaturesBody = json_body(
         bytes,
-        r#"{"entities": {"user_id": [1, 2]}, "feature_service": "..." | "features": ["view:feature"], "full_feature_names"?: false}"#,
+        r#"{"entities": {"user_id": [1, 2]}, "feature_service": "..." | "features": ["view:feature"], "full_feature_names"?: false, "include_feature_view_version_metadata"?: false, "project"?: "..."}"#,
     )?;
-    let features = state.lockstep.get_online_features(&request).await?;
-    Ok(Json(OnlineResponse(features)))
+    let features = state
+        .lockstep
+        .get_online_features(&OnlineRequest::from(body))
+        .await?;
+    Ok(Json(OnlineResponse::of(&features)).into_response())
 }
 
-#[derive(Deserialize)]
+/// `POST /push`'s body, Feast's.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct PushBody {
+    /// The source the rows are of.
     push_source_name: String,
+    /// The rows, column by column: `{"user_id": [7], "event_timestamp": ["2026-11-22T10:00:00Z"]}`.
+    #[schema(value_type = Object)]
     df: Columns,
+    /// `online`, `offline` or `online_and_offline` (the default).
     #[serde(default)]
+    #[schema(value_type = Option<String>)]
     to: PushTarget,
     /// Feast's; definitions are always served from the cache here.
     #[serde(default)]
     #[allow(dead_code)]
     allow_registry_cache: Option<bool>,
+    /// Lockstep's: the project (by default the only one, or `default`).
     #[serde(default)]
     project: Option<String>,
 }
 
 /// `POST /push`: source rows through their views' transforms into the stores.
+#[utoipa::path(
+    post,
+    path = "/push",
+    tag = "feast",
+    request_body = PushBody,
+    responses(
+        (status = 200, description = "`{\"views\": [...]}`: rows computed and written per view", body = Object),
+        (status = "4XX", description = "Refused: Feast's error shape, with Lockstep's code", body = FeastErrorBody),
+        (status = "5XX", description = "Unavailable (503, retry later) or a bug (500), in Feast's error shape", body = FeastErrorBody),
+    )
+)]
 pub async fn push(
     State(state): Shared,
     bytes: Result<Bytes, BytesRejection>,
@@ -107,19 +149,35 @@ pub async fn push(
     Ok(Json(json!({ "views": views })))
 }
 
-#[derive(Deserialize)]
+/// `POST /write-to-online-store`'s body, Feast's.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct WriteBody {
+    /// A view without a transform.
     feature_view_name: String,
+    /// Its join keys, features and `event_timestamp`, column by column.
+    #[schema(value_type = Object)]
     df: Columns,
     #[serde(default)]
     #[allow(dead_code)]
     allow_registry_cache: Option<bool>,
+    /// Lockstep's: the project (by default the only one, or `default`).
     #[serde(default)]
     project: Option<String>,
 }
 
 /// `POST /write-to-online-store`: computed feature rows of a view without a transform.
+#[utoipa::path(
+    post,
+    path = "/write-to-online-store",
+    tag = "feast",
+    request_body = WriteBody,
+    responses(
+        (status = 200, description = "`{\"view\": ...}`: the rows written", body = Object),
+        (status = "4XX", description = "Refused: Feast's error shape, with Lockstep's code", body = FeastErrorBody),
+        (status = "5XX", description = "Unavailable (503, retry later) or a bug (500), in Feast's error shape", body = FeastErrorBody),
+    )
+)]
 pub async fn write_to_online_store(
     State(state): Shared,
     bytes: Result<Bytes, BytesRejection>,
@@ -135,15 +193,20 @@ pub async fn write_to_online_store(
     Ok(Json(json!({ "view": view })))
 }
 
-#[derive(Deserialize)]
+/// The materialize endpoints' body, Feast's.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct MaterializeBody {
+    /// RFC 3339 or a date; not with `materialize-incremental`.
     #[serde(default)]
     start_ts: Option<String>,
+    /// RFC 3339 or a date.
     #[serde(default)]
     end_ts: Option<String>,
+    /// The views; by default every online view.
     #[serde(default)]
     feature_views: Option<Vec<String>>,
+    /// Lockstep's: the project (by default the only one, or `default`).
     #[serde(default)]
     project: Option<String>,
 }
@@ -184,6 +247,17 @@ async fn materialize_with(
 }
 
 /// `POST /materialize`: `[start_ts, end_ts)` of the given (or every online) view.
+#[utoipa::path(
+    post,
+    path = "/materialize",
+    tag = "feast",
+    request_body = MaterializeBody,
+    responses(
+        (status = 200, description = "`{\"views\": [...]}`: rows materialized per view", body = Object),
+        (status = "4XX", description = "Refused: Feast's error shape, with Lockstep's code", body = FeastErrorBody),
+        (status = "5XX", description = "Unavailable (503, retry later) or a bug (500), in Feast's error shape", body = FeastErrorBody),
+    )
+)]
 pub async fn materialize(
     state: Shared,
     bytes: Result<Bytes, BytesRejection>,
@@ -192,6 +266,17 @@ pub async fn materialize(
 }
 
 /// `POST /materialize-incremental`: from where each view's last run ended to `end_ts`.
+#[utoipa::path(
+    post,
+    path = "/materialize-incremental",
+    tag = "feast",
+    request_body = MaterializeBody,
+    responses(
+        (status = 200, description = "`{\"views\": [...]}`: rows materialized per view", body = Object),
+        (status = "4XX", description = "Refused: Feast's error shape, with Lockstep's code", body = FeastErrorBody),
+        (status = "5XX", description = "Unavailable (503, retry later) or a bug (500), in Feast's error shape", body = FeastErrorBody),
+    )
+)]
 pub async fn materialize_incremental(
     state: Shared,
     bytes: Result<Bytes, BytesRejection>,

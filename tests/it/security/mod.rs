@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use lockstep::config::Config;
 use lockstep::pipeline::{BackfillRequest, Lockstep};
-use lockstep_tests::{TestBackend, TestServer, first_party, unique_name};
+use lockstep_tests::{TestBackend, TestServer, api_error, first_party, unique_name};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -74,7 +74,8 @@ async fn send(request: reqwest::RequestBuilder) -> (StatusCode, String, Value) {
     (status, content_type, body)
 }
 
-/// Asserts an error answer is JSON with `code` and returns its message.
+/// Asserts an error answer is JSON with `code` (in Lockstep's shape, or Feast's on the
+/// routes Feast clients call) and returns its message.
 fn assert_error(answer: &(StatusCode, String, Value), status: StatusCode, code: &str) -> String {
     let (got, content_type, body) = answer;
     assert_eq!(*got, status, "{body}");
@@ -82,8 +83,9 @@ fn assert_error(answer: &(StatusCode, String, Value), status: StatusCode, code: 
         content_type.starts_with("application/json"),
         "{content_type}: {body}"
     );
-    assert_eq!(body["error"]["code"], code, "{body}");
-    body["error"]["message"].as_str().unwrap_or("").to_owned()
+    let error = api_error(body);
+    assert_eq!(error["code"], code, "{body}");
+    error["message"].as_str().unwrap_or("").to_owned()
 }
 
 /// An in-process server on SQLite whose `sources.base_dir` holds `events.csv`, with
