@@ -8,6 +8,12 @@ use lockstep_tests::{
 };
 use serde_json::{Value, json};
 
+/// The answer of `GET /projects`.
+async fn list_projects(server: &TestServer) -> Value {
+    let answer = server.client.get(server.at("/projects")).send().await;
+    answer.unwrap().json().await.unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_project_never_silently_takes_the_first_ones_calls() {
     let backend = TestBackend::postgres();
@@ -60,15 +66,7 @@ async fn a_second_project_never_silently_takes_the_first_ones_calls() {
     .unwrap();
     assert_eq!(answer.status(), 200, "{}", answer.text().await.unwrap());
 
-    let projects: Value = server
-        .client
-        .get(server.at("/projects"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let projects = list_projects(&server).await;
     assert_eq!(projects["default"], "fraud");
     let names: Vec<&str> = projects["projects"]
         .as_array()
@@ -93,15 +91,7 @@ async fn a_second_project_never_silently_takes_the_first_ones_calls() {
     // A Feast route: the error in Feast's shape, Lockstep's code inside.
     let body: Value = answer.json().await.unwrap();
     assert_eq!(api_error(&body)["code"], "ambiguous_project", "{body}");
-    let projects: Value = server
-        .client
-        .get(server.at("/projects"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let projects = list_projects(&server).await;
     assert_eq!(projects["default"], Value::Null);
 
     // Deleting a project leaves the other one as the only, hence default, project.

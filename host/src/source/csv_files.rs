@@ -91,7 +91,7 @@ fn position(name: &str, header: &[String], field: &FieldSpec) -> Result<usize, S
         })
 }
 
-fn corrupt(name: &str, error: ArrowError) -> SourceError {
+pub(super) fn corrupt(name: &str, error: ArrowError) -> SourceError {
     SourceError::Corrupt {
         path: name.to_owned(),
         message: format!("it is not a readable CSV file with a header row ({error})"),

@@ -14,9 +14,12 @@ use bytes::Bytes;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use super::batches::{Encoding, Shaper};
+use super::csv_files::corrupt;
+use super::parquet_files::not_parquet;
 use super::{SourceError, files};
 use crate::columnar::{arrow_field, arrow_type};
 use crate::model::FieldSpec;
+use crate::model::definitions::SourceKind;
 
 /// The columns a training set request reads from its entity rows.
 #[derive(Debug, Clone, Copy)]
@@ -34,26 +37,19 @@ const BATCH_ROWS: usize = 64 * 1024;
 /// the types Arrow infers from the whole file (integers, floats, booleans, text).
 pub fn read_entity_file(path: &Path, columns: EntityColumns) -> Result<RecordBatch, SourceError> {
     let name = path.display().to_string();
-    let extension = path
-        .extension()
-        .and_then(|e| e.to_str())
-        .map(str::to_ascii_lowercase);
-    match extension.as_deref() {
-        Some("parquet" | "pq") => {
+    match super::file_format(path, &name)? {
+        SourceKind::Parquet => {
             let builder = ParquetRecordBatchReaderBuilder::try_new(files::open(path, &name)?)
                 .map_err(|e| not_parquet(&name, e))?;
             let native = decode(&name, builder)?;
             shape(&name, Encoding::Typed, native, columns)
         }
-        Some("csv") => shape(
+        _ => shape(
             &name,
             Encoding::Text,
             read_csv(path, &name, columns)?,
             columns,
         ),
-        _ => Err(SourceError::config(format!(
-            "cannot tell the format of `{name}`: expected a .parquet or .csv file"
-        ))),
     }
 }
 
@@ -186,21 +182,10 @@ fn concat(
     schema: &arrow::datatypes::SchemaRef,
     batches: &[RecordBatch],
 ) -> Result<RecordBatch, SourceError> {
-    arrow::compute::concat_batches(schema, batches).map_err(|e| corrupt(name, e))
-}
-
-fn corrupt(name: &str, error: arrow::error::ArrowError) -> SourceError {
-    SourceError::Corrupt {
+    arrow::compute::concat_batches(schema, batches).map_err(|e| SourceError::Corrupt {
         path: name.to_owned(),
-        message: error.to_string(),
-    }
-}
-
-fn not_parquet(name: &str, error: parquet::errors::ParquetError) -> SourceError {
-    SourceError::Corrupt {
-        path: name.to_owned(),
-        message: format!("it is not a readable Parquet file ({error})"),
-    }
+        message: format!("cannot assemble the entity rows: {e}"),
+    })
 }
 
 #[cfg(test)]

@@ -228,17 +228,7 @@ pub fn read_file(
     optional: &[FieldSpec],
 ) -> Result<(Vec<RecordBatch>, Vec<Option<FieldSpec>>), SourceError> {
     let name = path.display().to_string();
-    let format = match path.extension().and_then(|e| e.to_str()) {
-        Some(e) if e.eq_ignore_ascii_case("parquet") || e.eq_ignore_ascii_case("pq") => {
-            SourceKind::Parquet
-        }
-        Some(e) if e.eq_ignore_ascii_case("csv") => SourceKind::Csv,
-        _ => {
-            return Err(SourceError::config(format!(
-                "cannot tell the format of `{name}`: expected a .parquet or .csv file"
-            )));
-        }
-    };
+    let format = file_format(path, &name)?;
     let present: BTreeSet<String> = match format {
         SourceKind::Parquet => parquet_files::column_names(&name, path)?,
         _ => csv_files::header(path, &name)?,
@@ -264,6 +254,19 @@ pub fn read_file(
             .collect::<Result<Vec<_>, _>>()?,
     };
     Ok((batches, found))
+}
+
+/// Whether a local file is Parquet or CSV, by its extension.
+fn file_format(path: &Path, name: &str) -> Result<SourceKind, SourceError> {
+    match path.extension().and_then(|e| e.to_str()) {
+        Some(e) if e.eq_ignore_ascii_case("parquet") || e.eq_ignore_ascii_case("pq") => {
+            Ok(SourceKind::Parquet)
+        }
+        Some(e) if e.eq_ignore_ascii_case("csv") => Ok(SourceKind::Csv),
+        _ => Err(SourceError::config(format!(
+            "cannot tell the format of `{name}`: expected a .parquet or .csv file"
+        ))),
+    }
 }
 
 fn postgres_session(ctx: &SourceContext) -> Result<postgres::Session, SourceError> {

@@ -197,7 +197,7 @@ fn locate(name: &str, schema: &Schema, field: &FieldSpec) -> Result<usize, Sourc
     Ok(index)
 }
 
-fn not_parquet(name: &str, error: parquet::errors::ParquetError) -> SourceError {
+pub(super) fn not_parquet(name: &str, error: parquet::errors::ParquetError) -> SourceError {
     SourceError::Corrupt {
         path: name.to_owned(),
         message: format!("it is not a readable Parquet file ({error})"),
