@@ -15,29 +15,6 @@ use crate::model::{FieldSpec, ValueType};
 use crate::runtime::batch::is_valid;
 use crate::runtime::{Batch, Column, Utf8Values, Values};
 
-/// The Arrow type every layer uses for a value type: timestamps are µs in UTC.
-pub fn arrow_type(value_type: ValueType) -> DataType {
-    match value_type {
-        ValueType::Int64 => DataType::Int64,
-        ValueType::Float64 => DataType::Float64,
-        ValueType::Utf8 => DataType::Utf8,
-        ValueType::Boolean => DataType::Boolean,
-        ValueType::Timestamp => DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
-    }
-}
-
-/// The Arrow field of `field`: its canonical type and nullability.
-pub fn arrow_field(field: &FieldSpec) -> Field {
-    Field::new(&field.name, arrow_type(field.value_type), field.nullable)
-}
-
-/// The Arrow schema of `fields`, in order.
-pub fn arrow_schema(fields: &[FieldSpec]) -> SchemaRef {
-    Arc::new(Schema::new(
-        fields.iter().map(arrow_field).collect::<Vec<_>>(),
-    ))
-}
-
 /// Why a record batch cannot become a transform batch.
 #[derive(Debug, thiserror::Error)]
 pub enum ColumnarError {

@@ -87,7 +87,7 @@ fn spec() -> AggregationSpec {
 fn events(table: &ViewTable, count: u64) -> (Vec<RecordBatch>, Vec<(i64, i64)>) {
     let mut random = SplitMix64(1);
     let per_user = count / USERS;
-    let schema = lockstep::columnar::arrow_schema(&table.row_fields());
+    let schema = lockstep::model::arrow_schema(&table.row_fields());
     let mut rows: Vec<(i64, i64, f64)> = Vec::with_capacity(count as usize);
     for user in 1..=USERS as i64 {
         let mut times: Vec<i64> = (0..per_user)

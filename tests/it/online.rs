@@ -247,7 +247,7 @@ async fn pushes_are_newer_wins_and_statuses_follow_feast() {
             .all(|c| c.event_ts == [pushed_at])
     );
     let entities = RecordBatch::try_new(
-        lockstep::columnar::arrow_schema(&[
+        lockstep::model::arrow_schema(&[
             lockstep::model::FieldSpec {
                 name: "user_id".into(),
                 value_type: lockstep::model::ValueType::Int64,

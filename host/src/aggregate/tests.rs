@@ -9,9 +9,9 @@ use arrow::array::{
 };
 
 use super::*;
-use crate::columnar::arrow_schema;
 use crate::datagen::SplitMix64;
 use crate::model::aggregation::Aggregate;
+use crate::model::arrow_schema;
 use crate::model::within_ttl;
 
 const MINUTE: i64 = 60_000_000;

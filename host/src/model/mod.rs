@@ -1,162 +1,15 @@
-//! The data model shared by every layer: digests, value types, transform versions and the
-//! feature definitions users apply (entities, sources, views, services).
+//! The data model of the host: the shared core of [`lockstep_model`] (digests, value
+//! types, fields, row checks, the error taxonomy), plus transform versions and the feature
+//! definitions users apply (entities, sources, views, services).
 
 pub mod aggregation;
 pub mod definitions;
-mod digest;
-pub mod text;
-mod valid_rows;
 mod view_table;
 
-pub use digest::{Digest, InvalidDigest};
-pub use valid_rows::{InvalidValue, MAX_TIMESTAMP_MICROS, MIN_TIMESTAMP_MICROS, check_rows};
+pub use lockstep_model::*;
 pub use view_table::{CREATED_TS, EVENT_TS, TRANSFORM_DIGEST, ViewTable};
 
-use std::fmt;
-use std::str::FromStr;
-
 use serde::{Deserialize, Serialize};
-
-/// The type of a column or feature value. `Timestamp` is microseconds since the Unix
-/// epoch, UTC.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ValueType {
-    Int64,
-    Float64,
-    Utf8,
-    Boolean,
-    Timestamp,
-}
-
-impl ValueType {
-    pub const ALL: [ValueType; 5] = [
-        ValueType::Int64,
-        ValueType::Float64,
-        ValueType::Utf8,
-        ValueType::Boolean,
-        ValueType::Timestamp,
-    ];
-
-    /// The name used in definitions files, signatures and errors.
-    pub fn name(self) -> &'static str {
-        match self {
-            ValueType::Int64 => "int64",
-            ValueType::Float64 => "float64",
-            ValueType::Utf8 => "utf8",
-            ValueType::Boolean => "boolean",
-            ValueType::Timestamp => "timestamp",
-        }
-    }
-}
-
-impl fmt::Display for ValueType {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-impl FromStr for ValueType {
-    type Err = String;
-
-    /// Accepts the canonical names and the common aliases `string`, `bool`, `int`, `float`.
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "int64" | "int" => Ok(ValueType::Int64),
-            "float64" | "float" | "double" => Ok(ValueType::Float64),
-            "utf8" | "string" => Ok(ValueType::Utf8),
-            "boolean" | "bool" => Ok(ValueType::Boolean),
-            "timestamp" => Ok(ValueType::Timestamp),
-            other => Err(format!(
-                "unknown type `{other}`; expected one of int64, float64, utf8, boolean, timestamp"
-            )),
-        }
-    }
-}
-
-/// A timestamp (µs since the Unix epoch) as RFC 3339 UTC, e.g. `2026-01-01T07:24:00Z`.
-pub fn format_timestamp(micros: i64) -> String {
-    let seconds = micros.div_euclid(1_000_000);
-    let fraction = micros.rem_euclid(1_000_000);
-    let (days, second_of_day) = (seconds.div_euclid(86_400), seconds.rem_euclid(86_400));
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let day_of_era = z.rem_euclid(146_097);
-    let year_of_era =
-        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let month_index = (5 * day_of_year + 2) / 153;
-    let day = day_of_year - (153 * month_index + 2) / 5 + 1;
-    let month = if month_index < 10 {
-        month_index + 3
-    } else {
-        month_index - 9
-    };
-    let year = year_of_era + era * 400 + i64::from(month <= 2);
-    let (hour, minute, second) = (
-        second_of_day / 3600,
-        second_of_day % 3600 / 60,
-        second_of_day % 60,
-    );
-    let fraction = if fraction == 0 {
-        String::new()
-    } else {
-        format!(".{fraction:06}")
-    };
-    format!("{year:04}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}{fraction}Z")
-}
-
-/// Whether a value whose event time is `event_ts` is still valid at `t` under `ttl_seconds`
-/// (all µs): the point-in-time rule `event_ts >= t - ttl`, which the offline join, online
-/// reads (`OUTSIDE_MAX_AGE`) and aggregates all apply.
-pub fn within_ttl(event_ts: i64, t: i64, ttl_seconds: Option<u64>) -> bool {
-    ttl_seconds
-        .is_none_or(|ttl| event_ts >= t.saturating_sub((ttl as i64).saturating_mul(1_000_000)))
-}
-
-/// Now, in µs since the Unix epoch.
-pub fn now_micros() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as i64)
-}
-
-/// Parses a time as written by people and JSON clients: RFC 3339
-/// (`2026-01-05T12:00:00Z`, `2026-01-05 12:00:00.5+01:00`; no offset means UTC) or a bare
-/// date (`2026-01-05`, midnight UTC). Returns µs since the Unix epoch.
-pub fn parse_timestamp(text: &str) -> Result<i64, String> {
-    let trimmed = text.trim();
-    let full = if trimmed.len() == 10 {
-        format!("{trimmed}T00:00:00Z")
-    } else {
-        trimmed.to_owned()
-    };
-    arrow::compute::kernels::cast_utils::string_to_timestamp_nanos(&full)
-        .map(|nanos| nanos.div_euclid(1_000))
-        .map_err(|_| {
-            format!(
-                "`{text}` is not a time: use RFC 3339 (2026-01-05T12:00:00Z) or a date (2026-01-05)"
-            )
-        })
-}
-
-/// A named, typed column: a transform input or output, a source column, a feature.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct FieldSpec {
-    pub name: String,
-    #[serde(rename = "type")]
-    pub value_type: ValueType,
-    pub nullable: bool,
-}
-
-impl fmt::Display for FieldSpec {
-    /// `name type`, with `?` after the type when nullable: `rating float64?`.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let null = if self.nullable { "?" } else { "" };
-        write!(f, "{} {}{null}", self.name, self.value_type)
-    }
-}
 
 /// One immutable version of an uploaded transform, as the registry knows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -178,23 +31,4 @@ pub struct TransformVersion {
     /// refused for new definitions and never run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unsafe_reason: Option<String>,
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn timestamps_render_as_rfc3339_utc() {
-        assert_eq!(format_timestamp(0), "1970-01-01T00:00:00Z");
-        assert_eq!(
-            format_timestamp(1_767_225_600_000_000),
-            "2026-01-01T00:00:00Z"
-        );
-        assert_eq!(
-            format_timestamp(951_782_400_000_001),
-            "2000-02-29T00:00:00.000001Z"
-        );
-        assert_eq!(format_timestamp(-1), "1969-12-31T23:59:59.999999Z");
-    }
 }

@@ -22,8 +22,8 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
-use crate::columnar::{arrow_schema, arrow_type};
 use crate::model::{Digest, FieldSpec, ValueType};
+use crate::model::{arrow_schema, arrow_type};
 
 pub use crate::model::{CREATED_TS, EVENT_TS, TRANSFORM_DIGEST, ViewTable};
 pub use jobs::{Claim, JobPlan, JobState, JobStatus, Lease, RunEnd};

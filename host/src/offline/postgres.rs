@@ -19,9 +19,9 @@ use super::{
     ACQUIRE_TIMEOUT, BatchStream, ChunkCounts, Claim, JobPlan, JobStatus, LogRecord,
     Materialization, OfflineError, OfflineStore, PitPiece, PitView, Rows,
 };
-use crate::columnar::arrow_schema;
 use crate::endpoint::{ConnectError, Store};
 use crate::model::ViewTable;
+use crate::model::arrow_schema;
 use crate::model::{FieldSpec, ValueType};
 
 /// Fewest entity rows worth a point-in-time query (and connection) of their own.

@@ -342,7 +342,7 @@ mod tests {
         ];
         let table = ViewTable::new("p", "v", keys.clone(), vec![], None, None);
         let wanted = RecordBatch::try_new(
-            crate::columnar::arrow_schema(&keys),
+            crate::model::arrow_schema(&keys),
             vec![
                 Arc::new(Int64Array::from(vec![7, -2])),
                 Arc::new(StringArray::from(vec!["FR", "x'); DROP TABLE t; --"])),

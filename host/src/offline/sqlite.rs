@@ -29,9 +29,10 @@ use super::{
     ACQUIRE_TIMEOUT, BatchStream, ChunkCounts, Claim, JobPlan, JobStatus, LogRecord,
     Materialization, OfflineError, OfflineStore, PitPiece, PitView, Rows,
 };
-use crate::columnar::{ColumnBuilder, arrow_schema};
+use crate::columnar::ColumnBuilder;
 use crate::model::ValueType;
 use crate::model::ViewTable;
+use crate::model::arrow_schema;
 use crate::registry::now_micros;
 
 /// SQLite allows at most 32766 bound values per statement.

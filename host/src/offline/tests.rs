@@ -13,9 +13,10 @@ use arrow::datatypes::{Float64Type, Int64Type, TimestampMicrosecondType};
 
 use super::sql::{Dialect, ident};
 use super::*;
-use crate::columnar::{ColumnBuilder, arrow_schema};
+use crate::columnar::ColumnBuilder;
 use crate::datagen::SplitMix64;
 use crate::model::FieldSpec;
+use crate::model::arrow_schema;
 
 /// 2026-01-01T00:00:00Z in µs.
 const BASE: i64 = 1_767_225_600_000_000;

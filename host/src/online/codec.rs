@@ -9,7 +9,8 @@ use arrow::array::{
 use arrow::datatypes::{Float64Type, Int64Type, TimestampMicrosecondType};
 
 use super::OnlineError;
-use crate::columnar::{ColumnBuilder, arrow_type};
+use crate::columnar::ColumnBuilder;
+use crate::model::arrow_type;
 use crate::model::{Digest, FieldSpec, ValueType, ViewTable};
 
 /// Length of a value's order prefix: 16 hex digits of `event_ts`, 16 of `created_ts`.
@@ -413,8 +414,8 @@ mod tests {
     use arrow::array::{ArrayRef, RecordBatch};
 
     use super::*;
-    use crate::columnar::arrow_schema;
     use crate::datagen::SplitMix64;
+    use crate::model::arrow_schema;
 
     fn field(name: &str, value_type: ValueType) -> FieldSpec {
         FieldSpec {

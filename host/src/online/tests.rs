@@ -16,8 +16,9 @@ use async_trait::async_trait;
 use futures_util::FutureExt;
 
 use super::*;
-use crate::columnar::{ColumnBuilder, arrow_schema};
+use crate::columnar::ColumnBuilder;
 use crate::datagen::SplitMix64;
+use crate::model::arrow_schema;
 use crate::model::{CREATED_TS, EVENT_TS, FieldSpec, TRANSFORM_DIGEST, ValueType};
 
 /// Generous: the shared server runs beside benchmarks.

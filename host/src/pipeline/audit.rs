@@ -15,7 +15,8 @@ use super::Lockstep;
 use super::feature_log::LoggedRequest;
 use super::features::{FeatureError, Selection, Store, plan};
 use super::serving::Status;
-use crate::columnar::{arrow_type, same_value, value_text};
+use crate::columnar::{same_value, value_text};
+use crate::model::arrow_type;
 use crate::model::{Digest, ValueType};
 use crate::offline::LogRecord;
 

@@ -6,8 +6,9 @@
 use arrow::array::{Array, ArrayRef, BooleanArray, RecordBatch, UInt32Array};
 use arrow::compute::{filter_record_batch, take};
 
-use crate::columnar::{self, arrow_schema};
+use crate::columnar;
 use crate::model::FieldSpec;
+use crate::model::arrow_schema;
 use crate::model::definitions::ResolvedOnDemandView;
 use crate::runtime::{Batch, RunError, Runtime};
 

@@ -11,8 +11,9 @@ use super::Lockstep;
 use super::features::FeatureError;
 use super::serving::{OnlineRequest, Status};
 use super::training_set::{DEFAULT_TIMESTAMP_COLUMN, TrainingSetRequest};
-use crate::columnar::{arrow_type, same_value, to_json, value_text};
+use crate::columnar::{same_value, to_json, value_text};
 use crate::model::ValueType;
+use crate::model::arrow_type;
 
 /// What one online-versus-offline comparison found.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -16,7 +16,8 @@ use super::Lockstep;
 use super::features::FeatureError;
 use super::view_rows::{RowsError, ViewRows};
 use crate::aggregate::Engine;
-use crate::columnar::{arrow_schema, from_json};
+use crate::columnar::from_json;
+use crate::model::arrow_schema;
 use crate::model::definitions::{Source, SourceKind};
 use crate::model::{FieldSpec, ViewTable, format_timestamp};
 use crate::offline::prepare_rows;
@@ -400,7 +401,7 @@ fn source_batch(
         .zip(arrays)
         .map(|(field, array)| {
             array.unwrap_or_else(|| {
-                arrow::array::new_null_array(&crate::columnar::arrow_type(field.value_type), rows)
+                arrow::array::new_null_array(&crate::model::arrow_type(field.value_type), rows)
             })
         })
         .collect();

@@ -18,7 +18,7 @@ use super::features::{FeatureError, FeatureRequest, JoinPlan, Store, plan};
 use super::on_demand::{RowCheck, evaluate};
 use super::serving::ServedDefinitions;
 use crate::aggregate::{Engine, PointInTime, Replay, key_bytes};
-use crate::columnar::arrow_type;
+use crate::model::arrow_type;
 use crate::model::definitions::Provider;
 use crate::model::{Digest, FieldSpec, ValueType, ViewTable};
 use crate::offline::{EVENT_TS, OfflineError, PitView, Rows};
@@ -242,7 +242,7 @@ impl Lockstep {
             store_arrays.push(entity_column(entities, &key.name, key.value_type)?);
         }
         let store_entities =
-            RecordBatch::try_new(crate::columnar::arrow_schema(&store_fields), store_arrays)
+            RecordBatch::try_new(crate::model::arrow_schema(&store_fields), store_arrays)
                 .map_err(|e| FeatureError::Entities(e.to_string()))?;
         // Plain views join in the offline store; aggregated ones replay their events.
         let (aggregated, plain): (Vec<_>, Vec<_>) = plan
@@ -422,7 +422,7 @@ impl Lockstep {
                 .map_err(|e| FeatureError::Entities(e.to_string()))?;
             let fields: Vec<FieldSpec> = table.join_keys.clone();
             Some(
-                RecordBatch::try_new(crate::columnar::arrow_schema(&fields), columns)
+                RecordBatch::try_new(crate::model::arrow_schema(&fields), columns)
                     .map_err(|e| FeatureError::Entities(e.to_string()))?,
             )
         } else {

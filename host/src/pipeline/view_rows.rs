@@ -11,7 +11,8 @@ use arrow::array::{
 use arrow::compute::filter_record_batch;
 
 use super::{Lockstep, ReadyError};
-use crate::columnar::{self, arrow_schema};
+use crate::columnar;
+use crate::model::arrow_schema;
 use crate::model::definitions::{ResolvedFeatureView, Source};
 use crate::model::{CREATED_TS, Digest, EVENT_TS, FieldSpec, InvalidValue, ViewTable, check_rows};
 use crate::runtime::{RunError, Runtime};

@@ -48,7 +48,7 @@ impl Shaper {
         time: Option<TimeFilter>,
         first_row: u64,
     ) -> Self {
-        let schema = crate::columnar::arrow_schema(&outputs);
+        let schema = crate::model::arrow_schema(&outputs);
         Self {
             location,
             encoding,

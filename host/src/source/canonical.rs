@@ -10,8 +10,8 @@ use arrow::datatypes::{
 };
 use arrow::error::ArrowError;
 
-use crate::columnar::arrow_type;
 use crate::model::ValueType;
+use crate::model::arrow_type;
 
 /// The time zone of every canonical timestamp column.
 pub const UTC: &str = "UTC";

@@ -17,9 +17,9 @@ use super::batches::{Encoding, Shaper};
 use super::csv_files::corrupt;
 use super::parquet_files::not_parquet;
 use super::{SourceError, files};
-use crate::columnar::{arrow_field, arrow_type};
 use crate::model::FieldSpec;
 use crate::model::definitions::SourceKind;
+use crate::model::{arrow_field, arrow_type};
 
 /// The columns a training set request reads from its entity rows.
 #[derive(Debug, Clone, Copy)]

@@ -11,7 +11,7 @@
 //! # Output contract
 //!
 //! Every batch has exactly the requested columns, in the requested order, with the canonical
-//! types of [`crate::columnar::arrow_type`] and the nullability of each [`FieldSpec`]. Stored columns are
+//! types of [`crate::model::arrow_type`] and the nullability of each [`FieldSpec`]. Stored columns are
 //! converted: any integer width to int64; Float32 to float64; LargeUtf8 and Utf8View to utf8;
 //! timestamps of any unit to µs (time zone labels do not change the instant; naive is UTC);
 //! Date32 and Date64 to midnight UTC. An integer column is never taken as a timestamp (its
@@ -53,7 +53,7 @@ use std::path::{Path, PathBuf};
 use arrow::array::RecordBatch;
 
 #[cfg(test)]
-use crate::columnar::arrow_schema;
+use crate::model::arrow_schema;
 use crate::model::definitions::{Source, SourceKind};
 use crate::model::{FieldSpec, ValueType};
 use batches::TimeFilter;

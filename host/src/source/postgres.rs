@@ -277,7 +277,7 @@ impl Job {
         let schema = Arc::new(Schema::new(
             self.outputs
                 .iter()
-                .map(|f| Field::new(&f.name, crate::columnar::arrow_type(f.value_type), true))
+                .map(|f| Field::new(&f.name, crate::model::arrow_type(f.value_type), true))
                 .collect::<Vec<_>>(),
         ));
         let mut shaper = Shaper::new(

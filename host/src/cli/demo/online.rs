@@ -209,7 +209,7 @@ fn served_rows(entities: &Value) -> anyhow::Result<RecordBatch> {
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
     Ok(RecordBatch::try_new(
-        crate::columnar::arrow_schema(&fields),
+        crate::model::arrow_schema(&fields),
         columns,
     )?)
 }
