@@ -9,9 +9,9 @@ use arrow::array::{
     TimestampMicrosecondBuilder,
 };
 use arrow::buffer::{BooleanBuffer, NullBuffer, OffsetBuffer, ScalarBuffer};
-use arrow::datatypes::{DataType, Field, Float64Type, Int64Type, Schema, SchemaRef, TimeUnit};
+use arrow::datatypes::{DataType, Float64Type, Int64Type, TimeUnit};
 
-use crate::model::{FieldSpec, ValueType};
+use crate::model::{FieldSpec, ValueType, arrow_schema, arrow_type};
 use crate::runtime::batch::is_valid;
 use crate::runtime::{Batch, Column, Utf8Values, Values};
 
@@ -510,7 +510,9 @@ mod tests {
             value_type: ValueType::Int64,
             nullable: false,
         }];
-        let schema = Arc::new(Schema::new(vec![Field::new("x", DataType::Float64, false)]));
+        let schema = Arc::new(arrow::datatypes::Schema::new(vec![
+            arrow::datatypes::Field::new("x", DataType::Float64, false),
+        ]));
         let batch =
             RecordBatch::try_new(schema, vec![Arc::new(Float64Array::from(vec![1.0]))]).unwrap();
         let error = to_transform_batch(&batch, &fields).unwrap_err().to_string();
