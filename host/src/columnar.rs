@@ -1,153 +1,16 @@
-//! Conversions between Arrow record batches (sources, stores, Parquet) and the transform
-//! batches of the WIT contract, in the canonical Arrow types of [`arrow_type`].
+//! Arrow columns built and read value by value, in the canonical Arrow types of
+//! [`crate::model::arrow_type`]: a builder per value type, bit-for-bit comparison and exact text of a
+//! value, and JSON values ↔ Arrow (the HTTP bodies).
 
 use std::sync::Arc;
 
 use arrow::array::{
-    Array, ArrayRef, AsArray, BooleanArray, BooleanBuilder, Float64Array, Float64Builder,
-    Int64Array, Int64Builder, RecordBatch, StringArray, StringBuilder, TimestampMicrosecondArray,
-    TimestampMicrosecondBuilder,
+    Array, ArrayRef, AsArray, BooleanBuilder, Float64Builder, Int64Builder, RecordBatch,
+    StringBuilder, TimestampMicrosecondBuilder,
 };
-use arrow::buffer::{BooleanBuffer, NullBuffer, OffsetBuffer, ScalarBuffer};
 use arrow::datatypes::{DataType, Float64Type, Int64Type, TimeUnit};
 
-use crate::model::{FieldSpec, ValueType, arrow_schema, arrow_type};
-use crate::runtime::batch::is_valid;
-use crate::runtime::{Batch, Column, Utf8Values, Values};
-
-/// Why a record batch cannot become a transform batch.
-#[derive(Debug, thiserror::Error)]
-pub enum ColumnarError {
-    #[error("column `{0}` is missing")]
-    Missing(String),
-    #[error("column `{column}` has Arrow type {found}, expected {expected}")]
-    WrongType {
-        column: String,
-        expected: DataType,
-        found: DataType,
-    },
-    #[error("batch of {0} rows is too large for one transform call")]
-    TooManyRows(usize),
-}
-
-/// The columns `fields` of `batch`, by name, as a transform batch.
-pub fn to_transform_batch(
-    batch: &RecordBatch,
-    fields: &[FieldSpec],
-) -> Result<Batch, ColumnarError> {
-    let num_rows = u32::try_from(batch.num_rows())
-        .map_err(|_| ColumnarError::TooManyRows(batch.num_rows()))?;
-    let columns = fields
-        .iter()
-        .map(|field| {
-            let array = batch
-                .column_by_name(&field.name)
-                .ok_or_else(|| ColumnarError::Missing(field.name.clone()))?;
-            to_column(&field.name, field.value_type, array)
-        })
-        .collect::<Result<_, _>>()?;
-    Ok(Batch { num_rows, columns })
-}
-
-/// One Arrow array as a transform column of `value_type`.
-pub fn to_column(
-    name: &str,
-    value_type: ValueType,
-    array: &ArrayRef,
-) -> Result<Column, ColumnarError> {
-    let expected = arrow_type(value_type);
-    if array.data_type() != &expected {
-        return Err(ColumnarError::WrongType {
-            column: name.to_owned(),
-            expected,
-            found: array.data_type().clone(),
-        });
-    }
-    let values = match value_type {
-        ValueType::Int64 => Values::Int64(array.as_primitive::<Int64Type>().values().to_vec()),
-        ValueType::Float64 => {
-            Values::Float64(array.as_primitive::<Float64Type>().values().to_vec())
-        }
-        ValueType::Timestamp => Values::Timestamp(
-            array
-                .as_primitive::<arrow::datatypes::TimestampMicrosecondType>()
-                .values()
-                .to_vec(),
-        ),
-        ValueType::Boolean => Values::Boolean(array.as_boolean().values().iter().collect()),
-        ValueType::Utf8 => {
-            let strings = array.as_string::<i32>();
-            let offsets = strings.value_offsets();
-            let start = offsets[0];
-            let end = offsets[offsets.len() - 1];
-            Values::Utf8(Utf8Values {
-                offsets: offsets.iter().map(|&o| (o - start) as u32).collect(),
-                data: strings.value_data()[start as usize..end as usize].to_vec(),
-            })
-        }
-    };
-    let validity = array.logical_nulls().map(|nulls| {
-        let mut bits = vec![0u8; array.len().div_ceil(8)];
-        for (row, valid) in nulls.iter().enumerate() {
-            if valid {
-                bits[row / 8] |= 1 << (row % 8);
-            }
-        }
-        bits
-    });
-    Ok(Column {
-        name: name.to_owned(),
-        values,
-        validity,
-    })
-}
-
-/// A transform column as an Arrow array of its canonical type.
-pub fn to_array(column: &Column, rows: usize) -> ArrayRef {
-    let nulls = column.validity.as_deref().map(|bits| {
-        NullBuffer::new(BooleanBuffer::from_iter(
-            (0..rows).map(|row| is_valid(Some(bits), row)),
-        ))
-    });
-    match &column.values {
-        Values::Int64(v) => Arc::new(Int64Array::new(ScalarBuffer::from(v.clone()), nulls)),
-        Values::Float64(v) => Arc::new(Float64Array::new(ScalarBuffer::from(v.clone()), nulls)),
-        Values::Timestamp(v) => Arc::new(
-            TimestampMicrosecondArray::new(ScalarBuffer::from(v.clone()), nulls)
-                .with_timezone("UTC"),
-        ),
-        Values::Boolean(v) => Arc::new(BooleanArray::new(
-            BooleanBuffer::from_iter(v.iter().copied()),
-            nulls,
-        )),
-        Values::Utf8(v) => {
-            let offsets: Vec<i32> = v.offsets.iter().map(|&o| o as i32).collect();
-            Arc::new(StringArray::new(
-                OffsetBuffer::new(ScalarBuffer::from(offsets)),
-                v.data.clone().into(),
-                nulls,
-            ))
-        }
-    }
-}
-
-/// A transform batch as an Arrow record batch with the schema of `fields` (the batch's
-/// columns, matched by name).
-pub fn to_record_batch(batch: &Batch, fields: &[FieldSpec]) -> Result<RecordBatch, ColumnarError> {
-    let rows = batch.num_rows as usize;
-    let arrays = fields
-        .iter()
-        .map(|field| {
-            batch
-                .columns
-                .iter()
-                .find(|column| column.name == field.name)
-                .map(|column| to_array(column, rows))
-                .ok_or_else(|| ColumnarError::Missing(field.name.clone()))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(RecordBatch::try_new(arrow_schema(fields), arrays).expect("arrays built for the schema"))
-}
+use crate::model::{FieldSpec, ValueType};
 
 /// Builds one column of a value type from values arriving one at a time.
 pub enum ColumnBuilder {
@@ -332,6 +195,36 @@ pub fn same_value(a: &dyn Array, row_a: usize, b: &dyn Array, row_b: usize) -> b
     }
 }
 
+/// The first value where two record batches differ, bit for bit ([`same_value`]), as
+/// `row R, column `c`: left vs right`; their shapes too. `None` when they are the same.
+pub fn first_difference(left: &RecordBatch, right: &RecordBatch) -> Option<String> {
+    if left.schema() != right.schema() || left.num_rows() != right.num_rows() {
+        return Some(format!(
+            "shapes differ: {} rows of {:?} vs {} rows of {:?}",
+            left.num_rows(),
+            left.schema().fields(),
+            right.num_rows(),
+            right.schema().fields()
+        ));
+    }
+    let schema = left.schema();
+    (0..left.num_rows()).find_map(|row| {
+        left.columns()
+            .iter()
+            .zip(right.columns())
+            .zip(schema.fields())
+            .find(|((a, b), _)| !same_value(a.as_ref(), row, b.as_ref(), row))
+            .map(|((a, b), field)| {
+                format!(
+                    "row {row}, column `{}`: {} vs {}",
+                    field.name(),
+                    value_text(a.as_ref(), row),
+                    value_text(b.as_ref(), row)
+                )
+            })
+    })
+}
+
 /// Value `row` as exact text: floats in Rust's shortest round-trip form (`-0.0`, `NaN`),
 /// text quoted, timestamps in RFC 3339, `null`.
 pub fn value_text(array: &dyn Array, row: usize) -> String {
@@ -418,8 +311,6 @@ impl serde::Serialize for JsonTimestamps<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::datagen::generate;
-    use crate::runtime::{DataType as WitType, Field as WitField};
 
     #[test]
     fn values_compare_bit_for_bit_and_print_exactly() {
@@ -434,38 +325,6 @@ mod tests {
         assert_eq!(value_text(&b, 0), "-0.0");
         assert_eq!(value_text(&b, 2), "null");
         assert_eq!(value_text(&ints, 0), "0");
-    }
-
-    #[test]
-    fn transform_batches_round_trip_through_arrow() {
-        let wit_fields: Vec<WitField> = [
-            ("user_id", WitType::Int64, false),
-            ("rating", WitType::Float64, true),
-            ("favorite_genre", WitType::Utf8, true),
-            ("flag", WitType::Boolean, true),
-            ("event_timestamp", WitType::Timestamp, false),
-        ]
-        .into_iter()
-        .map(|(name, data_type, nullable)| WitField {
-            name: name.into(),
-            data_type,
-            nullable,
-        })
-        .collect();
-        let fields = crate::pipeline::field_specs(&wit_fields);
-        let batch = generate(&wit_fields, 37, 7);
-        let record = to_record_batch(&batch, &fields).unwrap();
-        assert_eq!(record.num_rows(), 37);
-        assert_eq!(record.schema(), arrow_schema(&fields));
-        let back = to_transform_batch(&record, &fields).unwrap();
-        assert_eq!(crate::runtime::batch::first_difference(&batch, &back), None);
-        // A sliced record batch (non-zero offsets) converts too.
-        let sliced = to_transform_batch(&record.slice(5, 10), &fields).unwrap();
-        let expected = crate::runtime::batch::slice(&batch, 5..15);
-        assert_eq!(
-            crate::runtime::batch::first_difference(&expected, &sliced),
-            None
-        );
     }
 
     #[test]
@@ -501,29 +360,5 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(error, "`k`[0]: expected int64 or null, found 1.5");
-    }
-
-    #[test]
-    fn wrong_types_and_missing_columns_are_named() {
-        let fields = vec![FieldSpec {
-            name: "x".into(),
-            value_type: ValueType::Int64,
-            nullable: false,
-        }];
-        let schema = Arc::new(arrow::datatypes::Schema::new(vec![
-            arrow::datatypes::Field::new("x", DataType::Float64, false),
-        ]));
-        let batch =
-            RecordBatch::try_new(schema, vec![Arc::new(Float64Array::from(vec![1.0]))]).unwrap();
-        let error = to_transform_batch(&batch, &fields).unwrap_err().to_string();
-        assert_eq!(error, "column `x` has Arrow type Float64, expected Int64");
-        let missing = vec![FieldSpec {
-            name: "y".into(),
-            ..fields[0].clone()
-        }];
-        let error = to_transform_batch(&batch, &missing)
-            .unwrap_err()
-            .to_string();
-        assert_eq!(error, "column `y` is missing");
     }
 }

@@ -13,8 +13,9 @@ pub mod model;
 pub mod offline;
 pub mod online;
 pub mod pipeline;
-pub mod random;
 pub mod registry;
-pub mod runtime;
 pub mod source;
 pub mod toolchain;
+
+/// The wasm runtime, a crate of its own (the only one that depends on wasmtime).
+pub use lockstep_runtime as runtime;

@@ -4,6 +4,7 @@
 
 mod digest;
 mod error;
+pub mod random;
 pub mod text;
 mod valid_rows;
 

@@ -7,9 +7,11 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
+use arrow::array::{Array, AsArray, RecordBatch};
+use arrow::datatypes::{DataType, Float64Type, Int64Type, TimestampMicrosecondType};
 use lockstep::datagen::generate;
 use lockstep::model::Digest;
-use lockstep::runtime::{self, Runtime, RuntimeConfig};
+use lockstep::runtime::{Runtime, RuntimeConfig};
 use lockstep_sdk as sdk;
 use lockstep_tests::{first_party, load};
 
@@ -65,7 +67,7 @@ fn compare(
     let digest = load(runtime, first_party().get(package));
     let input = generate(&runtime.signature(&digest).unwrap().inputs, BATCH_ROWS, 1);
     let native_input = to_sdk(&input);
-    let wasm = rows_per_sec(|| black_box(runtime.call(&digest, &input).unwrap()).num_rows);
+    let wasm = rows_per_sec(|| black_box(runtime.call(&digest, &input).unwrap()).num_rows() as u32);
     let native = rows_per_sec(|| black_box(native(&native_input).unwrap()).num_rows);
     report(what, wasm, native);
     digest
@@ -91,27 +93,57 @@ fn report(what: &str, wasm: f64, native: f64) {
     println!("  ratio  {:>8.2} (goal >= 0.7)\n", wasm / native);
 }
 
-/// The host's batch as the SDK's (guest-side) batch type: same WIT record, other crate.
-fn to_sdk(batch: &runtime::Batch) -> sdk::Batch {
+/// A record batch as the SDK's (guest-side) batch: the native baseline's input.
+fn to_sdk(batch: &RecordBatch) -> sdk::Batch {
+    let schema = batch.schema();
+    let columns = batch
+        .columns()
+        .iter()
+        .zip(schema.fields())
+        .map(|(array, field)| {
+            let values = match array.data_type() {
+                DataType::Int64 => {
+                    sdk::Values::Int64(array.as_primitive::<Int64Type>().values().to_vec())
+                }
+                DataType::Float64 => {
+                    sdk::Values::Float64(array.as_primitive::<Float64Type>().values().to_vec())
+                }
+                DataType::Boolean => {
+                    sdk::Values::Boolean(array.as_boolean().values().iter().collect())
+                }
+                DataType::Timestamp(..) => sdk::Values::Timestamp(
+                    array
+                        .as_primitive::<TimestampMicrosecondType>()
+                        .values()
+                        .to_vec(),
+                ),
+                DataType::Utf8 => {
+                    let strings = array.as_string::<i32>();
+                    sdk::Values::Utf8(sdk::Utf8Values {
+                        offsets: strings.value_offsets().iter().map(|&o| o as u32).collect(),
+                        data: strings.value_data().to_vec(),
+                    })
+                }
+                other => panic!("no SDK column type for {other}"),
+            };
+            let validity = array.logical_nulls().map(|nulls| {
+                let mut bits = vec![0u8; array.len().div_ceil(8)];
+                for (row, valid) in nulls.iter().enumerate() {
+                    if valid {
+                        bits[row / 8] |= 1 << (row % 8);
+                    }
+                }
+                bits
+            });
+            sdk::Column {
+                name: field.name().clone(),
+                values,
+                validity,
+            }
+        })
+        .collect();
     sdk::Batch {
-        num_rows: batch.num_rows,
-        columns: batch
-            .columns
-            .iter()
-            .map(|column| sdk::Column {
-                name: column.name.clone(),
-                validity: column.validity.clone(),
-                values: match &column.values {
-                    runtime::Values::Int64(v) => sdk::Values::Int64(v.clone()),
-                    runtime::Values::Timestamp(v) => sdk::Values::Timestamp(v.clone()),
-                    runtime::Values::Float64(v) => sdk::Values::Float64(v.clone()),
-                    runtime::Values::Boolean(v) => sdk::Values::Boolean(v.clone()),
-                    runtime::Values::Utf8(v) => sdk::Values::Utf8(sdk::Utf8Values {
-                        offsets: v.offsets.clone(),
-                        data: v.data.clone(),
-                    }),
-                },
-            })
-            .collect(),
+        num_rows: batch.num_rows() as u32,
+        columns,
     }
 }

@@ -1,24 +1,15 @@
 //! Hostile guests: each must fail with its typed error, and the runtime must go on serving.
 
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, Float64Array, RecordBatch};
 use lockstep::datagen::generate;
 use lockstep::model::Digest;
-use lockstep::runtime::{Batch, Column, LoadError, RunError, Runtime, RuntimeConfig, Values};
-use lockstep_tests::{first_party, load, test_guests, test_runtime};
-
-/// A one-column `x: int64` batch, the input of every test guest.
-fn xs(values: &[i64]) -> Batch {
-    Batch {
-        num_rows: values.len() as u32,
-        columns: vec![Column {
-            name: "x".into(),
-            values: Values::Int64(values.to_vec()),
-            validity: None,
-        }],
-    }
-}
+use lockstep::runtime::{LoadError, RunError, Runtime, RuntimeConfig};
+use lockstep_tests::{first_party, ints, load, test_guests, test_runtime, xs};
 
 /// A well-behaved transform and an input for it, to prove the runtime still works.
-fn healthy(runtime: &Runtime) -> (Digest, Batch) {
+fn healthy(runtime: &Runtime) -> (Digest, RecordBatch) {
     let digest = load(runtime, first_party().get("movie-watch"));
     let signature = runtime.signature(&digest).unwrap();
     (digest, generate(&signature.inputs, 16, 7))
@@ -29,7 +20,7 @@ fn healthy(runtime: &Runtime) -> (Digest, Batch) {
 fn assert_fails_then_recovers(
     runtime: &Runtime,
     guest: &str,
-    input: &Batch,
+    input: &RecordBatch,
     check: impl Fn(&RunError) -> bool,
 ) {
     let digest = load(runtime, test_guests().get(guest));
@@ -47,12 +38,12 @@ fn assert_fails_then_recovers(
     let output = runtime
         .call(&good, &batch)
         .expect("healthy transform after a hostile one");
-    assert_eq!(output.num_rows, batch.num_rows);
+    assert_eq!(output.num_rows(), batch.num_rows());
 }
 
 #[test]
 fn infinite_loop_runs_out_of_fuel() {
-    assert_fails_then_recovers(&test_runtime(), "infinite-loop", &xs(&[1]), |e| {
+    assert_fails_then_recovers(&test_runtime(), "infinite-loop", &xs([1]), |e| {
         matches!(e, RunError::OutOfFuel { rows: 1, .. }) && e.code() == "transform_out_of_fuel"
     });
 }
@@ -67,7 +58,7 @@ fn infinite_loop_hits_the_wall_clock_deadline_when_fuel_is_plentiful() {
     })
     .unwrap();
     let started = std::time::Instant::now();
-    assert_fails_then_recovers(&runtime, "infinite-loop", &xs(&[1]), |e| {
+    assert_fails_then_recovers(&runtime, "infinite-loop", &xs([1]), |e| {
         matches!(e, RunError::Timeout(_)) && !e.is_deterministic()
     });
     assert!(started.elapsed() < std::time::Duration::from_secs(30));
@@ -75,7 +66,7 @@ fn infinite_loop_hits_the_wall_clock_deadline_when_fuel_is_plentiful() {
 
 #[test]
 fn memory_bomb_hits_the_memory_limit() {
-    assert_fails_then_recovers(&test_runtime(), "memory-bomb", &xs(&[1]), |e| {
+    assert_fails_then_recovers(&test_runtime(), "memory-bomb", &xs([1]), |e| {
         matches!(e, RunError::ResourceLimit { limit, .. } if *limit == 64 << 20)
             && e.code() == "transform_memory_limit"
     });
@@ -83,7 +74,7 @@ fn memory_bomb_hits_the_memory_limit() {
 
 #[test]
 fn deep_recursion_overflows_the_stack() {
-    assert_fails_then_recovers(&test_runtime(), "deep-recursion", &xs(&[1]), |e| {
+    assert_fails_then_recovers(&test_runtime(), "deep-recursion", &xs([1]), |e| {
         *e == RunError::StackOverflow
     });
 }
@@ -93,7 +84,7 @@ fn panic_surfaces_with_its_message() {
     assert_fails_then_recovers(
         &test_runtime(),
         "panics",
-        &xs(&[1, 2, 3, 4]),
+        &xs([1, 2, 3, 4]),
         |e| matches!(e, RunError::Panic(message) if message.contains("lockstep test panic")),
     );
 }
@@ -102,9 +93,9 @@ fn panic_surfaces_with_its_message() {
 fn panicking_guest_still_serves_rows_that_do_not_panic() {
     let runtime = test_runtime();
     let digest = load(&runtime, test_guests().get("panics"));
-    assert!(runtime.call(&digest, &xs(&[3])).is_err());
-    let output = runtime.call(&digest, &xs(&[1, 2])).unwrap();
-    assert_eq!(output.columns[0].values, Values::Int64(vec![1, 2]));
+    assert!(runtime.call(&digest, &xs([3])).is_err());
+    let output = runtime.call(&digest, &xs([1, 2])).unwrap();
+    assert_eq!(ints(&output, 0), vec![1, 2]);
 }
 
 #[test]
@@ -112,7 +103,7 @@ fn wrong_row_count_is_rejected() {
     assert_fails_then_recovers(
         &test_runtime(),
         "wrong-row-count",
-        &xs(&[1, 2, 3]),
+        &xs([1, 2, 3]),
         |e| matches!(e, RunError::BadOutput(m) if m.contains("4 rows for 3 input rows")),
     );
 }
@@ -122,7 +113,7 @@ fn wrong_output_type_is_rejected() {
     assert_fails_then_recovers(
         &test_runtime(),
         "wrong-output-type",
-        &xs(&[1, 2]),
+        &xs([1, 2]),
         |e| matches!(e, RunError::BadOutput(m) if m.contains("expected float64, got int64")),
     );
 }
@@ -131,26 +122,27 @@ fn wrong_output_type_is_rejected() {
 fn row_errors_name_their_rows() {
     let runtime = test_runtime();
     let digest = load(&runtime, test_guests().get("row-errors"));
-    let error = runtime.call(&digest, &xs(&[1, -2, 3, -4])).unwrap_err();
+    let error = runtime.call(&digest, &xs([1, -2, 3, -4])).unwrap_err();
     let RunError::GuestRows(rows) = &error else {
         panic!("expected row errors, got {error}");
     };
     let failing: Vec<u32> = rows.iter().map(|(row, _)| *row).collect();
     assert_eq!(failing, vec![1, 3]);
     assert!(rows[0].1.contains("negative input"));
-    let output = runtime.call(&digest, &xs(&[1, 2])).unwrap();
-    assert_eq!(output.columns[0].values, Values::Int64(vec![2, 4]));
+    let output = runtime.call(&digest, &xs([1, 2])).unwrap();
+    assert_eq!(ints(&output, 0), vec![2, 4]);
 }
 
 #[test]
 fn input_not_matching_the_signature_never_reaches_the_guest() {
     let runtime = test_runtime();
     let digest = load(&runtime, test_guests().get("row-errors"));
-    let mut wrong = xs(&[1]);
-    wrong.columns[0].values = Values::Float64(vec![1.0]);
+    let wrong =
+        RecordBatch::try_from_iter([("x", Arc::new(Float64Array::from(vec![1.0])) as ArrayRef)])
+            .unwrap();
     let error = runtime.call(&digest, &wrong).unwrap_err();
     assert!(
-        matches!(&error, RunError::BadInput(m) if m.contains("column `x`")),
+        matches!(&error, RunError::InputColumns(m) if m.contains("column `x`")),
         "{error}"
     );
 }
@@ -218,7 +210,7 @@ fn random_bytes_are_refused() {
 #[test]
 fn a_runtime_survives_every_hostile_guest_in_turn() {
     let runtime = test_runtime();
-    let one = xs(&[3]);
+    let one = xs([3]);
     for guest in [
         "infinite-loop",
         "memory-bomb",

@@ -6,8 +6,10 @@ pub mod load;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
+use arrow::array::{ArrayRef, AsArray, Int64Array, RecordBatch};
+use arrow::datatypes::Int64Type;
 use lockstep::model::Digest;
 use lockstep::runtime::{Runtime, RuntimeConfig};
 use lockstep::toolchain::{self, BuildOptions};
@@ -78,6 +80,22 @@ pub fn test_runtime() -> Runtime {
         ..RuntimeConfig::default()
     })
     .expect("runtime starts")
+}
+
+/// A one-column `x: int64` batch, the input of every test guest.
+pub fn xs(values: impl IntoIterator<Item = i64>) -> RecordBatch {
+    let values: Vec<i64> = values.into_iter().collect();
+    RecordBatch::try_from_iter([("x", Arc::new(Int64Array::from(values)) as ArrayRef)])
+        .expect("one int64 column")
+}
+
+/// Column `index` of `batch`, an int64 column without nulls, as values.
+pub fn ints(batch: &RecordBatch, index: usize) -> Vec<i64> {
+    batch
+        .column(index)
+        .as_primitive::<Int64Type>()
+        .values()
+        .to_vec()
 }
 
 /// Loads `bytes` into `runtime`, panicking with the typed error if it is refused.

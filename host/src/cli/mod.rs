@@ -510,7 +510,7 @@ fn check(file: &PathBuf) -> anyhow::Result<()> {
         .map_err(|e| coded(&e, e.code()))?;
     outln!(
         "smoke run  {} sample rows, each alone and in {} batch shapes (sizes 1 to {batch_rows}, reversed, shuffled): identical bit for bit (row-wise)",
-        report.input.num_rows,
+        report.input.num_rows(),
         report.shapes.len(),
     )?;
     if let Some(first) = &report.first_rejection {

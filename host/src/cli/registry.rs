@@ -92,8 +92,8 @@ pub async fn run(command: Command, mut config: Config) -> anyhow::Result<()> {
                         safe(&version.declared_name),
                         safe(&version.declared_version),
                         format_timestamp(version.uploaded_at_micros),
-                        table::specs_line(&version.inputs),
-                        table::specs_line(&version.outputs),
+                        table::fields_line(&version.inputs),
+                        table::fields_line(&version.outputs),
                     )?;
                     if let Some(reason) = &version.unsafe_reason {
                         outln!("        UNSAFE, not run: {reason}")?;

@@ -232,7 +232,7 @@ impl FeatureLogger {
         if rate >= 1.0 {
             return true;
         }
-        let z = crate::random::nth(0, self.draws.fetch_add(1, Ordering::Relaxed));
+        let z = crate::model::random::nth(0, self.draws.fetch_add(1, Ordering::Relaxed));
         ((z >> 11) as f64) * (1.0 / (1u64 << 53) as f64) < rate
     }
 

@@ -38,7 +38,7 @@ pub use parity::{ParityDifference, ParityReport};
 pub use push::{Columns, PushTarget, PushedView};
 pub use serving::{OnlineColumn, OnlineFeatures, OnlineRequest, Status};
 pub use training_set::{TrainingSet, TrainingSetEvent, TrainingSetRequest};
-pub use transforms::{AliasError, TransformSummary, UploadError, field_specs};
+pub use transforms::{AliasError, TransformSummary, UploadError};
 
 use crate::config::{BackfillConfig, Config, FeatureLoggingConfig};
 use crate::model::Digest;

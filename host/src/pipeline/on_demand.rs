@@ -6,11 +6,10 @@
 use arrow::array::{Array, ArrayRef, BooleanArray, RecordBatch, UInt32Array};
 use arrow::compute::{filter_record_batch, take};
 
-use crate::columnar;
 use crate::model::FieldSpec;
 use crate::model::arrow_schema;
 use crate::model::definitions::ResolvedOnDemandView;
-use crate::runtime::{Batch, RunError, Runtime};
+use crate::runtime::{Recheck, RunError, Runtime};
 
 /// How an evaluation re-checks that the transform is row-wise.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,7 +31,7 @@ pub struct Evaluated {
     pub missing_inputs: usize,
     pub rejected: usize,
     /// With [`RowCheck::Later`]: a call's input and output, to re-check.
-    pub to_check: Option<(Batch, Batch)>,
+    pub to_check: Option<(RecordBatch, RecordBatch)>,
 }
 
 /// Runs `view`'s transform over `inputs` (one array per binding, in `view.inputs` order),
@@ -78,18 +77,11 @@ pub fn evaluate(
             .map_err(|e| RunError::BadInput(e.to_string()))?
     };
     let digest = &view.transform.digest;
-    let mut to_check = None;
-    let mut call = |input: Batch| -> Result<Batch, RunError> {
-        let output = runtime.call(digest, &input)?;
-        match check {
-            RowCheck::Inline => runtime.recheck_sample(digest, &input, &output)?,
-            RowCheck::Later if to_check.is_none() && input.num_rows > 1 => {
-                to_check = Some((input, output.clone()));
-            }
-            RowCheck::Later | RowCheck::Skip => {}
-        }
-        Ok(output)
+    let recheck = match check {
+        RowCheck::Inline => Recheck::Sample,
+        RowCheck::Later | RowCheck::Skip => Recheck::Skip,
     };
+    let mut to_check = None;
     let mut rejected = 0;
     // Per compact row: its output row in `parts`, or None when rejected.
     let mut parts: Vec<RecordBatch> = Vec::new();
@@ -99,29 +91,12 @@ pub fn evaluate(
     while start < ready.num_rows() {
         let length = batch_rows.min(ready.num_rows() - start);
         let slice = ready.slice(start, length);
-        let input = columnar::to_transform_batch(&slice, &fields)
-            .map_err(|e| RunError::BadInput(e.to_string()))?;
-        let (output, kept) = match call(input) {
-            Ok(output) => (output, vec![true; length]),
-            Err(RunError::GuestRows(errors)) => {
-                let mut kept = vec![true; length];
-                for (row, _) in &errors {
-                    if let Some(slot) = kept.get_mut(*row as usize) {
-                        *slot = false;
-                    }
-                }
-                let retry = filter_record_batch(&slice, &BooleanArray::from(kept.clone()))
-                    .map_err(|e| RunError::BadInput(e.to_string()))?;
-                let input = columnar::to_transform_batch(&retry, &fields)
-                    .map_err(|e| RunError::BadInput(e.to_string()))?;
-                (call(input)?, kept)
-            }
-            Err(error) => return Err(error),
-        };
-        let output = columnar::to_record_batch(&output, outputs)
-            .map_err(|e| RunError::BadOutput(e.to_string()))?;
-        for keep in kept {
-            if keep {
+        let kept = runtime.call_keeping(digest, &slice, recheck)?;
+        if check == RowCheck::Later && to_check.is_none() && kept.output.num_rows() > 1 {
+            to_check = Some((kept.kept_rows(&slice), kept.output.clone()));
+        }
+        for row in 0..length {
+            if kept.mask.as_ref().is_none_or(|mask| mask.value(row)) {
                 positions.push(Some(produced));
                 produced += 1;
             } else {
@@ -129,14 +104,13 @@ pub fn evaluate(
                 rejected += 1;
             }
         }
-        parts.push(output);
+        parts.push(kept.output);
         start += length;
     }
-    let compact = if parts.is_empty() {
-        RecordBatch::new_empty(arrow_schema(outputs))
-    } else {
-        arrow::compute::concat_batches(&arrow_schema(outputs), &parts)
-            .map_err(|e| RunError::BadOutput(e.to_string()))?
+    let compact = match parts.first() {
+        None => RecordBatch::new_empty(arrow_schema(outputs)),
+        Some(first) => arrow::compute::concat_batches(&first.schema(), &parts)
+            .map_err(|e| RunError::Internal(format!("joining a view's outputs: {e}")))?,
     };
     // Scatter back: every row's output position, null for rows that produced none.
     let mut compact_rows = positions.into_iter();

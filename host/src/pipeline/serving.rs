@@ -236,7 +236,7 @@ impl Lockstep {
         for name in &plan.on_demand {
             let view = &definitions.on_demand_views[name];
             let signature = self.ensure_loaded(&view.transform.digest).await?;
-            let outputs = super::field_specs(&signature.outputs);
+            let outputs = signature.outputs.clone();
             let inputs = view
                 .inputs
                 .iter()

@@ -311,7 +311,7 @@ impl Lockstep {
                 view.transform.digest = *digest;
             }
             let signature = self.ensure_loaded(&view.transform.digest).await?;
-            let outputs = super::field_specs(&signature.outputs);
+            let outputs = signature.outputs.clone();
             let inputs = view
                 .inputs
                 .iter()

@@ -5,14 +5,15 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use arrow::array::RecordBatch;
 use serde::Serialize;
 
 use super::Lockstep;
 use crate::model::definitions::is_identifier;
-use crate::model::{Digest, FieldSpec, TransformVersion, ValueType};
+use crate::model::{Digest, TransformVersion};
 use crate::registry::{NewTransform, PutOutcome, Registry, RegistryError};
 use crate::runtime::compile::CompileCheckError;
-use crate::runtime::{Batch, DataType, Field, LoadError, RunError, Runtime};
+use crate::runtime::{LoadError, RunError, Runtime};
 
 /// Longest transform or alias name.
 const MAX_NAME_LEN: usize = 64;
@@ -130,8 +131,8 @@ impl Lockstep {
                     bytes,
                     declared_name: info.signature.name.clone(),
                     declared_version: info.signature.version.clone(),
-                    inputs: field_specs(&info.signature.inputs),
-                    outputs: field_specs(&info.signature.outputs),
+                    inputs: info.signature.inputs.clone(),
+                    outputs: info.signature.outputs.clone(),
                 },
             )
             .await?;
@@ -163,23 +164,21 @@ impl Lockstep {
 
     /// Re-checks a sampled online call off the request path: its sampled rows re-run alone
     /// on a blocking thread; a difference marks the transform unsafe.
-    pub(crate) fn recheck_later(&self, digest: Digest, input: Batch, output: Batch) {
+    pub(crate) fn recheck_later(&self, digest: Digest, input: RecordBatch, output: RecordBatch) {
         let runtime = Arc::clone(&self.runtime);
         let registry = Arc::clone(&self.registry);
         tokio::spawn(async move {
-            let checker = Arc::clone(&runtime);
-            let checked = tokio::task::spawn_blocking(move || {
-                checker.recheck_sample(&digest, &input, &output)
-            })
-            .await;
+            let checked = runtime
+                .blocking(move |runtime| runtime.recheck_sample(&digest, &input, &output))
+                .await;
             match checked {
-                Ok(Err(error @ RunError::NotRowWise { .. })) => {
+                Err(error @ RunError::NotRowWise { .. }) => {
                     mark_unsafe(&runtime, &*registry, &digest, &error.to_string()).await;
                 }
-                Ok(Err(error)) => {
+                Err(error) => {
                     tracing::warn!(%digest, %error, "online row-wise re-check could not run");
                 }
-                Ok(Ok(())) | Err(_) => {}
+                Ok(()) => {}
             }
         });
     }
@@ -259,22 +258,4 @@ pub(crate) async fn sync_unsafe_transforms(
         runtime.quarantine(&digest, &reason);
     }
     Ok(())
-}
-
-/// The model's view of signature fields.
-pub fn field_specs(fields: &[Field]) -> Vec<FieldSpec> {
-    fields
-        .iter()
-        .map(|field| FieldSpec {
-            name: field.name.clone(),
-            value_type: match field.data_type {
-                DataType::Int64 => ValueType::Int64,
-                DataType::Float64 => ValueType::Float64,
-                DataType::Utf8 => ValueType::Utf8,
-                DataType::Boolean => ValueType::Boolean,
-                DataType::Timestamp => ValueType::Timestamp,
-            },
-            nullable: field.nullable,
-        })
-        .collect()
 }

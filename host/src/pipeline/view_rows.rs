@@ -5,17 +5,13 @@
 
 use std::sync::Arc;
 
-use arrow::array::{
-    Array, ArrayRef, BooleanArray, RecordBatch, StringArray, TimestampMicrosecondArray,
-};
-use arrow::compute::filter_record_batch;
+use arrow::array::{Array, ArrayRef, RecordBatch, StringArray, TimestampMicrosecondArray};
 
 use super::{Lockstep, ReadyError};
-use crate::columnar;
 use crate::model::arrow_schema;
 use crate::model::definitions::{ResolvedFeatureView, Source};
 use crate::model::{CREATED_TS, Digest, EVENT_TS, FieldSpec, InvalidValue, ViewTable, check_rows};
-use crate::runtime::{RunError, Runtime};
+use crate::runtime::{Recheck, RunError, Runtime};
 
 /// How one view turns source rows into its stored rows.
 #[derive(Debug, Clone)]
@@ -65,8 +61,8 @@ impl Lockstep {
                 let signature = self.ensure_loaded(&pin.digest).await?;
                 Some((
                     pin.digest,
-                    super::field_specs(&signature.inputs),
-                    super::field_specs(&signature.outputs),
+                    signature.inputs.clone(),
+                    signature.outputs.clone(),
                 ))
             }
             None => None,
@@ -140,8 +136,8 @@ impl ViewRows {
         let rows_in = batch.num_rows();
         let (batch, outputs, kept) = match &self.transform {
             None => (batch, None, None),
-            Some((digest, inputs, outputs)) => {
-                let (batch, output, kept) = transform(runtime, digest, inputs, outputs, batch)?;
+            Some((digest, _, _)) => {
+                let (batch, output, kept) = transform(runtime, digest, batch)?;
                 (batch, Some(output), kept)
             }
         };
@@ -234,51 +230,27 @@ type Transformed = (RecordBatch, RecordBatch, Option<Vec<usize>>);
 fn transform(
     runtime: &Runtime,
     digest: &Digest,
-    inputs: &[FieldSpec],
-    outputs: &[FieldSpec],
     batch: RecordBatch,
 ) -> Result<Transformed, RowsError> {
-    let columns = |e: columnar::ColumnarError| RowsError::Columns(e.to_string());
-    let input = columnar::to_transform_batch(&batch, inputs).map_err(columns)?;
-    let call = |input: &crate::runtime::Batch| {
-        let output = runtime.call(digest, input)?;
-        runtime.recheck_sample(digest, input, &output)?;
-        Ok(output)
-    };
-    match call(&input) {
-        Ok(output) => {
-            let output = columnar::to_record_batch(&output, outputs).map_err(columns)?;
-            Ok((batch, output, None))
-        }
-        Err(RunError::GuestRows(errors)) => {
-            let mut keep = vec![true; batch.num_rows()];
-            for (row, _) in &errors {
-                if let Some(slot) = keep.get_mut(*row as usize) {
-                    *slot = false;
-                }
-            }
-            if let Some((row, message)) = errors.first() {
-                tracing::debug!(
-                    rejected = errors.len(),
-                    row,
-                    message,
-                    "transform rejected rows"
-                );
-            }
-            let indices: Vec<usize> = (0..keep.len()).filter(|&row| keep[row]).collect();
-            let kept = filter_record_batch(&batch, &BooleanArray::from(keep))
-                .expect("mask of the batch's length");
-            if kept.num_rows() == 0 {
-                let empty = RecordBatch::new_empty(arrow_schema(outputs));
-                return Ok((kept, empty, Some(indices)));
-            }
-            let input = columnar::to_transform_batch(&kept, inputs).map_err(columns)?;
-            let output = call(&input).map_err(RowsError::Run)?;
-            let output = columnar::to_record_batch(&output, outputs).map_err(columns)?;
-            Ok((kept, output, Some(indices)))
-        }
-        Err(error) => Err(RowsError::Run(error)),
+    let kept = runtime
+        .call_keeping(digest, &batch, Recheck::Sample)
+        .map_err(|error| match error {
+            RunError::InputColumns(message) => RowsError::Columns(message),
+            error => RowsError::Run(error),
+        })?;
+    if let Some((row, message)) = &kept.first_rejection {
+        tracing::debug!(
+            rejected = kept.rejected,
+            row,
+            message,
+            "transform rejected rows"
+        );
     }
+    Ok((
+        kept.kept_rows(&batch),
+        kept.output.clone(),
+        kept.kept_indices(),
+    ))
 }
 
 /// `created`, with `event` where `created` is null.

@@ -5,14 +5,16 @@
 
 use std::collections::HashSet;
 
-use super::bindings::{Batch, Column, DataType, Field, Signature, Values};
+use lockstep_model::FieldSpec;
+
+use super::bindings::{Batch, Column, DataType, Signature, Values, value_type};
 
 /// Longest name accepted for a transform, version or field.
 const MAX_NAME_LEN: usize = 128;
 
 /// Checks `batch` has exactly `fields`, in order, with consistent lengths, valid UTF-8 and
 /// no nulls in non-nullable fields. The error names the offending column.
-pub fn check_batch(batch: &Batch, fields: &[Field]) -> Result<(), String> {
+pub fn check_batch(batch: &Batch, fields: &[FieldSpec]) -> Result<(), String> {
     if batch.columns.len() != fields.len() {
         let names: Vec<&str> = batch.columns.iter().map(|c| c.name.as_str()).collect();
         let expected: Vec<&str> = fields.iter().map(|f| f.name.as_str()).collect();
@@ -25,20 +27,16 @@ pub fn check_batch(batch: &Batch, fields: &[Field]) -> Result<(), String> {
     Ok(())
 }
 
-fn check_column(column: &Column, field: &Field, rows: usize) -> Result<(), String> {
+fn check_column(column: &Column, field: &FieldSpec, rows: usize) -> Result<(), String> {
     if column.name != field.name {
         return Err(format!(
             "found a column named `{}` in its place",
             column.name
         ));
     }
-    let found = data_type_of(&column.values);
-    if found != field.data_type {
-        return Err(format!(
-            "expected {}, got {}",
-            type_name(field.data_type),
-            type_name(found)
-        ));
+    let found = value_type(data_type_of(&column.values));
+    if found != field.value_type {
+        return Err(format!("expected {}, got {found}", field.value_type));
     }
     let len = match &column.values {
         Values::Int64(v) | Values::Timestamp(v) => v.len(),
@@ -103,13 +101,13 @@ pub fn check_signature(signature: &Signature) -> Result<(), String> {
     if !is_identifier(&signature.name) {
         return Err(format!(
             "transform name `{}` must be letters, digits and `_`",
-            crate::model::text::echo(&signature.name)
+            lockstep_model::text::echo(&signature.name)
         ));
     }
     if signature.version.len() > MAX_NAME_LEN {
         return Err(format!("version must be 1..={MAX_NAME_LEN} bytes"));
     }
-    crate::model::text::check_label(&signature.version, MAX_NAME_LEN)
+    lockstep_model::text::check_label(&signature.version, MAX_NAME_LEN)
         .map_err(|e| format!("version {e}"))?;
     if signature.outputs.is_empty() {
         return Err("a transform must have at least one output".to_owned());
@@ -120,7 +118,7 @@ pub fn check_signature(signature: &Signature) -> Result<(), String> {
             if !is_identifier(&field.name) || field.name.len() > MAX_NAME_LEN {
                 return Err(format!(
                     "{side} `{}` must be 1..={MAX_NAME_LEN} letters, digits and `_`",
-                    crate::model::text::echo(&field.name)
+                    lockstep_model::text::echo(&field.name)
                 ));
             }
             if !seen.insert(field.name.as_str()) {
@@ -144,16 +142,5 @@ pub fn data_type_of(values: &Values) -> DataType {
         Values::Utf8(_) => DataType::Utf8,
         Values::Boolean(_) => DataType::Boolean,
         Values::Timestamp(_) => DataType::Timestamp,
-    }
-}
-
-/// The lowercase name users see in definitions and errors.
-pub fn type_name(data_type: DataType) -> &'static str {
-    match data_type {
-        DataType::Int64 => "int64",
-        DataType::Float64 => "float64",
-        DataType::Utf8 => "utf8",
-        DataType::Boolean => "boolean",
-        DataType::Timestamp => "timestamp",
     }
 }

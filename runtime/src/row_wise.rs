@@ -15,11 +15,15 @@
 
 use std::collections::HashSet;
 
+use arrow::array::RecordBatch;
+
+use super::arrow::{from_guest, to_guest};
 use super::batch::{self, row_difference, row_fingerprint};
+use super::bindings::Batch;
 use super::sample::sample_batch;
-use super::{Batch, LoadError, RunError, Runtime};
-use crate::model::Digest;
-use crate::random::SplitMix64;
+use super::{LoadError, RunError, Runtime};
+use lockstep_model::Digest;
+use lockstep_model::random::SplitMix64;
 
 /// Batch sizes every upload is called with: both sides of the powers of two a guest might
 /// branch on, the smoke sample's old size (64) and a larger batch.
@@ -35,8 +39,8 @@ const SAMPLE_SEED: u64 = 0x726f_772d_7769_7365;
 #[derive(Debug, Clone)]
 pub struct SmokeReport {
     /// The sample rows the transform accepted, and its output for them.
-    pub input: Batch,
-    pub output: Batch,
+    pub input: RecordBatch,
+    pub output: RecordBatch,
     /// Sample rows the transform rejected with a per-row error (allowed: the sample is
     /// synthetic), with the first message.
     pub rejected_rows: usize,
@@ -67,7 +71,7 @@ impl Runtime {
             .ok_or(LoadError::SmokeRun(RunError::NotLoaded(*digest)))?;
         let mut pool = sample_batch(&signature.inputs, POOL_ROWS);
         let (mut rejected_rows, mut first_rejection) = (0, None);
-        if let Err(RunError::GuestRows(errors)) = self.call(digest, &pool) {
+        if let Err(RunError::GuestRows(errors)) = self.call_guest(digest, &pool) {
             rejected_rows = errors.len();
             first_rejection = errors.first().map(|(row, msg)| format!("row {row}: {msg}"));
             let rejected: HashSet<u32> = errors.iter().map(|(row, _)| *row).collect();
@@ -77,7 +81,9 @@ impl Runtime {
                 .collect();
             pool = batch::take(&pool, &kept);
         }
-        let output = self.call(digest, &pool).map_err(LoadError::SmokeRun)?;
+        let output = self
+            .call_guest(digest, &pool)
+            .map_err(LoadError::SmokeRun)?;
         let rows = pool.num_rows as usize;
         let shapes = shapes(rows, batch_sizes);
         if rows > 0 {
@@ -87,8 +93,8 @@ impl Runtime {
             }
         }
         Ok(SmokeReport {
-            input: pool,
-            output,
+            input: from_guest(&pool, &signature.inputs),
+            output: from_guest(&output, &signature.outputs),
             rejected_rows,
             first_rejection,
             shapes: shapes.into_iter().map(|shape| shape.description).collect(),
@@ -101,13 +107,54 @@ impl Runtime {
     pub fn recheck(
         &self,
         digest: &Digest,
+        input: &RecordBatch,
+        output: &RecordBatch,
+        rows: &[usize],
+    ) -> Result<(), RunError> {
+        let (input, output) = self.guest_pair(digest, input, output)?;
+        self.recheck_guest(digest, &input, &output, rows)
+    }
+
+    /// [`Runtime::recheck`] on the deterministic sample of `config.row_check_rows` rows
+    /// ([`sample_rows`]); nothing to do for a one-row batch.
+    pub fn recheck_sample(
+        &self,
+        digest: &Digest,
+        input: &RecordBatch,
+        output: &RecordBatch,
+    ) -> Result<(), RunError> {
+        if input.num_rows() < 2 {
+            return Ok(());
+        }
+        let (input, output) = self.guest_pair(digest, input, output)?;
+        self.recheck_guest_sample(digest, &input, &output)
+    }
+
+    /// A call's input and output as the guest's batches.
+    fn guest_pair(
+        &self,
+        digest: &Digest,
+        input: &RecordBatch,
+        output: &RecordBatch,
+    ) -> Result<(Batch, Batch), RunError> {
+        let loaded = self.get(digest)?;
+        let bad = |e: super::arrow::ColumnarError| RunError::InputColumns(e.to_string());
+        Ok((
+            to_guest(input, &loaded.signature.inputs).map_err(bad)?,
+            to_guest(output, &loaded.signature.outputs).map_err(bad)?,
+        ))
+    }
+
+    fn recheck_guest(
+        &self,
+        digest: &Digest,
         input: &Batch,
         output: &Batch,
         rows: &[usize],
     ) -> Result<(), RunError> {
         self.count_rechecked(digest, rows.len());
         for &row in rows {
-            let alone = self.call(digest, &batch::slice(input, row..row + 1))?;
+            let alone = self.call_guest(digest, &batch::slice(input, row..row + 1))?;
             if let Some(difference) = row_difference(output, row, &alone, 0) {
                 return Err(RunError::NotRowWise {
                     row: row as u32,
@@ -119,9 +166,8 @@ impl Runtime {
         Ok(())
     }
 
-    /// [`Runtime::recheck`] on the deterministic sample of `config.row_check_rows` rows
-    /// ([`sample_rows`]); nothing to do for a one-row batch.
-    pub fn recheck_sample(
+    /// [`Runtime::recheck_sample`] on the guest's batches.
+    pub(crate) fn recheck_guest_sample(
         &self,
         digest: &Digest,
         input: &Batch,
@@ -132,7 +178,7 @@ impl Runtime {
             return Ok(());
         }
         let sample = sample_rows(rows, self.config.row_check_rows, SAMPLE_SEED);
-        self.recheck(digest, input, output, &sample)
+        self.recheck_guest(digest, input, output, &sample)
     }
 
     /// The fingerprint of each pool row's output called alone.
@@ -143,7 +189,7 @@ impl Runtime {
     ) -> Result<Vec<[u8; 32]>, LoadError> {
         (0..pool.num_rows as usize)
             .map(|row| {
-                let alone = self.call(digest, &batch::slice(pool, row..row + 1));
+                let alone = self.call_guest(digest, &batch::slice(pool, row..row + 1));
                 match alone {
                     Ok(output) => Ok(row_fingerprint(&output, 0)),
                     // Accepted in the whole pool, refused alone.
@@ -169,7 +215,7 @@ impl Runtime {
         shape: &Shape,
     ) -> Result<(), LoadError> {
         let input = batch::take(pool, &shape.rows);
-        let output = match self.call(digest, &input) {
+        let output = match self.call_guest(digest, &input) {
             Ok(output) => output,
             Err(RunError::GuestRows(errors)) => {
                 let (row, message) = &errors[0];
@@ -189,7 +235,7 @@ impl Runtime {
         };
         let source = shape.rows[row];
         let alone = self
-            .call(digest, &batch::slice(pool, source..source + 1))
+            .call_guest(digest, &batch::slice(pool, source..source + 1))
             .map_err(LoadError::SmokeRun)?;
         let difference = row_difference(&output, row, &alone, 0)
             .unwrap_or_else(|| format!("row {row} differs between two calls alone"));

@@ -1,4 +1,11 @@
-//! The only module that touches wasmtime: loads transform components and calls them on batches.
+//! The only crate that depends on wasmtime: loads transform components and calls them on
+//! Arrow record batches.
+//!
+//! Callers speak Arrow and the model's [`FieldSpec`]; the WIT contract's batch types stay
+//! inside this crate (`bindings`, converted by `arrow`). [`Runtime::call`] maps a record
+//! batch to a record batch, [`Runtime::call_keeping`] also drops the rows a transform
+//! rejects and says which it kept, and [`Runtime::blocking`] is how async code runs either:
+//! on the blocking pool, never on an async worker thread.
 //!
 //! A transform is known by the [`Digest`] of its component bytes. [`Runtime::load`] compiles
 //! a component once, checks it implements the `feature-transform` world and imports nothing
@@ -12,15 +19,17 @@
 //! the row-wise contract: at upload over adversarial batch shapes, and on samples of the
 //! rows of later calls; a transform caught is quarantined ([`Runtime::quarantine`]).
 
-pub mod batch;
+mod arrow;
+mod batch;
 mod bindings;
 pub mod compile;
 mod config;
 mod error;
+mod keep;
 pub mod row_wise;
-pub mod sample;
+mod sample;
 mod state;
-pub mod validate;
+mod validate;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -30,15 +39,16 @@ use std::thread::JoinHandle;
 use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Engine, Store, Trap};
 
-pub use bindings::{
-    Batch, Column, DataType, Field, RowError, Signature, TransformError, Utf8Values, Values,
-};
+use ::arrow::array::RecordBatch;
+use lockstep_model::{Digest, FieldSpec};
+
 pub use config::RuntimeConfig;
-pub use error::{LoadError, RunError, truncate};
+pub use error::{LoadError, RunError};
+pub use keep::{Kept, Recheck};
 pub use row_wise::{SmokeReport, UPLOAD_SHAPES};
 
-use crate::model::Digest;
-use bindings::{ALLOWED_IMPORTS, FeatureTransform, FeatureTransformPre};
+use bindings::{ALLOWED_IMPORTS, Batch, FeatureTransform, FeatureTransformPre, TransformError};
+use error::truncate;
 use state::{GuestState, LimitExceeded};
 
 /// Longest message kept from a guest's own error; the rest is cut.
@@ -62,6 +72,15 @@ pub struct TransformInfo {
     pub digest: Digest,
     pub signature: Signature,
     pub size_bytes: usize,
+}
+
+/// What a transform declares it reads and writes; every call is checked against it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Signature {
+    pub name: String,
+    pub version: String,
+    pub inputs: Vec<FieldSpec>,
+    pub outputs: Vec<FieldSpec>,
 }
 
 /// A compiled, checked transform.
@@ -189,6 +208,7 @@ impl Runtime {
             }
         };
         validate::check_signature(&signature).map_err(LoadError::InvalidSignature)?;
+        let signature = bindings::signature(signature);
 
         let loaded = Arc::new(Loaded {
             pre,
@@ -269,9 +289,42 @@ impl Runtime {
     }
 
     /// Runs `input` through a loaded transform, on a fresh instance, and returns its checked
-    /// output: the same number of rows, exactly the signature's output columns, valid UTF-8,
-    /// nulls only where declared nullable, within the output size limit.
-    pub fn call(&self, digest: &Digest, input: &Batch) -> Result<Batch, RunError> {
+    /// output: the same number of rows, exactly the signature's output columns (canonical
+    /// Arrow types, the signature's nullability), nulls only where declared nullable, within
+    /// the output size limit. `input` must hold the signature's input columns, by name, in
+    /// their canonical Arrow types; other columns are ignored.
+    pub fn call(&self, digest: &Digest, input: &RecordBatch) -> Result<RecordBatch, RunError> {
+        let loaded = self.get(digest)?;
+        let output = self.call_guest(digest, &self.to_guest(&loaded, input)?)?;
+        Ok(arrow::from_guest(&output, &loaded.signature.outputs))
+    }
+
+    /// Runs `work` (calls of this runtime) on tokio's blocking pool: the way async code
+    /// calls a guest, so a slow guest never holds an async worker thread (and with it
+    /// `/health` and every other request on that worker). A panic in `work` is an internal
+    /// error.
+    pub async fn blocking<T: Send + 'static>(
+        self: &Arc<Self>,
+        work: impl FnOnce(&Runtime) -> Result<T, RunError> + Send + 'static,
+    ) -> Result<T, RunError> {
+        let runtime = Arc::clone(self);
+        tokio::task::spawn_blocking(move || work(&runtime))
+            .await
+            .unwrap_or_else(|e| {
+                Err(RunError::Internal(format!(
+                    "a guest call's task failed: {e}"
+                )))
+            })
+    }
+
+    /// `input` as the guest's batch of the signature's inputs.
+    fn to_guest(&self, loaded: &Loaded, input: &RecordBatch) -> Result<Batch, RunError> {
+        arrow::to_guest(input, &loaded.signature.inputs)
+            .map_err(|e| RunError::InputColumns(e.to_string()))
+    }
+
+    /// [`Runtime::call`] on the guest's own batch type.
+    fn call_guest(&self, digest: &Digest, input: &Batch) -> Result<Batch, RunError> {
         if let Some(reason) = self.quarantined(digest) {
             return Err(RunError::Unsafe(reason));
         }
@@ -539,10 +592,7 @@ mod tests {
     #[test]
     fn calls_to_unknown_digests_are_typed() {
         let digest = Digest::of(b"nothing");
-        let batch = Batch {
-            num_rows: 0,
-            columns: vec![],
-        };
+        let batch = RecordBatch::new_empty(Arc::new(::arrow::datatypes::Schema::empty()));
         assert_eq!(
             runtime().call(&digest, &batch).unwrap_err(),
             RunError::NotLoaded(digest)

@@ -12,7 +12,7 @@ use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use super::{Runtime, RuntimeConfig, check_header};
-use crate::model::Digest;
+use lockstep_model::Digest;
 
 /// The hidden subcommand the worker runs as.
 pub const WORKER_COMMAND: &str = "compile-worker";

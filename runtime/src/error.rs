@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::model::Digest;
+use lockstep_model::Digest;
 
 /// Why a component was not accepted. All of these are the uploader's fault: never retry.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -71,6 +71,9 @@ pub enum RunError {
     NotLoaded(Digest),
     #[error("input does not match the transform's signature: {0}")]
     BadInput(String),
+    /// The record batch given lacks an input column, or holds it in another Arrow type.
+    #[error("{0}")]
+    InputColumns(String),
     #[error("input batch is about {bytes} bytes, over the {limit}-byte memory limit")]
     InputTooLarge { bytes: usize, limit: usize },
     #[error("transform ran out of fuel (budget {budget} for {rows} rows)")]
@@ -120,7 +123,7 @@ impl RunError {
     pub fn code(&self) -> &'static str {
         match self {
             Self::NotLoaded(_) => "transform_not_loaded",
-            Self::BadInput(_) => "transform_bad_input",
+            Self::BadInput(_) | Self::InputColumns(_) => "transform_bad_input",
             Self::InputTooLarge { .. } => "transform_input_too_large",
             Self::OutOfFuel { .. } => "transform_out_of_fuel",
             Self::Timeout(_) => "transform_timeout",

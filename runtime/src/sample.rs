@@ -4,7 +4,9 @@
 //! magnitudes, empty and non-ASCII strings, and nulls in every nullable field.
 
 use super::batch::{bitmap, utf8};
-use super::bindings::{Batch, Column, DataType, Field, Values};
+use lockstep_model::{FieldSpec, ValueType};
+
+use super::bindings::{Batch, Column, Values};
 
 const INTS: [i64; 8] = [0, 1, -1, 42, 7_200, -86_400, 1_000_000, i32::MAX as i64];
 const FLOATS: [f64; 8] = [0.0, 1.0, -1.5, 0.25, 3.75, 49.99, 1234.5, 1.0e9];
@@ -16,7 +18,7 @@ const TIMESTAMP_STEP_MICROS: i64 = 37 * 60 * 1_000_000;
 const NULL_EVERY: usize = 5;
 
 /// `rows` sample rows with one column per field, in order.
-pub fn sample_batch(fields: &[Field], rows: u32) -> Batch {
+pub fn sample_batch(fields: &[FieldSpec], rows: u32) -> Batch {
     let n = rows as usize;
     let columns = fields
         .iter()
@@ -24,12 +26,12 @@ pub fn sample_batch(fields: &[Field], rows: u32) -> Batch {
         .map(|(f, field)| {
             // Offset each column so columns of one type do not move in lockstep.
             let pick = |i: usize| (i * 3 + f * 5) % 8;
-            let values = match field.data_type {
-                DataType::Int64 => Values::Int64((0..n).map(|i| INTS[pick(i)]).collect()),
-                DataType::Float64 => Values::Float64((0..n).map(|i| FLOATS[pick(i)]).collect()),
-                DataType::Utf8 => Values::Utf8(utf8((0..n).map(|i| STRINGS[pick(i)]))),
-                DataType::Boolean => Values::Boolean((0..n).map(|i| pick(i) % 2 == 0).collect()),
-                DataType::Timestamp => Values::Timestamp(
+            let values = match field.value_type {
+                ValueType::Int64 => Values::Int64((0..n).map(|i| INTS[pick(i)]).collect()),
+                ValueType::Float64 => Values::Float64((0..n).map(|i| FLOATS[pick(i)]).collect()),
+                ValueType::Utf8 => Values::Utf8(utf8((0..n).map(|i| STRINGS[pick(i)]))),
+                ValueType::Boolean => Values::Boolean((0..n).map(|i| pick(i) % 2 == 0).collect()),
+                ValueType::Timestamp => Values::Timestamp(
                     (0..n as i64)
                         .map(|i| FIRST_TIMESTAMP_MICROS + i * TIMESTAMP_STEP_MICROS)
                         .collect(),
@@ -55,25 +57,19 @@ pub fn sample_batch(fields: &[Field], rows: u32) -> Batch {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::runtime::validate::check_batch;
+    use crate::validate::check_batch;
 
     #[test]
     fn samples_match_their_fields() {
-        let fields: Vec<Field> = [
-            DataType::Int64,
-            DataType::Float64,
-            DataType::Utf8,
-            DataType::Boolean,
-            DataType::Timestamp,
-        ]
-        .into_iter()
-        .enumerate()
-        .map(|(i, data_type)| Field {
-            name: format!("f{i}"),
-            data_type,
-            nullable: i % 2 == 0,
-        })
-        .collect();
+        let fields: Vec<FieldSpec> = ValueType::ALL
+            .into_iter()
+            .enumerate()
+            .map(|(i, value_type)| FieldSpec {
+                name: format!("f{i}"),
+                value_type,
+                nullable: i % 2 == 0,
+            })
+            .collect();
         for rows in [0, 1, 9, 64] {
             let batch = sample_batch(&fields, rows);
             check_batch(&batch, &fields).unwrap();
