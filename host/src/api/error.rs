@@ -198,3 +198,151 @@ impl From<DefinitionError> for Detail {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use axum::body::to_bytes;
+
+    use super::*;
+    use crate::model::Digest;
+    use crate::pipeline::{BackfillError, FeatureError, ReadyError, UploadError};
+    use crate::registry::RegistryError;
+    use crate::runtime::{LoadError, RunError};
+
+    /// The status of every kind; the `match` stops compiling when a kind is added.
+    #[test]
+    fn every_kind_maps_to_its_status() {
+        let table = [
+            (ErrorKind::BadRequest, 400),
+            (ErrorKind::Unauthorized, 401),
+            (ErrorKind::Forbidden, 403),
+            (ErrorKind::NotFound, 404),
+            (ErrorKind::Conflict, 409),
+            (ErrorKind::TooLarge, 413),
+            (ErrorKind::Refused, 422),
+            (ErrorKind::Unavailable, 503),
+            (ErrorKind::Internal, 500),
+        ];
+        for (kind, expected) in table {
+            match kind {
+                ErrorKind::BadRequest
+                | ErrorKind::Unauthorized
+                | ErrorKind::Forbidden
+                | ErrorKind::NotFound
+                | ErrorKind::Conflict
+                | ErrorKind::TooLarge
+                | ErrorKind::Refused
+                | ErrorKind::Unavailable
+                | ErrorKind::Internal => {}
+            }
+            assert_eq!(status(kind).as_u16(), expected, "{kind:?}");
+        }
+    }
+
+    /// The status, code and whole body text of `error`'s answer.
+    async fn answer(error: impl Into<ApiError>) -> (u16, &'static str, String) {
+        let error = error.into();
+        let code = error.code;
+        let response = error.into_response();
+        let status = response.status().as_u16();
+        let body = to_bytes(response.into_body(), usize::MAX).await.unwrap();
+        (status, code, String::from_utf8(body.to_vec()).unwrap())
+    }
+
+    const SECRET: &str = "host-only detail 10.1.2.3";
+
+    /// Host failures that were once 400 `invalid_feature_request` (a panicked join task,
+    /// definitions that no longer resolve, an Arrow kernel failing) and the other bugs:
+    /// 500 `internal`, nothing of the failure in the body.
+    #[tokio::test]
+    async fn internal_failures_are_500_internal_without_their_text() {
+        let failures: Vec<ApiError> = vec![
+            FeatureError::Internal(format!("the aggregation join failed: {SECRET}")).into(),
+            FeatureError::Internal(format!(
+                "the applied definitions no longer resolve: {SECRET}"
+            ))
+            .into(),
+            FeatureError::Transform {
+                view: "v".into(),
+                error: RunError::Internal(SECRET.into()),
+            }
+            .into(),
+            FeatureError::Ready(ReadyError::Missing(Digest::of(SECRET.as_bytes()))).into(),
+            FeatureError::Write {
+                path: SECRET.into(),
+                message: SECRET.into(),
+            }
+            .into(),
+            BackfillError::Internal(SECRET.into()).into(),
+            UploadError::Rejected(LoadError::Internal(SECRET.into())).into(),
+            RegistryError::Corrupt(SECRET.into()).into(),
+            RequestError::Internal(SECRET.into()).into(),
+        ];
+        for failure in failures {
+            let (status, code, body) = answer(failure).await;
+            assert_eq!((status, code), (500, "internal"), "{body}");
+            let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+            assert_eq!(
+                body,
+                serde_json::json!({"error": {"code": "internal", "message": INTERNAL_MESSAGE}})
+            );
+        }
+    }
+
+    /// A 503 keeps its code and says to retry later, nothing of the cause.
+    #[tokio::test]
+    async fn unavailable_is_503_with_its_code_and_no_cause() {
+        let (status, code, body) = answer(RegistryError::Unavailable(SECRET.into())).await;
+        assert_eq!((status, code), (503, "registry_unavailable"), "{body}");
+        assert!(!body.contains(SECRET), "{body}");
+        let (status, code, body) = answer(FeatureError::Transform {
+            view: "v".into(),
+            error: RunError::Busy(SECRET.into()),
+        })
+        .await;
+        assert_eq!((status, code), (503, "runtime_busy"), "{body}");
+        assert!(!body.contains(SECRET), "{body}");
+    }
+
+    /// Client mistakes stay 4xx with the error's text.
+    #[tokio::test]
+    async fn client_mistakes_keep_their_code_and_text() {
+        let (status, code, body) = answer(FeatureError::Invalid(
+            "give either a feature service".into(),
+        ))
+        .await;
+        assert_eq!((status, code), (400, "invalid_feature_request"));
+        assert!(body.contains("give either a feature service"), "{body}");
+        let (status, code, _) = answer(FeatureError::Transform {
+            view: "v".into(),
+            error: RunError::OutOfFuel { budget: 1, rows: 1 },
+        })
+        .await;
+        assert_eq!((status, code), (422, "transform_out_of_fuel"));
+        let (status, code, _) = answer(LoadError::TooLarge { size: 2, limit: 1 }).await;
+        assert_eq!((status, code), (413, "component_too_large"));
+        let (status, code, _) = answer(ApiError::method_not_allowed("PATCH")).await;
+        assert_eq!((status, code), (405, "method_not_allowed"));
+    }
+
+    /// Invalid definitions: 422, a one-line summary and each problem in `details`.
+    #[tokio::test]
+    async fn invalid_definitions_carry_details() {
+        let errors = vec![
+            DefinitionError {
+                line: Some(3),
+                ..DefinitionError::new("feature_views.v.transform", "unknown transform `t`")
+            },
+            DefinitionError::new("sources.s", "no path"),
+        ];
+        let (status, code, body) = answer(ApplyError::Invalid(errors)).await;
+        assert_eq!((status, code), (422, "invalid_definitions"));
+        let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(
+            body["error"]["message"],
+            "invalid definitions (2 problems); first: line 3: feature_views.v.transform: unknown transform `t`"
+        );
+        assert_eq!(body["error"]["details"][1]["path"], "sources.s");
+        assert_eq!(body["error"]["details"][0]["line"], 3);
+    }
+}
