@@ -14,14 +14,14 @@
 //! | 401 | `unauthorized` | missing or unknown bearer token |
 //! | 403 | `forbidden` | the token lacks the endpoint's scope |
 //! | 404 | `not_found`, `unknown_project`, `unknown_transform_version`, `unknown_view`, `unknown_backfill_job` | no such route, project, transform, version, view or job |
-//! | 405 | `method_not_allowed` | the route exists, not with this method |
+//! | 405 | `method_not_allowed` | the route exists, not with this method (a bad request, with HTTP's own status) |
 //! | 409 | `offline_table_conflict` | a view's table exists with other columns |
 //! | 409 | `conflict` | other writers kept changing the same online keys (an aggregated view's state) until the retries' deadline; retry |
 //! | 413 | `payload_too_large`, `component_too_large` | body over the limit |
 //! | 422 | `invalid_definitions` (with `details`), `compile_memory_limit`, and the component codes: `not_wasm`, `not_a_component`, `invalid_component`, `forbidden_import`, `wrong_world`, `invalid_signature`, `transform_out_of_fuel`, `transform_memory_limit`, `transform_stack_overflow`, `transform_panic`, `transform_trap`, `transform_bad_output`, `transform_output_too_large`, `transform_not_row_wise`, … | the content was refused |
 //! | 422 | (offline) `source_*` codes of unreadable or forbidden (`source_forbidden`) source data, `invalid_source_rows`, and the `transform_*` codes of a transform failing on stored or pushed rows, `transform_not_row_wise` when a re-check catches one (it is then marked unsafe) and `transform_unsafe` for one marked so | the data was refused |
-//! | 503 | `registry_unavailable`, `offline_store_unavailable`, `online_store_unavailable`, `source_postgres`, `runtime_busy`, `compile_timeout`, `request_timeout`, `transform_timeout` | retry later |
-//! | 500 | `internal` | a bug; details in the server log |
+//! | 503 | `registry_unavailable`, `offline_store_unavailable`, `online_store_unavailable`, `source_postgres`, `runtime_busy`, `compile_timeout`, `request_timeout`, `transform_timeout`, `transform_not_loaded`, `backfill_interrupted` | retry later; the message says only that |
+//! | 500 | `internal` | a bug (a task that panicked, stored data or definitions that no longer read, a host-side Arrow or Parquet failure, a runtime failure); the error's own code and text only in the server log |
 
 use axum::Json;
 use axum::http::StatusCode;
