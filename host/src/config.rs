@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::model::{Classify, ErrorKind};
 use crate::offline::OfflineLocation;
 use crate::online::OnlineLocation;
 use crate::registry::RegistryLocation;
@@ -458,6 +459,16 @@ pub enum ConfigError {
     Env { name: String, message: String },
     #[error("invalid configuration: {0}")]
     Invalid(String),
+}
+
+impl Classify for ConfigError {
+    fn code(&self) -> &'static str {
+        "invalid_config"
+    }
+
+    fn kind(&self) -> ErrorKind {
+        ErrorKind::BadRequest
+    }
 }
 
 impl Config {

@@ -7,6 +7,8 @@ use std::str::FromStr as _;
 use std::time::Duration;
 
 use sqlx::Connection as _;
+
+use crate::model::{Classify, ErrorKind};
 use sqlx::postgres::{PgConnectOptions, PgConnection};
 
 /// Which store a connection was for.
@@ -86,6 +88,25 @@ impl ConnectError {
     /// A bad URL is a configuration mistake, not an outage worth retrying.
     pub fn is_retryable(&self) -> bool {
         !matches!(self.failure, Failure::BadUrl { .. })
+    }
+}
+
+impl Classify for ConnectError {
+    fn code(&self) -> &'static str {
+        match (&self.failure, self.store) {
+            (Failure::BadUrl { .. }, _) => "invalid_store_url",
+            (_, Store::Registry) => "registry_unavailable",
+            (_, Store::Offline) => "offline_store_unavailable",
+            (_, Store::Online) => "online_store_unavailable",
+        }
+    }
+
+    fn kind(&self) -> ErrorKind {
+        if self.is_retryable() {
+            ErrorKind::Unavailable
+        } else {
+            ErrorKind::BadRequest
+        }
     }
 }
 

@@ -11,7 +11,7 @@ use std::process::Command;
 
 use serde::Deserialize;
 
-use crate::model::Digest;
+use crate::model::{Classify, Digest, ErrorKind};
 
 /// The target guests compile for: no WASI, so std's panic and OOM paths import nothing.
 pub const GUEST_TARGET: &str = "wasm32-unknown-unknown";
@@ -71,6 +71,20 @@ pub enum BuildError {
         "{package}: cannot wrap the module into a component (was it built with lockstep-sdk?): {message}"
     )]
     Componentize { package: String, message: String },
+}
+
+impl Classify for BuildError {
+    fn code(&self) -> &'static str {
+        "build_failed"
+    }
+
+    /// Not a crate to build is a bad request; a crate that does not build is refused.
+    fn kind(&self) -> ErrorKind {
+        match self {
+            Self::NoManifest { .. } | Self::NothingToBuild { .. } => ErrorKind::BadRequest,
+            _ => ErrorKind::Refused,
+        }
+    }
 }
 
 #[derive(Deserialize)]

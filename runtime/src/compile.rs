@@ -200,3 +200,26 @@ fn limit_self(max_memory_bytes: u64, cpu_seconds: u64) -> std::io::Result<()> {
     setrlimit(Resource::Cpu, limit(cpu_seconds.max(1)))?;
     Ok(())
 }
+
+// The error taxonomy's view of a compile check (`lockstep_model::Classify`).
+
+impl lockstep_model::Classify for CompileCheckError {
+    fn code(&self) -> &'static str {
+        match self {
+            Self::Timeout(_) => "compile_timeout",
+            Self::Memory(_) => "compile_memory_limit",
+            Self::Worker(_) => "internal",
+        }
+    }
+
+    /// Over the deadline: the machine may be busy, retry later; over the memory limit: the
+    /// component is refused; a worker that cannot run is a bug.
+    fn kind(&self) -> lockstep_model::ErrorKind {
+        use lockstep_model::ErrorKind;
+        match self {
+            Self::Timeout(_) => ErrorKind::Unavailable,
+            Self::Memory(_) => ErrorKind::Refused,
+            Self::Worker(_) => ErrorKind::Internal,
+        }
+    }
+}

@@ -168,3 +168,49 @@ pub fn truncate(mut message: String, max: usize) -> String {
     message.push_str(&format!("… ({length} bytes)"));
     message
 }
+
+// The error taxonomy's view of the runtime's errors (`lockstep_model::Classify`): the codes
+// above, and a kind each edge maps in one place.
+
+impl lockstep_model::Classify for LoadError {
+    fn code(&self) -> &'static str {
+        LoadError::code(self)
+    }
+
+    fn kind(&self) -> lockstep_model::ErrorKind {
+        use lockstep_model::ErrorKind;
+        match self {
+            Self::TooLarge { .. } => ErrorKind::TooLarge,
+            Self::SignatureCall(run) | Self::SmokeRun(run) => lockstep_model::Classify::kind(run),
+            Self::Internal(_) => ErrorKind::Internal,
+            _ => ErrorKind::Refused,
+        }
+    }
+}
+
+impl lockstep_model::Classify for RunError {
+    fn code(&self) -> &'static str {
+        RunError::code(self)
+    }
+
+    /// A guest's fault or bad data is refused (never retry); a busy or slow runtime, or a
+    /// transform not loaded yet, is unavailable (retry later); a runtime failure is a bug.
+    fn kind(&self) -> lockstep_model::ErrorKind {
+        use lockstep_model::ErrorKind;
+        match self {
+            Self::NotLoaded(_) | Self::Timeout(_) | Self::Busy(_) => ErrorKind::Unavailable,
+            Self::Internal(_) => ErrorKind::Internal,
+            _ => ErrorKind::Refused,
+        }
+    }
+}
+
+impl lockstep_model::Classify for super::StartError {
+    fn code(&self) -> &'static str {
+        "runtime_start_failed"
+    }
+
+    fn kind(&self) -> lockstep_model::ErrorKind {
+        lockstep_model::ErrorKind::Internal
+    }
+}

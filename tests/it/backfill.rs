@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use lockstep::config::Config;
 use lockstep::datagen::movies::{MovieDataSpec, write_movie_data};
+use lockstep::model::Classify;
 use lockstep::offline::{JobState, ViewTable, checksum};
 use lockstep::pipeline::{BackfillEvent, BackfillRequest, Lockstep};
 use lockstep_tests::{TestBackend, TestServer, apply_movie_example, unique_name, write_config};

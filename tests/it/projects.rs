@@ -2,6 +2,7 @@
 //! default, or to the only project, and is refused (naming the projects) when there are
 //! several; projects are listed and deleted over HTTP and the CLI.
 
+use lockstep::model::Classify;
 use lockstep::pipeline::{BackfillRequest, Lockstep, ProjectError};
 use lockstep_tests::{
     TestBackend, TestServer, api_error, apply_fraud_example, apply_movie_example,

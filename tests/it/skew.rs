@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use arrow::array::{Array, AsArray, Int64Array, RecordBatch, TimestampMicrosecondArray};
 use arrow::datatypes::Int64Type;
 use lockstep::config::Config;
+use lockstep::model::Classify;
 use lockstep::pipeline::{
     ApplyError, AuditRequest, BackfillRequest, FeatureError, Lockstep, OnlineRequest, PushTarget,
     Status, TrainingSetRequest,

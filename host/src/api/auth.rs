@@ -4,6 +4,8 @@
 use sha2::{Digest as _, Sha256};
 use subtle::ConstantTimeEq;
 
+use crate::model::{Classify, ErrorKind};
+
 /// Environment variable holding `scope:token` pairs separated by commas.
 pub const TOKENS_ENV: &str = "LOCKSTEP_TOKENS";
 
@@ -53,12 +55,34 @@ impl std::fmt::Debug for Access {
 }
 
 /// Why a request is not allowed.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Denied {
     /// No token, a malformed header or an unknown token.
+    #[error("a valid bearer token is required (Authorization: Bearer <token>)")]
     Unauthenticated,
     /// A valid token without the scope the endpoint needs.
+    #[error(
+        "this endpoint needs the `{}` scope; the token has `{}`",
+        .needed.name(),
+        .has.name()
+    )]
     Forbidden { needed: Scope, has: Scope },
+}
+
+impl Classify for Denied {
+    fn code(&self) -> &'static str {
+        match self {
+            Self::Unauthenticated => "unauthorized",
+            Self::Forbidden { .. } => "forbidden",
+        }
+    }
+
+    fn kind(&self) -> ErrorKind {
+        match self {
+            Self::Unauthenticated => ErrorKind::Unauthorized,
+            Self::Forbidden { .. } => ErrorKind::Forbidden,
+        }
+    }
 }
 
 impl Access {

@@ -1,9 +1,12 @@
 //! JSON errors of the HTTP API: `{"error": {"code": "snake_case", "message": "…"}}`; on the
 //! routes Feast clients call, the same code and message in Feast's shape (`super::feast`).
 //!
-//! Codes are stable; clients match on them. 4xx messages say what was wrong with the
-//! request, repeating at most [`crate::model::text::ECHO_CHARS`] characters of its input;
-//! a 5xx never carries internal text (it is logged instead).
+//! Codes are stable; clients match on them. Every error type says its code and its
+//! [`ErrorKind`] ([`Classify`]); [`status`] maps kinds to statuses, the one place that does,
+//! and [`ApiError`] is made from any of them the same way. 4xx messages are the error's text,
+//! repeating at most [`crate::model::text::ECHO_CHARS`] characters of the request's input;
+//! a 5xx never carries internal text: a 503 says to retry later and a 500 is `internal`,
+//! the error itself logged instead.
 //!
 //! | status | code | when |
 //! |---|---|---|
@@ -11,14 +14,14 @@
 //! | 401 | `unauthorized` | missing or unknown bearer token |
 //! | 403 | `forbidden` | the token lacks the endpoint's scope |
 //! | 404 | `not_found`, `unknown_project`, `unknown_transform_version`, `unknown_view`, `unknown_backfill_job` | no such route, project, transform, version, view or job |
-//! | 405 | `method_not_allowed` | the route exists, not with this method |
+//! | 405 | `method_not_allowed` | the route exists, not with this method (a bad request, with HTTP's own status) |
 //! | 409 | `offline_table_conflict` | a view's table exists with other columns |
 //! | 409 | `conflict` | other writers kept changing the same online keys (an aggregated view's state) until the retries' deadline; retry |
 //! | 413 | `payload_too_large`, `component_too_large` | body over the limit |
 //! | 422 | `invalid_definitions` (with `details`), `compile_memory_limit`, and the component codes: `not_wasm`, `not_a_component`, `invalid_component`, `forbidden_import`, `wrong_world`, `invalid_signature`, `transform_out_of_fuel`, `transform_memory_limit`, `transform_stack_overflow`, `transform_panic`, `transform_trap`, `transform_bad_output`, `transform_output_too_large`, `transform_not_row_wise`, … | the content was refused |
 //! | 422 | (offline) `source_*` codes of unreadable or forbidden (`source_forbidden`) source data, `invalid_source_rows`, and the `transform_*` codes of a transform failing on stored or pushed rows, `transform_not_row_wise` when a re-check catches one (it is then marked unsafe) and `transform_unsafe` for one marked so | the data was refused |
-//! | 503 | `registry_unavailable`, `offline_store_unavailable`, `online_store_unavailable`, `source_postgres`, `runtime_busy`, `compile_timeout`, `request_timeout`, `transform_timeout` | retry later |
-//! | 500 | `internal` | a bug; details in the server log |
+//! | 503 | `registry_unavailable`, `offline_store_unavailable`, `online_store_unavailable`, `source_postgres`, `runtime_busy`, `compile_timeout`, `request_timeout`, `transform_timeout`, `transform_not_loaded`, `backfill_interrupted` | retry later; the message says only that |
+//! | 500 | `internal` | a bug (a task that panicked, stored data or definitions that no longer read, a host-side Arrow or Parquet failure, a runtime failure); the error's own code and text only in the server log |
 
 use axum::Json;
 use axum::http::StatusCode;
@@ -26,22 +29,34 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::auth::Denied;
+use super::request_error::RequestError;
 use crate::model::definitions::DefinitionError;
-use crate::offline::OfflineError;
-use crate::online::OnlineError;
-use crate::pipeline::{
-    AliasError, ApplyError, BackfillError, FeatureError, ProjectError, ReadyError, UploadError,
-};
-use crate::registry::RegistryError;
-use crate::runtime::compile::CompileCheckError;
-use crate::runtime::{LoadError, RunError};
+use crate::model::{Classify, ErrorKind};
+use crate::pipeline::ApplyError;
 
 /// Longest error message sent; messages echo client input only through
 /// [`crate::model::text::echo`], and this caps whatever else they hold.
 pub const MAX_MESSAGE_CHARS: usize = 2_000;
 
-/// An error response.
+/// The message of every 500: what went wrong is in the server log.
+const INTERNAL_MESSAGE: &str = "internal error; see the server log";
+
+/// The HTTP status of each kind of error.
+pub fn status(kind: ErrorKind) -> StatusCode {
+    match kind {
+        ErrorKind::BadRequest => StatusCode::BAD_REQUEST,
+        ErrorKind::Unauthorized => StatusCode::UNAUTHORIZED,
+        ErrorKind::Forbidden => StatusCode::FORBIDDEN,
+        ErrorKind::NotFound => StatusCode::NOT_FOUND,
+        ErrorKind::Conflict => StatusCode::CONFLICT,
+        ErrorKind::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        ErrorKind::Refused => StatusCode::UNPROCESSABLE_ENTITY,
+        ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+/// An error response, made from any [`Classify`] error (`?` in a handler).
 #[derive(Debug)]
 pub struct ApiError {
     pub status: StatusCode,
@@ -83,10 +98,53 @@ pub struct ErrorBody<'a> {
     pub details: &'a [Detail],
 }
 
+impl<E: Classify + 'static> From<E> for ApiError {
+    fn from(error: E) -> Self {
+        Self::classified(&error)
+    }
+}
+
 impl ApiError {
+    /// The answer to `error`: its kind's status and its code; a 4xx says the error's text
+    /// (invalid definitions also each problem in `details`), a 503 only to retry later and
+    /// a 500 only `internal`, the error logged instead.
+    fn classified(error: &(dyn Classify + 'static)) -> Self {
+        let kind = error.kind();
+        match kind {
+            ErrorKind::Internal => {
+                tracing::error!(code = error.code(), %error, "internal error");
+                Self::new(status(kind), "internal", INTERNAL_MESSAGE)
+            }
+            ErrorKind::Unavailable => {
+                tracing::warn!(code = error.code(), %error, "unavailable");
+                Self::new(
+                    status(kind),
+                    error.code(),
+                    format!("temporarily unavailable ({}); retry later", error.code()),
+                )
+            }
+            _ => match (error as &(dyn std::error::Error + 'static)).downcast_ref() {
+                Some(ApplyError::Invalid(errors)) => Self {
+                    details: errors.iter().cloned().map(Detail::from).collect(),
+                    ..Self::new(status(kind), error.code(), summary(errors))
+                },
+                _ => Self::new(status(kind), error.code(), error.to_string()),
+            },
+        }
+    }
+
+    /// The answer to a method the route does not take: a bad request, with HTTP's own
+    /// status for it.
+    pub fn method_not_allowed(method: &str) -> Self {
+        Self {
+            status: StatusCode::METHOD_NOT_ALLOWED,
+            ..RequestError::MethodNotAllowed(method.to_owned()).into()
+        }
+    }
+
     /// An error answer. A message longer than [`MAX_MESSAGE_CHARS`] is cut: whatever a
     /// message repeats of the request, the answer stays small.
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
         let mut message = message.into();
         if let Some((cut, _)) = message.char_indices().nth(MAX_MESSAGE_CHARS) {
             message.truncate(cut);
@@ -99,29 +157,17 @@ impl ApiError {
             details: Vec::new(),
         }
     }
+}
 
-    /// A 500 whose cause is logged, never sent.
-    pub fn internal(cause: &dyn std::fmt::Display) -> Self {
-        tracing::error!(%cause, "internal error");
-        Self::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            "internal error; see the server log",
-        )
-    }
-
-    /// A 503 whose cause is logged, never sent.
-    fn unavailable(code: &'static str, what: &str, cause: &dyn std::fmt::Display) -> Self {
-        tracing::warn!(%cause, "{what} unavailable");
-        Self::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            code,
-            format!("{what} is unavailable; retry later"),
-        )
-    }
-
-    pub fn not_found(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::NOT_FOUND, "not_found", message)
+/// One line for invalid definitions: the only problem, or how many and the first.
+fn summary(errors: &[DefinitionError]) -> String {
+    match errors.first() {
+        Some(first) if errors.len() == 1 => format!("invalid definitions: {first}"),
+        Some(first) => format!(
+            "invalid definitions ({} problems); first: {first}",
+            errors.len()
+        ),
+        None => "invalid definitions".to_owned(),
     }
 }
 
@@ -143,250 +189,6 @@ impl IntoResponse for ApiError {
     }
 }
 
-impl From<Denied> for ApiError {
-    fn from(denied: Denied) -> Self {
-        match denied {
-            Denied::Unauthenticated => Self::new(
-                StatusCode::UNAUTHORIZED,
-                "unauthorized",
-                "a valid bearer token is required (Authorization: Bearer <token>)",
-            ),
-            Denied::Forbidden { needed, has } => Self::new(
-                StatusCode::FORBIDDEN,
-                "forbidden",
-                format!(
-                    "this endpoint needs the `{}` scope; the token has `{}`",
-                    needed.name(),
-                    has.name()
-                ),
-            ),
-        }
-    }
-}
-
-impl From<RegistryError> for ApiError {
-    fn from(error: RegistryError) -> Self {
-        match error {
-            RegistryError::UnknownVersion { .. } => {
-                Self::new(StatusCode::NOT_FOUND, error.code(), error.to_string())
-            }
-            RegistryError::Unavailable(_) | RegistryError::Open(_) | RegistryError::Connect(_) => {
-                Self::unavailable(error.code(), "the registry", &error)
-            }
-            RegistryError::Corrupt(_) => Self::internal(&error),
-        }
-    }
-}
-
-impl From<LoadError> for ApiError {
-    fn from(error: LoadError) -> Self {
-        match &error {
-            LoadError::TooLarge { .. } => Self::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                error.code(),
-                error.to_string(),
-            ),
-            LoadError::Internal(_) => Self::internal(&error),
-            _ if !error.is_deterministic() => {
-                Self::unavailable(error.code(), "the runtime", &error)
-            }
-            _ => Self::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                error.code(),
-                error.to_string(),
-            ),
-        }
-    }
-}
-
-impl From<UploadError> for ApiError {
-    fn from(error: UploadError) -> Self {
-        match error {
-            UploadError::InvalidName(_) => {
-                Self::new(StatusCode::BAD_REQUEST, "invalid_name", error.to_string())
-            }
-            UploadError::Rejected(load) => load.into(),
-            UploadError::CompileTimeout(_) => Self::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "compile_timeout",
-                error.to_string(),
-            ),
-            UploadError::Compile(CompileCheckError::Worker(_)) => Self::internal(&error),
-            UploadError::Compile(_) => Self::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                error.code(),
-                error.to_string(),
-            ),
-            UploadError::Registry(registry) => registry.into(),
-        }
-    }
-}
-
-impl From<ProjectError> for ApiError {
-    fn from(error: ProjectError) -> Self {
-        match error {
-            ProjectError::Unknown { .. } => {
-                Self::new(StatusCode::NOT_FOUND, error.code(), error.to_string())
-            }
-            ProjectError::Ambiguous { .. } => {
-                Self::new(StatusCode::BAD_REQUEST, error.code(), error.to_string())
-            }
-            ProjectError::Registry(registry) => registry.into(),
-        }
-    }
-}
-
-impl From<AliasError> for ApiError {
-    fn from(error: AliasError) -> Self {
-        match error {
-            AliasError::InvalidAlias(_) => {
-                Self::new(StatusCode::BAD_REQUEST, "invalid_alias", error.to_string())
-            }
-            AliasError::Registry(registry) => registry.into(),
-        }
-    }
-}
-
-impl From<ApplyError> for ApiError {
-    fn from(error: ApplyError) -> Self {
-        match error {
-            ApplyError::Invalid(errors) => {
-                let summary = match errors.first() {
-                    Some(first) if errors.len() == 1 => format!("invalid definitions: {first}"),
-                    Some(first) => format!(
-                        "invalid definitions ({} problems); first: {first}",
-                        errors.len()
-                    ),
-                    None => "invalid definitions".to_owned(),
-                };
-                Self {
-                    details: errors.into_iter().map(Detail::from).collect(),
-                    ..Self::new(
-                        StatusCode::UNPROCESSABLE_ENTITY,
-                        "invalid_definitions",
-                        summary,
-                    )
-                }
-            }
-            ApplyError::Registry(registry) => registry.into(),
-        }
-    }
-}
-
-impl From<OfflineError> for ApiError {
-    fn from(error: OfflineError) -> Self {
-        match &error {
-            OfflineError::Unavailable(_) | OfflineError::Open(_) | OfflineError::Connect(_) => {
-                Self::unavailable(error.code(), "the offline store", &error)
-            }
-            OfflineError::UnknownJob(_) => {
-                Self::new(StatusCode::NOT_FOUND, error.code(), error.to_string())
-            }
-            OfflineError::Table { .. } => {
-                Self::new(StatusCode::CONFLICT, error.code(), error.to_string())
-            }
-            OfflineError::Input(_) => {
-                Self::new(StatusCode::BAD_REQUEST, error.code(), error.to_string())
-            }
-            OfflineError::Corrupt(_) => Self::internal(&error),
-        }
-    }
-}
-
-impl From<ReadyError> for ApiError {
-    fn from(error: ReadyError) -> Self {
-        match error {
-            ReadyError::Load { error, .. } => error.into(),
-            ReadyError::Missing(_) => Self::internal(&error),
-            ReadyError::Registry(registry) => registry.into(),
-        }
-    }
-}
-
-/// A transform failing on stored or sent rows: the data's fault (422) unless the runtime
-/// was busy or slow (503).
-fn transform_failure(context: String, error: &RunError) -> ApiError {
-    if error.is_deterministic() {
-        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, error.code(), context)
-    } else {
-        ApiError::unavailable(error.code(), "the runtime", &context)
-    }
-}
-
-impl From<BackfillError> for ApiError {
-    fn from(error: BackfillError) -> Self {
-        let message = error.to_string();
-        match error {
-            BackfillError::UnknownView { .. } => {
-                Self::new(StatusCode::NOT_FOUND, "unknown_view", message)
-            }
-            BackfillError::NotOffline(_)
-            | BackfillError::NotBatch { .. }
-            | BackfillError::EmptyWindow { .. } => {
-                Self::new(StatusCode::BAD_REQUEST, "invalid_backfill", message)
-            }
-            BackfillError::Source(source) if source.is_retryable() => {
-                Self::unavailable(source.code(), "the source", &source)
-            }
-            BackfillError::Source(source) => {
-                Self::new(StatusCode::UNPROCESSABLE_ENTITY, source.code(), message)
-            }
-            BackfillError::Offline(offline) => offline.into(),
-            BackfillError::Registry(registry) => registry.into(),
-            BackfillError::Project(project) => project.into(),
-            BackfillError::Ready(ready) => ready.into(),
-            BackfillError::Transform { error, .. } => transform_failure(message, &error),
-            BackfillError::Rows { .. } => Self::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid_source_rows",
-                message,
-            ),
-            BackfillError::BadChunk { .. } | BackfillError::Internal(_) => Self::internal(&message),
-            BackfillError::Interrupted { .. } => {
-                Self::unavailable("backfill_interrupted", "the backfill", &message)
-            }
-        }
-    }
-}
-
-impl From<OnlineError> for ApiError {
-    fn from(error: OnlineError) -> Self {
-        match &error {
-            OnlineError::Unavailable(_) | OnlineError::Connect(_) => {
-                Self::unavailable(error.code(), "the online store", &error)
-            }
-            OnlineError::Input(_) => {
-                Self::new(StatusCode::BAD_REQUEST, error.code(), error.to_string())
-            }
-            OnlineError::Conflict(_) => {
-                Self::new(StatusCode::CONFLICT, error.code(), error.to_string())
-            }
-            OnlineError::Corrupt(_) => Self::internal(&error),
-        }
-    }
-}
-
-impl From<FeatureError> for ApiError {
-    fn from(error: FeatureError) -> Self {
-        let message = error.to_string();
-        match error {
-            FeatureError::Invalid(_)
-            | FeatureError::Entities(_)
-            | FeatureError::Rows { .. }
-            | FeatureError::InvalidValue { .. } => {
-                Self::new(StatusCode::BAD_REQUEST, error.code(), message)
-            }
-            FeatureError::Registry(registry) => registry.into(),
-            FeatureError::Project(project) => project.into(),
-            FeatureError::Online(online) => online.into(),
-            FeatureError::Offline(offline) => offline.into(),
-            FeatureError::Ready(ready) => ready.into(),
-            FeatureError::Transform { error, .. } => transform_failure(message, &error),
-            FeatureError::Write { .. } => Self::internal(&message),
-        }
-    }
-}
-
 impl From<DefinitionError> for Detail {
     fn from(error: DefinitionError) -> Self {
         Self {
@@ -394,5 +196,153 @@ impl From<DefinitionError> for Detail {
             path: error.path,
             message: error.message,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::body::to_bytes;
+
+    use super::*;
+    use crate::model::Digest;
+    use crate::pipeline::{BackfillError, FeatureError, ReadyError, UploadError};
+    use crate::registry::RegistryError;
+    use crate::runtime::{LoadError, RunError};
+
+    /// The status of every kind; the `match` stops compiling when a kind is added.
+    #[test]
+    fn every_kind_maps_to_its_status() {
+        let table = [
+            (ErrorKind::BadRequest, 400),
+            (ErrorKind::Unauthorized, 401),
+            (ErrorKind::Forbidden, 403),
+            (ErrorKind::NotFound, 404),
+            (ErrorKind::Conflict, 409),
+            (ErrorKind::TooLarge, 413),
+            (ErrorKind::Refused, 422),
+            (ErrorKind::Unavailable, 503),
+            (ErrorKind::Internal, 500),
+        ];
+        for (kind, expected) in table {
+            match kind {
+                ErrorKind::BadRequest
+                | ErrorKind::Unauthorized
+                | ErrorKind::Forbidden
+                | ErrorKind::NotFound
+                | ErrorKind::Conflict
+                | ErrorKind::TooLarge
+                | ErrorKind::Refused
+                | ErrorKind::Unavailable
+                | ErrorKind::Internal => {}
+            }
+            assert_eq!(status(kind).as_u16(), expected, "{kind:?}");
+        }
+    }
+
+    /// The status, code and whole body text of `error`'s answer.
+    async fn answer(error: impl Into<ApiError>) -> (u16, &'static str, String) {
+        let error = error.into();
+        let code = error.code;
+        let response = error.into_response();
+        let status = response.status().as_u16();
+        let body = to_bytes(response.into_body(), usize::MAX).await.unwrap();
+        (status, code, String::from_utf8(body.to_vec()).unwrap())
+    }
+
+    const SECRET: &str = "host-only detail 10.1.2.3";
+
+    /// Host failures that were once 400 `invalid_feature_request` (a panicked join task,
+    /// definitions that no longer resolve, an Arrow kernel failing) and the other bugs:
+    /// 500 `internal`, nothing of the failure in the body.
+    #[tokio::test]
+    async fn internal_failures_are_500_internal_without_their_text() {
+        let failures: Vec<ApiError> = vec![
+            FeatureError::Internal(format!("the aggregation join failed: {SECRET}")).into(),
+            FeatureError::Internal(format!(
+                "the applied definitions no longer resolve: {SECRET}"
+            ))
+            .into(),
+            FeatureError::Transform {
+                view: "v".into(),
+                error: RunError::Internal(SECRET.into()),
+            }
+            .into(),
+            FeatureError::Ready(ReadyError::Missing(Digest::of(SECRET.as_bytes()))).into(),
+            FeatureError::Write {
+                path: SECRET.into(),
+                message: SECRET.into(),
+            }
+            .into(),
+            BackfillError::Internal(SECRET.into()).into(),
+            UploadError::Rejected(LoadError::Internal(SECRET.into())).into(),
+            RegistryError::Corrupt(SECRET.into()).into(),
+            RequestError::Internal(SECRET.into()).into(),
+        ];
+        for failure in failures {
+            let (status, code, body) = answer(failure).await;
+            assert_eq!((status, code), (500, "internal"), "{body}");
+            let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+            assert_eq!(
+                body,
+                serde_json::json!({"error": {"code": "internal", "message": INTERNAL_MESSAGE}})
+            );
+        }
+    }
+
+    /// A 503 keeps its code and says to retry later, nothing of the cause.
+    #[tokio::test]
+    async fn unavailable_is_503_with_its_code_and_no_cause() {
+        let (status, code, body) = answer(RegistryError::Unavailable(SECRET.into())).await;
+        assert_eq!((status, code), (503, "registry_unavailable"), "{body}");
+        assert!(!body.contains(SECRET), "{body}");
+        let (status, code, body) = answer(FeatureError::Transform {
+            view: "v".into(),
+            error: RunError::Busy(SECRET.into()),
+        })
+        .await;
+        assert_eq!((status, code), (503, "runtime_busy"), "{body}");
+        assert!(!body.contains(SECRET), "{body}");
+    }
+
+    /// Client mistakes stay 4xx with the error's text.
+    #[tokio::test]
+    async fn client_mistakes_keep_their_code_and_text() {
+        let (status, code, body) = answer(FeatureError::Invalid(
+            "give either a feature service".into(),
+        ))
+        .await;
+        assert_eq!((status, code), (400, "invalid_feature_request"));
+        assert!(body.contains("give either a feature service"), "{body}");
+        let (status, code, _) = answer(FeatureError::Transform {
+            view: "v".into(),
+            error: RunError::OutOfFuel { budget: 1, rows: 1 },
+        })
+        .await;
+        assert_eq!((status, code), (422, "transform_out_of_fuel"));
+        let (status, code, _) = answer(LoadError::TooLarge { size: 2, limit: 1 }).await;
+        assert_eq!((status, code), (413, "component_too_large"));
+        let (status, code, _) = answer(ApiError::method_not_allowed("PATCH")).await;
+        assert_eq!((status, code), (405, "method_not_allowed"));
+    }
+
+    /// Invalid definitions: 422, a one-line summary and each problem in `details`.
+    #[tokio::test]
+    async fn invalid_definitions_carry_details() {
+        let errors = vec![
+            DefinitionError {
+                line: Some(3),
+                ..DefinitionError::new("feature_views.v.transform", "unknown transform `t`")
+            },
+            DefinitionError::new("sources.s", "no path"),
+        ];
+        let (status, code, body) = answer(ApplyError::Invalid(errors)).await;
+        assert_eq!((status, code), (422, "invalid_definitions"));
+        let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(
+            body["error"]["message"],
+            "invalid definitions (2 problems); first: line 3: feature_views.v.transform: unknown transform `t`"
+        );
+        assert_eq!(body["error"]["details"][1]["path"], "sources.s");
+        assert_eq!(body["error"]["details"][0]["line"], 3);
     }
 }

@@ -4,11 +4,11 @@
 
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{FromRequestParts, Path as AxumPath, Query as AxumQuery};
-use axum::http::StatusCode;
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
+use super::request_error::RequestError;
 use crate::model::text::echo;
 
 /// A typed path parameter, or a 400 `invalid_path`.
@@ -30,11 +30,7 @@ where
             .await
             .map(|AxumPath(value)| Path(value))
             .map_err(|rejection: PathRejection| {
-                ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    "invalid_path",
-                    format!("invalid path parameter: {}", echo(&rejection.body_text())),
-                )
+                RequestError::InvalidPath(echo(&rejection.body_text())).into()
             })
     }
 }
@@ -51,11 +47,11 @@ where
             .await
             .map(|AxumQuery(value)| Query(value))
             .map_err(|rejection: QueryRejection| {
-                ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    "invalid_query",
-                    format!("invalid query string: {}", echo(&rejection.body_text())),
-                )
+                RequestError::InvalidQuery(format!(
+                    "invalid query string: {}",
+                    echo(&rejection.body_text())
+                ))
+                .into()
             })
     }
 }

@@ -8,6 +8,7 @@ pub mod feast;
 mod offline;
 mod online;
 pub mod openapi;
+pub mod request_error;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -32,6 +33,7 @@ use crate::pipeline::{Component, Lockstep};
 use auth::{Access, Scope};
 use error::{ApiError, ErrorResponse};
 use extract::{Path, Query};
+use request_error::RequestError;
 
 /// What every handler sees.
 pub struct AppState {
@@ -231,12 +233,7 @@ async fn shutdown_signal() {
 async fn deadline(timeout: Duration, request: Request, next: Next) -> Response {
     match tokio::time::timeout(timeout, next.run(request)).await {
         Ok(response) => response,
-        Err(_) => ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "request_timeout",
-            format!("the request took longer than {timeout:?}"),
-        )
-        .into_response(),
+        Err(_) => ApiError::from(RequestError::Timeout(timeout)).into_response(),
     }
 }
 
@@ -327,11 +324,9 @@ async fn guard(
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.parse::<u64>().ok());
     match declared {
-        Some(length) if length > limit as u64 => ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
-            format!("the body is {length} bytes, over the {limit}-byte limit"),
-        )
+        Some(length) if length > limit as u64 => ApiError::from(RequestError::TooLarge(format!(
+            "the body is {length} bytes, over the {limit}-byte limit"
+        )))
         .into_response(),
         _ => next.run(request).await,
     }
@@ -343,37 +338,26 @@ fn json_body<T: for<'de> Deserialize<'de>>(
     bytes: Result<Bytes, BytesRejection>,
     expected: &str,
 ) -> Result<T, ApiError> {
-    serde_json::from_slice(&body(bytes)?).map_err(|e| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_body",
-            format!("expected {expected}: {e}"),
-        )
-    })
+    serde_json::from_slice(&body(bytes)?)
+        .map_err(|e| RequestError::InvalidBody(format!("expected {expected}: {e}")).into())
 }
 
 fn body(result: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
     result.map_err(|rejection| {
-        let status = rejection.status();
-        if status == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::new(status, "payload_too_large", rejection.body_text())
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            RequestError::TooLarge(rejection.body_text()).into()
         } else {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "invalid_body",
-                rejection.body_text(),
-            )
+            RequestError::InvalidBody(rejection.body_text()).into()
         }
     })
 }
 
 fn text(bytes: Bytes) -> Result<String, ApiError> {
     String::from_utf8(bytes.to_vec()).map_err(|_| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_body",
-            "the body must be UTF-8 text (a TOML definitions file)",
+        RequestError::InvalidBody(
+            "the body must be UTF-8 text (a TOML definitions file)".to_owned(),
         )
+        .into()
     })
 }
 
@@ -422,18 +406,11 @@ async fn ready(State(state): Shared) -> Response {
 }
 
 async fn not_found() -> ApiError {
-    ApiError::not_found("no such endpoint")
+    RequestError::NotFound("no such endpoint".to_owned()).into()
 }
 
 async fn method_not_allowed(request: Request) -> ApiError {
-    ApiError::new(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "method_not_allowed",
-        format!(
-            "this endpoint does not answer {}",
-            echo(request.method().as_str())
-        ),
-    )
+    ApiError::method_not_allowed(&echo(request.method().as_str()))
 }
 
 #[utoipa::path(
@@ -469,10 +446,7 @@ async fn show_transform(
 ) -> Result<impl IntoResponse, ApiError> {
     match state.lockstep.transform(&name).await? {
         Some(summary) => Ok(Json(summary)),
-        None => Err(ApiError::not_found(format!(
-            "no transform named `{}`",
-            echo(&name)
-        ))),
+        None => Err(RequestError::NotFound(format!("no transform named `{}`", echo(&name))).into()),
     }
 }
 
@@ -533,11 +507,7 @@ async fn set_alias(
     bytes: Result<Bytes, BytesRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
     let request: AliasBody = serde_json::from_slice(&body(bytes)?).map_err(|e| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_body",
-            format!("expected {{\"version\": <number>}}: {e}"),
-        )
+        RequestError::InvalidBody(format!("expected {{\"version\": <number>}}: {e}"))
     })?;
     state
         .lockstep

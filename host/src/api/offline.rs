@@ -18,6 +18,7 @@ use utoipa::ToSchema;
 use super::error::{ApiError, ErrorResponse};
 use super::extract::Path;
 use super::extract::Query;
+use super::request_error::RequestError;
 use super::{Shared, body, json_body};
 use crate::columnar::{JsonColumn, from_json, infer_json_type};
 use crate::model::arrow_schema;
@@ -74,7 +75,7 @@ pub async fn start_backfill(
         text.as_deref()
             .map(parse_timestamp)
             .transpose()
-            .map_err(|message| ApiError::new(StatusCode::BAD_REQUEST, "invalid_body", message))
+            .map_err(RequestError::InvalidBody)
     };
     let request = BackfillRequest {
         project: request.project,
@@ -251,8 +252,8 @@ pub async fn training_set(
             )
         })
         .await
-        .map_err(|e| ApiError::internal(&e))?
-        .map_err(|e| invalid_rows(e.to_string()))?;
+        .map_err(|e| RequestError::Internal(format!("reading the entity rows: {e}")))?
+        .map_err(|e| RequestError::InvalidEntityRows(e.to_string()))?;
         (request, entities)
     } else {
         if query.project.is_some()
@@ -261,25 +262,22 @@ pub async fn training_set(
             || query.full_feature_names
             || query.timestamp_column.is_some()
         {
-            return Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "invalid_query",
+            return Err(RequestError::InvalidQuery(
                 "the query string carries the request only with a Parquet body; a JSON body \
-                 carries it in its fields",
-            ));
+                 carries it in its fields"
+                    .to_owned(),
+            )
+            .into());
         }
         let bytes = body(bytes)?;
         let limit = state.server.max_body_bytes;
         if bytes.len() > limit {
-            return Err(ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
-                format!(
-                    "the JSON body is {} bytes, over the {limit}-byte limit; send the entity \
+            return Err(RequestError::TooLarge(format!(
+                "the JSON body is {} bytes, over the {limit}-byte limit; send the entity \
                      rows as Parquet (Content-Type: {PARQUET})",
-                    bytes.len()
-                ),
-            ));
+                bytes.len()
+            ))
+            .into());
         }
         let body: TrainingSetBody = json_body(
             Ok(bytes),
@@ -299,12 +297,13 @@ pub async fn training_set(
     let set = state.lockstep.training_set(&request, &entities).await?;
     if is(header::ACCEPT, PARQUET) {
         let mut bytes = Vec::new();
+        let parquet = |e: parquet::errors::ParquetError| {
+            RequestError::Internal(format!("writing the training set as Parquet: {e}"))
+        };
         let mut writer = parquet::arrow::ArrowWriter::try_new(&mut bytes, set.batch.schema(), None)
-            .map_err(|e| ApiError::internal(&e))?;
-        writer
-            .write(&set.batch)
-            .map_err(|e| ApiError::internal(&e))?;
-        writer.close().map_err(|e| ApiError::internal(&e))?;
+            .map_err(parquet)?;
+        writer.write(&set.batch).map_err(parquet)?;
+        writer.close().map_err(parquet)?;
         return Ok(([(header::CONTENT_TYPE, PARQUET)], bytes).into_response());
     }
     Ok(Json(TrainingSetAnswer {
@@ -339,7 +338,7 @@ impl serde::Serialize for Columns<'_> {
 }
 
 fn invalid_rows(message: String) -> ApiError {
-    ApiError::new(StatusCode::BAD_REQUEST, "invalid_entity_rows", message)
+    RequestError::InvalidEntityRows(message).into()
 }
 
 /// Entity rows from JSON columns of equal length, in the body's column order: the

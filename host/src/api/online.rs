@@ -6,7 +6,6 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
-use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -14,6 +13,7 @@ use utoipa::ToSchema;
 
 use super::error::ApiError;
 use super::feast::{FeastErrorBody, GetOnlineFeaturesBody};
+use super::request_error::RequestError;
 use super::{Shared, json_body};
 use crate::columnar::{JsonColumn, JsonTimestamps};
 use crate::model::parse_timestamp;
@@ -215,7 +215,7 @@ fn time(text: &Option<String>) -> Result<Option<i64>, ApiError> {
     text.as_deref()
         .map(parse_timestamp)
         .transpose()
-        .map_err(|message| ApiError::new(StatusCode::BAD_REQUEST, "invalid_body", message))
+        .map_err(|message| RequestError::InvalidBody(message).into())
 }
 
 async fn materialize_with(
@@ -229,11 +229,10 @@ async fn materialize_with(
         r#"{"start_ts": "2026-01-01T00:00:00Z", "end_ts": "...", "feature_views"?: ["..."]}"#,
     )?;
     if incremental && body.start_ts.is_some() {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_body",
-            "an incremental materialization starts where the last ended: no start_ts",
-        ));
+        return Err(RequestError::InvalidBody(
+            "an incremental materialization starts where the last ended: no start_ts".to_owned(),
+        )
+        .into());
     }
     let request = MaterializeRequest {
         project: body.project,

@@ -10,7 +10,7 @@ pub async fn audit(lockstep: &Lockstep, request: AuditRequest) -> anyhow::Result
     let report = lockstep
         .audit(&request)
         .await
-        .map_err(|e| super::coded(&e, e.code()))?;
+        .map_err(|e| super::coded(&e))?;
     outln!("{}", render(&report, request.since).trim_end_matches('\n'))?;
     anyhow::ensure!(
         report.unsafe_transforms.is_empty(),

@@ -23,7 +23,7 @@ pub async fn backfill(lockstep: &Lockstep, request: BackfillRequest) -> anyhow::
     let planned = lockstep
         .plan_backfill(&request)
         .await
-        .map_err(|e| super::coded(&e, e.code()))?;
+        .map_err(|e| super::coded(&e))?;
     let job = &planned.job;
     out::status(&format!(
         "backfill job {} of {} into offline table {}: {} chunk(s), {} already done, window {}{}",
@@ -79,7 +79,7 @@ pub async fn backfill(lockstep: &Lockstep, request: BackfillRequest) -> anyhow::
             }
             .into())
         }
-        Err(error) => Err(super::coded(&error, error.code())),
+        Err(error) => Err(super::coded(&error)),
     }
 }
 

@@ -22,6 +22,7 @@ use anyhow::Context as _;
 use clap::{CommandFactory as _, Parser, Subcommand};
 
 use crate::config::{Config, ConfigError, LogFormat};
+use crate::model::Classify;
 use crate::runtime::{Runtime, RuntimeConfig};
 use crate::toolchain::{self, BuildOptions};
 use out::outln;
@@ -488,7 +489,7 @@ fn check(file: &PathBuf) -> anyhow::Result<()> {
     let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
     let runtime = Runtime::new(RuntimeConfig::default())?;
     let started = Instant::now();
-    let info = runtime.load(&bytes).map_err(|e| coded(&e, e.code()))?;
+    let info = runtime.load(&bytes).map_err(|e| coded(&e))?;
     let loaded_in = started.elapsed();
     outln!(
         "component  {} ({:.1} KiB)",
@@ -507,7 +508,7 @@ fn check(file: &PathBuf) -> anyhow::Result<()> {
     let batch_rows = crate::config::BackfillConfig::default().batch_rows as u32;
     let report = runtime
         .smoke_test(&info.digest, &[batch_rows])
-        .map_err(|e| coded(&e, e.code()))?;
+        .map_err(|e| coded(&e))?;
     outln!(
         "smoke run  {} sample rows, each alone and in {} batch shapes (sizes 1 to {batch_rows}, reversed, shuffled): identical bit for bit (row-wise)",
         report.input.num_rows(),
@@ -524,9 +525,10 @@ fn check(file: &PathBuf) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Prefixes an error with its stable code, as the HTTP API reports it.
-fn coded(error: &dyn std::fmt::Display, code: &str) -> anyhow::Error {
-    anyhow::anyhow!("[{code}] {error}")
+/// An error as the CLI prints it: `[code] message`, with the stable code the HTTP API
+/// reports (there, `internal` for a bug; here the error's own code and text).
+fn coded(error: &dyn Classify) -> anyhow::Error {
+    anyhow::anyhow!("[{}] {error}", error.code())
 }
 
 /// `lockstep datagen`: the movie example's raw data and training entity rows.

@@ -8,7 +8,7 @@ use std::time::Instant;
 use anyhow::Context as _;
 
 use super::progress::Progress;
-use crate::pipeline::{Lockstep, TrainingSetEvent, TrainingSetRequest};
+use crate::pipeline::{FeatureError, Lockstep, TrainingSetEvent, TrainingSetRequest};
 
 /// Reads an entity file (Parquet or CSV): every column, in order, with the columns
 /// `request` uses (keys, time, request fields) in their canonical types.
@@ -20,7 +20,7 @@ pub async fn read_entities(
     let (required, optional) = lockstep
         .training_set_columns(request)
         .await
-        .map_err(|e| super::coded(&e, e.code()))?;
+        .map_err(|e| super::coded(&e))?;
     let path = entities.to_owned();
     let rows = tokio::task::spawn_blocking(move || {
         crate::source::read_entity_file(
@@ -32,7 +32,7 @@ pub async fn read_entities(
         )
     })
     .await?
-    .map_err(|e| super::coded(&e, "invalid_entity_rows"))?;
+    .map_err(|e| super::coded(&FeatureError::Entities(e.to_string())))?;
     anyhow::ensure!(rows.num_rows() > 0, "{} has no rows", entities.display());
     Ok(rows)
 }
@@ -55,7 +55,7 @@ pub async fn training_set(
         })
         .await;
     progress.finish();
-    let set = set.map_err(|e| super::coded(&e, e.code()))?;
+    let set = set.map_err(|e| super::coded(&e))?;
     let bytes = set
         .write_parquet(out)
         .with_context(|| format!("writing {}", out.display()))?;

@@ -66,7 +66,7 @@ pub async fn materialize(lockstep: &Lockstep, request: MaterializeRequest) -> an
         .materialize(&request, &|event| report(&progress, event))
         .await;
     progress.finish();
-    let views = views.map_err(|e| super::coded(&e, e.code()))?;
+    let views = views.map_err(|e| super::coded(&e))?;
     if views.is_empty() {
         outln!("no online views to materialize")?;
     }
@@ -85,7 +85,7 @@ pub async fn rehydrate(
         .rehydrate(project, views, fresh, &|event| report(&progress, event))
         .await;
     progress.finish();
-    print_views(&views.map_err(|e| super::coded(&e, e.code()))?)
+    print_views(&views.map_err(|e| super::coded(&e))?)
 }
 
 /// `lockstep push`.
@@ -114,7 +114,7 @@ pub async fn push(
     let views = lockstep
         .push(project, source, &columns, to)
         .await
-        .map_err(|e| super::coded(&e, e.code()))?;
+        .map_err(|e| super::coded(&e))?;
     for view in views {
         outln!(
             "{}: {} rows ({} rejected by the transform), {} online values changed{}",

@@ -46,10 +46,7 @@ pub async fn run(command: Command, mut config: Config) -> anyhow::Result<()> {
         Command::Upload { file, name } => {
             let bytes =
                 std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
-            let outcome = lockstep
-                .upload(&name, bytes)
-                .await
-                .map_err(|e| coded(&e, e.code()))?;
+            let outcome = lockstep.upload(&name, bytes).await.map_err(|e| coded(&e))?;
             let verb = if outcome.created {
                 "uploaded"
             } else {

@@ -14,6 +14,7 @@ use parquet::errors::ParquetError;
 use parquet::file::properties::WriterProperties;
 
 use super::SplitMix64;
+use crate::model::{Classify, ErrorKind};
 
 /// Why generated data could not be written.
 #[derive(Debug, thiserror::Error)]
@@ -26,6 +27,25 @@ pub enum DatagenError {
     Parquet { path: PathBuf, source: ParquetError },
     #[error("cannot build Arrow rows for {}: {source}", .path.display())]
     Arrow { path: PathBuf, source: ArrowError },
+}
+
+impl Classify for DatagenError {
+    fn code(&self) -> &'static str {
+        match self {
+            Self::InvalidSpec { .. } => "invalid_data_spec",
+            Self::Io { .. } => "datagen_io",
+            Self::Parquet { .. } | Self::Arrow { .. } => "internal",
+        }
+    }
+
+    /// Rows the generator made that Arrow or Parquet refuse are a bug.
+    fn kind(&self) -> ErrorKind {
+        match self {
+            Self::InvalidSpec { .. } => ErrorKind::BadRequest,
+            Self::Io { .. } => ErrorKind::Refused,
+            Self::Parquet { .. } | Self::Arrow { .. } => ErrorKind::Internal,
+        }
+    }
 }
 
 pub(super) fn io_err(path: &Path) -> impl FnOnce(io::Error) -> DatagenError + '_ {

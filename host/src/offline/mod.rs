@@ -22,7 +22,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
-use crate::model::{Digest, FieldSpec, ValueType};
+use crate::model::{Classify, Digest, ErrorKind, FieldSpec, ValueType};
 use crate::model::{arrow_schema, arrow_type};
 
 pub use crate::model::{CREATED_TS, EVENT_TS, TRANSFORM_DIGEST, ViewTable};
@@ -91,9 +91,8 @@ pub enum OfflineError {
     Input(String),
 }
 
-impl OfflineError {
-    /// Stable code for wire errors.
-    pub fn code(&self) -> &'static str {
+impl Classify for OfflineError {
+    fn code(&self) -> &'static str {
         match self {
             Self::Unavailable(_) | Self::Open(_) | Self::Connect(_) => "offline_store_unavailable",
             Self::Table { .. } => "offline_table_conflict",
@@ -103,6 +102,18 @@ impl OfflineError {
         }
     }
 
+    fn kind(&self) -> ErrorKind {
+        match self {
+            Self::Unavailable(_) | Self::Open(_) | Self::Connect(_) => ErrorKind::Unavailable,
+            Self::Table { .. } => ErrorKind::Conflict,
+            Self::UnknownJob(_) => ErrorKind::NotFound,
+            Self::Corrupt(_) => ErrorKind::Internal,
+            Self::Input(_) => ErrorKind::BadRequest,
+        }
+    }
+}
+
+impl OfflineError {
     /// Worth retrying later: the store was unreachable, not the request wrong.
     pub fn is_retryable(&self) -> bool {
         match self {

@@ -411,6 +411,8 @@ mod tests {
     use std::collections::BTreeSet;
     use std::sync::Arc;
 
+    use crate::model::Classify;
+
     use arrow::array::{ArrayRef, RecordBatch};
 
     use super::*;

@@ -19,7 +19,7 @@ use async_trait::async_trait;
 
 use crate::aggregate::Engine;
 use crate::columnar::ColumnBuilder;
-use crate::model::{Digest, ViewTable};
+use crate::model::{Classify, Digest, ErrorKind, ViewTable};
 use codec::Typed;
 
 pub use self::redis::RedisStore;
@@ -92,9 +92,8 @@ pub enum OnlineError {
     Connect(#[from] crate::endpoint::ConnectError),
 }
 
-impl OnlineError {
-    /// Stable code for wire errors.
-    pub fn code(&self) -> &'static str {
+impl Classify for OnlineError {
+    fn code(&self) -> &'static str {
         match self {
             Self::Unavailable(_) => "online_store_unavailable",
             Self::Corrupt(_) => "online_store_corrupt",
@@ -105,6 +104,18 @@ impl OnlineError {
         }
     }
 
+    /// A store that cannot be reached is unavailable, its URL bad or not.
+    fn kind(&self) -> ErrorKind {
+        match self {
+            Self::Unavailable(_) | Self::Connect(_) => ErrorKind::Unavailable,
+            Self::Corrupt(_) => ErrorKind::Internal,
+            Self::Input(_) => ErrorKind::BadRequest,
+            Self::Conflict(_) => ErrorKind::Conflict,
+        }
+    }
+}
+
+impl OnlineError {
     /// Worth retrying later: the store was unreachable or busy with other writers, not the
     /// request wrong.
     pub fn is_retryable(&self) -> bool {

@@ -268,7 +268,7 @@ impl Lockstep {
                     .iter()
                     .map(|(_, _, request)| pick(request).as_ref())
                     .collect();
-                arrow::compute::concat(&parts).map_err(|e| FeatureError::Invalid(e.to_string()))
+                arrow::compute::concat(&parts).map_err(|e| FeatureError::Internal(e.to_string()))
             };
         for (index, (name, array)) in first.keys.iter().enumerate() {
             fields.push(Field::new(name, array.data_type().clone(), false));

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use super::view_rows::{RowsError, ViewRows};
 use super::{Lockstep, ReadyError};
 use crate::model::definitions::Source;
+use crate::model::{Classify, ErrorKind};
 use crate::offline::{ChunkCounts, Claim, JobPlan, JobStatus, OfflineError, RunEnd, ViewTable};
 use crate::registry::RegistryError;
 use crate::runtime::{RunError, Runtime};
@@ -101,9 +102,8 @@ fn describe_chunks(prefix: &str, seqs: &[u32]) -> String {
     format!("{prefix} chunk(s) {}", seqs.join(", "))
 }
 
-impl BackfillError {
-    /// Stable code for wire errors.
-    pub fn code(&self) -> &'static str {
+impl Classify for BackfillError {
+    fn code(&self) -> &'static str {
         match self {
             Self::UnknownView { .. } => "unknown_view",
             Self::NotOffline(_) | Self::NotBatch { .. } | Self::EmptyWindow { .. } => {
@@ -119,6 +119,25 @@ impl BackfillError {
             Self::BadChunk { .. } => "invalid_backfill_chunk",
             Self::Internal(_) => "internal",
             Self::Interrupted { .. } => "backfill_interrupted",
+        }
+    }
+
+    /// An interrupted run resumes when started again: unavailable, retry later.
+    fn kind(&self) -> ErrorKind {
+        match self {
+            Self::UnknownView { .. } => ErrorKind::NotFound,
+            Self::NotOffline(_) | Self::NotBatch { .. } | Self::EmptyWindow { .. } => {
+                ErrorKind::BadRequest
+            }
+            Self::Source(error) => error.kind(),
+            Self::Offline(error) => error.kind(),
+            Self::Registry(error) => error.kind(),
+            Self::Project(error) => error.kind(),
+            Self::Ready(error) => error.kind(),
+            Self::Transform { error, .. } => error.kind(),
+            Self::Rows { .. } => ErrorKind::Refused,
+            Self::BadChunk { .. } | Self::Internal(_) => ErrorKind::Internal,
+            Self::Interrupted { .. } => ErrorKind::Unavailable,
         }
     }
 }

@@ -9,6 +9,7 @@ use crate::model::definitions::{
     resolve_text,
 };
 use crate::model::text::echo;
+use crate::model::{Classify, ErrorKind};
 use crate::registry::{ApplyReport, ObjectWrite, Registry, RegistryError};
 
 /// Why definitions could not be planned or applied. Nothing is written on any of these.
@@ -35,12 +36,36 @@ pub enum ProjectError {
     Registry(#[from] RegistryError),
 }
 
-impl ProjectError {
-    pub fn code(&self) -> &'static str {
+impl Classify for ApplyError {
+    fn code(&self) -> &'static str {
+        match self {
+            Self::Invalid(_) => "invalid_definitions",
+            Self::Registry(error) => error.code(),
+        }
+    }
+
+    fn kind(&self) -> ErrorKind {
+        match self {
+            Self::Invalid(_) => ErrorKind::Refused,
+            Self::Registry(error) => error.kind(),
+        }
+    }
+}
+
+impl Classify for ProjectError {
+    fn code(&self) -> &'static str {
         match self {
             Self::Unknown { .. } => "unknown_project",
             Self::Ambiguous { .. } => "ambiguous_project",
             Self::Registry(error) => error.code(),
+        }
+    }
+
+    fn kind(&self) -> ErrorKind {
+        match self {
+            Self::Unknown { .. } => ErrorKind::NotFound,
+            Self::Ambiguous { .. } => ErrorKind::BadRequest,
+            Self::Registry(error) => error.kind(),
         }
     }
 }

@@ -11,7 +11,7 @@ use super::serving::ServedDefinitions;
 use super::{Lockstep, ProjectError, ReadyError};
 use crate::model::definitions::{Provider, Resolved};
 use crate::model::text::echo;
-use crate::model::{FieldSpec, InvalidValue};
+use crate::model::{Classify, ErrorKind, FieldSpec, InvalidValue};
 use crate::offline::OfflineError;
 use crate::online::OnlineError;
 use crate::registry::RegistryError;
@@ -31,8 +31,13 @@ pub struct FeatureRequest {
 /// failed: one error for every path that serves features, so they fail alike.
 #[derive(Debug, thiserror::Error)]
 pub enum FeatureError {
+    /// The request asks for something the definitions do not serve that way.
     #[error("{0}")]
     Invalid(String),
+    /// A host failure, not the request's: a task that panicked or was cancelled, stored
+    /// definitions that no longer resolve, an Arrow kernel failing on arrays the host built.
+    #[error("{0}")]
+    Internal(String),
     #[error("the entities: {0}")]
     Entities(String),
     #[error(transparent)]
@@ -55,8 +60,8 @@ pub enum FeatureError {
     Write { path: String, message: String },
 }
 
-impl FeatureError {
-    pub fn code(&self) -> &'static str {
+impl Classify for FeatureError {
+    fn code(&self) -> &'static str {
         match self {
             Self::Invalid(_) => "invalid_feature_request",
             Self::Entities(_) => "invalid_entity_rows",
@@ -69,6 +74,23 @@ impl FeatureError {
             Self::Rows { .. } => "invalid_rows",
             Self::InvalidValue { .. } => "invalid_value",
             Self::Write { .. } => "write_failed",
+            Self::Internal(_) => "internal",
+        }
+    }
+
+    fn kind(&self) -> ErrorKind {
+        match self {
+            Self::Invalid(_)
+            | Self::Entities(_)
+            | Self::Rows { .. }
+            | Self::InvalidValue { .. } => ErrorKind::BadRequest,
+            Self::Registry(error) => error.kind(),
+            Self::Project(error) => error.kind(),
+            Self::Offline(error) => error.kind(),
+            Self::Online(error) => error.kind(),
+            Self::Ready(error) => error.kind(),
+            Self::Transform { error, .. } => error.kind(),
+            Self::Write { .. } | Self::Internal(_) => ErrorKind::Internal,
         }
     }
 }

@@ -41,7 +41,7 @@ pub use training_set::{TrainingSet, TrainingSetEvent, TrainingSetRequest};
 pub use transforms::{AliasError, TransformSummary, UploadError};
 
 use crate::config::{BackfillConfig, Config, FeatureLoggingConfig};
-use crate::model::Digest;
+use crate::model::{Classify, Digest, ErrorKind};
 use crate::offline::{self, OfflineError, OfflineStore};
 use crate::online::{OnlineError, OnlineStore};
 use crate::registry::{self, Registry, RegistryError};
@@ -98,12 +98,41 @@ pub enum ReadyError {
     Registry(#[from] RegistryError),
 }
 
-impl ReadyError {
-    pub fn code(&self) -> &'static str {
+impl Classify for OpenError {
+    fn code(&self) -> &'static str {
+        match self {
+            Self::Runtime(error) => error.code(),
+            Self::Registry(error) => error.code(),
+            Self::Offline(error) => error.code(),
+            Self::Online(error) => error.code(),
+        }
+    }
+
+    fn kind(&self) -> ErrorKind {
+        match self {
+            Self::Runtime(error) => error.kind(),
+            Self::Registry(error) => error.kind(),
+            Self::Offline(error) => error.kind(),
+            Self::Online(error) => error.kind(),
+        }
+    }
+}
+
+impl Classify for ReadyError {
+    fn code(&self) -> &'static str {
         match self {
             Self::Load { error, .. } => error.code(),
             Self::Missing(_) => "transform_missing",
             Self::Registry(error) => error.code(),
+        }
+    }
+
+    /// A digest the applied definitions pin but the registry lacks is a bug.
+    fn kind(&self) -> ErrorKind {
+        match self {
+            Self::Load { error, .. } => error.kind(),
+            Self::Missing(_) => ErrorKind::Internal,
+            Self::Registry(error) => error.kind(),
         }
     }
 }

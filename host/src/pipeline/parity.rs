@@ -81,7 +81,7 @@ impl Lockstep {
             .await?;
         let features = &online.columns[online.join_keys..];
         if features.len() != set.features.len() {
-            return Err(FeatureError::Invalid(format!(
+            return Err(FeatureError::Internal(format!(
                 "the online answer has {} features, the training set {}",
                 features.len(),
                 set.features.len()
@@ -100,7 +100,7 @@ impl Lockstep {
             .iter()
             .map(|column| {
                 set.batch.column_by_name(&column.name).ok_or_else(|| {
-                    FeatureError::Invalid(format!("the training set has no `{}`", column.name))
+                    FeatureError::Internal(format!("the training set has no `{}`", column.name))
                 })
             })
             .collect::<Result<_, _>>()?;

@@ -207,7 +207,9 @@ async fn load(
         .await
         .map_err(|error| match error {
             ApplyError::Registry(error) => FeatureError::Registry(error),
-            other => FeatureError::Invalid(other.to_string()),
+            other => FeatureError::Internal(format!(
+                "the applied definitions no longer resolve: {other}"
+            )),
         })?;
     let tables: BTreeMap<String, ViewTable> = resolved
         .feature_views

@@ -196,7 +196,7 @@ impl Lockstep {
                     .position(|f| &f.name == feature)
                     .expect("planned features exist");
                 let array = arrow::compute::nullif(&stored.features[index], &stale)
-                    .map_err(|e| FeatureError::Invalid(e.to_string()))?;
+                    .map_err(|e| FeatureError::Internal(e.to_string()))?;
                 let statuses: Vec<Status> = (0..rows)
                     .map(
                         |row| match (stored.found[row], fresh[row], array.is_valid(row)) {

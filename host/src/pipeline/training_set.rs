@@ -469,7 +469,7 @@ impl Lockstep {
                 _ = tick.tick() => events(TrainingSetEvent::Done(replayed_events.load(Ordering::Relaxed))),
             }
         }
-        .map_err(|e| FeatureError::Invalid(format!("the aggregation join failed: {e}")))?;
+        .map_err(|e| FeatureError::Internal(format!("the aggregation join failed: {e}")))?;
         events(TrainingSetEvent::Done(
             replayed_events.load(Ordering::Relaxed),
         ));

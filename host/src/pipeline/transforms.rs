@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use super::Lockstep;
 use crate::model::definitions::is_identifier;
-use crate::model::{Digest, TransformVersion};
+use crate::model::{Classify, Digest, ErrorKind, TransformVersion};
 use crate::registry::{NewTransform, PutOutcome, Registry, RegistryError};
 use crate::runtime::compile::CompileCheckError;
 use crate::runtime::{LoadError, RunError, Runtime};
@@ -35,18 +35,25 @@ pub enum UploadError {
     Registry(#[from] RegistryError),
 }
 
-impl UploadError {
-    /// The stable code of this error, as the API and the CLI report it.
-    pub fn code(&self) -> &'static str {
+impl Classify for UploadError {
+    fn code(&self) -> &'static str {
         match self {
             Self::InvalidName(_) => "invalid_name",
             Self::Rejected(load) => load.code(),
-            Self::CompileTimeout(_) | Self::Compile(CompileCheckError::Timeout(_)) => {
-                "compile_timeout"
-            }
-            Self::Compile(CompileCheckError::Memory(_)) => "compile_memory_limit",
-            Self::Compile(CompileCheckError::Worker(_)) => "internal",
+            Self::CompileTimeout(_) => "compile_timeout",
+            Self::Compile(compile) => compile.code(),
             Self::Registry(registry) => registry.code(),
+        }
+    }
+
+    /// Out of time: the machine may be busy, retry later.
+    fn kind(&self) -> ErrorKind {
+        match self {
+            Self::InvalidName(_) => ErrorKind::BadRequest,
+            Self::Rejected(load) => load.kind(),
+            Self::CompileTimeout(_) => ErrorKind::Unavailable,
+            Self::Compile(compile) => compile.kind(),
+            Self::Registry(registry) => registry.kind(),
         }
     }
 }
@@ -58,6 +65,22 @@ pub enum AliasError {
     InvalidAlias(String),
     #[error(transparent)]
     Registry(#[from] RegistryError),
+}
+
+impl Classify for AliasError {
+    fn code(&self) -> &'static str {
+        match self {
+            Self::InvalidAlias(_) => "invalid_alias",
+            Self::Registry(registry) => registry.code(),
+        }
+    }
+
+    fn kind(&self) -> ErrorKind {
+        match self {
+            Self::InvalidAlias(_) => ErrorKind::BadRequest,
+            Self::Registry(registry) => registry.kind(),
+        }
+    }
 }
 
 /// A transform name with all its versions and aliases.

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use crate::model::{Digest, FieldSpec, TransformVersion};
+use crate::model::{Classify, Digest, ErrorKind, FieldSpec, TransformVersion};
 
 pub use sql::SqlRegistry;
 pub(crate) use sql::is_schema_name;
@@ -84,14 +84,21 @@ pub enum RegistryError {
     Connect(#[from] crate::endpoint::ConnectError),
 }
 
-impl RegistryError {
-    /// Stable code for wire errors.
-    pub fn code(&self) -> &'static str {
+impl Classify for RegistryError {
+    fn code(&self) -> &'static str {
         match self {
             Self::UnknownVersion { .. } => "unknown_transform_version",
             Self::Unavailable(_) => "registry_unavailable",
             Self::Corrupt(_) => "registry_corrupt",
             Self::Open(_) | Self::Connect(_) => "registry_unavailable",
+        }
+    }
+
+    fn kind(&self) -> ErrorKind {
+        match self {
+            Self::UnknownVersion { .. } => ErrorKind::NotFound,
+            Self::Unavailable(_) | Self::Open(_) | Self::Connect(_) => ErrorKind::Unavailable,
+            Self::Corrupt(_) => ErrorKind::Internal,
         }
     }
 }

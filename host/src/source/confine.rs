@@ -152,6 +152,7 @@ fn normalize(path: &Path) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::Classify;
 
     #[test]
     fn patterns_must_start_inside_a_root() {

@@ -2,6 +2,7 @@
 //! at fault, with a stable code and a retry class.
 
 use crate::model::definitions::{SourceKind, is_identifier};
+use crate::model::{Classify, ErrorKind};
 
 /// Longest header name an error shows.
 const MAX_SHOWN_NAME: usize = 64;
@@ -52,21 +53,8 @@ pub enum SourceError {
     Forbidden { message: String },
 }
 
-impl SourceError {
-    /// Whether trying again later may succeed: only when Postgres could not be reached or
-    /// dropped the connection.
-    pub fn is_retryable(&self) -> bool {
-        matches!(
-            self,
-            SourceError::Postgres {
-                retryable: true,
-                ..
-            }
-        )
-    }
-
-    /// Stable snake_case code for wire errors and metrics.
-    pub fn code(&self) -> &'static str {
+impl Classify for SourceError {
+    fn code(&self) -> &'static str {
         match self {
             SourceError::NoFiles { .. } => "source_no_files",
             SourceError::Io { .. } => "source_io",
@@ -78,6 +66,30 @@ impl SourceError {
             SourceError::Config { .. } => "source_config",
             SourceError::Forbidden { .. } => "source_forbidden",
         }
+    }
+
+    /// Postgres out of reach is unavailable; everything else is the data's or the
+    /// definitions' fault, refused the same way every time.
+    fn kind(&self) -> ErrorKind {
+        if self.is_retryable() {
+            ErrorKind::Unavailable
+        } else {
+            ErrorKind::Refused
+        }
+    }
+}
+
+impl SourceError {
+    /// Whether trying again later may succeed: only when Postgres could not be reached or
+    /// dropped the connection.
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self,
+            SourceError::Postgres {
+                retryable: true,
+                ..
+            }
+        )
     }
 
     pub(super) fn config(message: impl Into<String>) -> Self {

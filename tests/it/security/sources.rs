@@ -2,6 +2,7 @@
 //! time-limited Postgres statements, queries only when allowed, no file contents in errors.
 
 use super::*;
+use lockstep::model::Classify;
 
 /// The error of planning a backfill of the `scores` view of `definitions`.
 async fn backfill_error(lockstep: &Lockstep) -> (String, String) {

@@ -219,7 +219,7 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<DemoSummary> {
         let outcome = lockstep
             .upload(name, component.clone())
             .await
-            .map_err(|e| super::coded(&e, e.code()))
+            .map_err(|e| super::coded(&e))
             .with_context(|| format!("uploading {name}"))?;
         transforms.push(UploadedTransform {
             name: name.to_owned(),
@@ -272,12 +272,12 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<DemoSummary> {
                 ..BackfillRequest::default()
             })
             .await
-            .map_err(|e| super::coded(&e, e.code()))
+            .map_err(|e| super::coded(&e))
             .with_context(|| format!("planning the backfill of {name}"))?;
         let summary = lockstep
             .run_backfill(&planned, &|_| {})
             .await
-            .map_err(|e| super::coded(&e, e.code()))
+            .map_err(|e| super::coded(&e))
             .with_context(|| format!("backfilling {name}"))?;
         backfills.push(summary);
     }
@@ -316,7 +316,7 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<DemoSummary> {
             &|_| {},
         )
         .await
-        .map_err(|e| super::coded(&e, e.code()))
+        .map_err(|e| super::coded(&e))
         .context("materializing")?;
     let entities_online: u64 = materialized.iter().map(|view| view.rows).sum();
     step(
@@ -348,7 +348,7 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<DemoSummary> {
     let set = lockstep
         .training_set(&service, &entity_rows)
         .await
-        .map_err(|e| super::coded(&e, e.code()))
+        .map_err(|e| super::coded(&e))
         .context("building the training set")?;
     let training_path = dir.join("training_set.parquet");
     set.write_parquet(&training_path)
@@ -509,7 +509,7 @@ async fn compare(
     let report = lockstep
         .compare_online_offline(&request, rows, at)
         .await
-        .map_err(|e| super::coded(&e, e.code()))
+        .map_err(|e| super::coded(&e))
         .with_context(|| format!("comparing {service} online and offline"))?;
     let check = ParityCheck {
         what: format!("{service}, {what}, as of {}", format_timestamp(at)),

@@ -234,7 +234,7 @@ async fn latest(
             at,
         )
         .await
-        .map_err(|e| super::super::coded(&e, e.code()))
+        .map_err(|e| super::super::coded(&e))
         .with_context(|| format!("reading {features}"))
 }
 
