@@ -17,4 +17,5 @@ pub mod random;
 pub mod registry;
 pub mod runtime;
 pub mod source;
+pub mod sql_store;
 pub mod toolchain;

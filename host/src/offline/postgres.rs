@@ -38,11 +38,7 @@ pub struct PostgresStore {
 impl PostgresStore {
     /// Connects, creates `schema` and the job tables if missing.
     pub async fn open(url: &str, schema: &str) -> Result<Self, OfflineError> {
-        if !crate::registry::is_schema_name(schema) {
-            return Err(OfflineError::Open(format!(
-                "schema `{schema}` must be lowercase letters, digits and `_`, at most 63 characters"
-            )));
-        }
+        crate::sql_store::check_schema_name(schema).map_err(OfflineError::Open)?;
         crate::endpoint::probe_postgres(Store::Offline, url, ACQUIRE_TIMEOUT).await?;
         let pool = PgPoolOptions::new()
             .max_connections(CONNECTIONS)
@@ -403,7 +399,7 @@ impl OfflineStore for PostgresStore {
             }
         }
         let fingerprint = if plan.fresh {
-            format!("{plan_fingerprint}#{}", crate::registry::now_micros())
+            format!("{plan_fingerprint}#{}", crate::model::now_micros())
         } else {
             plan_fingerprint.clone()
         };

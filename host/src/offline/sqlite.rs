@@ -33,7 +33,7 @@ use crate::columnar::ColumnBuilder;
 use crate::model::ValueType;
 use crate::model::ViewTable;
 use crate::model::arrow_schema;
-use crate::registry::now_micros;
+use crate::model::now_micros;
 
 /// SQLite allows at most 32766 bound values per statement.
 const MAX_VARIABLES: usize = 32_000;
