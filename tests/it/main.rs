@@ -10,6 +10,7 @@ mod example_readme;
 mod feast_client;
 mod fraud;
 mod hostile;
+mod offline_store;
 mod online;
 mod openapi;
 mod parity;

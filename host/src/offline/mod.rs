@@ -447,6 +447,10 @@ fn check_existing_columns(table: &ViewTable, existing: Vec<String>) -> Result<()
 /// How long a store call waits for a pooled connection before reporting unavailable.
 pub(crate) const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// The offline store's applied migrations, a table of its own: the registry's
+/// (`_sqlx_migrations`) may share its Postgres schema or SQLite file.
+pub const MIGRATIONS_TABLE: &str = "_lockstep_offline_migrations";
+
 /// The columns of the entity table: [`EVENT_TS`] and every join key of `views`, checked
 /// against the entity batch.
 fn entity_fields(

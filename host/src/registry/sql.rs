@@ -17,9 +17,12 @@ use super::{
 };
 use crate::endpoint::Store;
 use crate::model::{Digest, TransformVersion};
+use crate::sql_store::migrate::{self, Target};
 use crate::sql_store::{any_pool, check_schema_name, postgres_pool, with_search_path};
 
-static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/registry");
+/// The registry's applied migrations: the table sqlx's own migrator kept them in.
+const MIGRATIONS_TABLE: &str = "_sqlx_migrations";
 
 /// How long a registry call waits for a pooled connection before reporting unavailable.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -44,12 +47,6 @@ impl SqlRegistry {
     pub async fn postgres(url: &str, schema: &str) -> Result<Self, RegistryError> {
         check_schema_name(schema).map_err(RegistryError::Open)?;
         crate::endpoint::probe_postgres(Store::Registry, url, ACQUIRE_TIMEOUT).await?;
-        let bootstrap = postgres_pool(Store::Registry, url, 1, ACQUIRE_TIMEOUT).await?;
-        sqlx::query(&format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\""))
-            .execute(&bootstrap)
-            .await
-            .map_err(|e| RegistryError::Open(e.to_string()))?;
-        bootstrap.close().await;
         let url = with_search_path(url, schema);
         Self::migrated(
             postgres_pool(Store::Registry, &url, 8, ACQUIRE_TIMEOUT).await?,
@@ -84,12 +81,18 @@ impl SqlRegistry {
         .await
     }
 
-    /// Runs pending migrations (one set serves both backends) and wraps the pool.
+    /// Runs pending migrations (one set serves both backends; the schema is created if
+    /// missing) and wraps the pool.
     async fn migrated(pool: AnyPool, backend: Backend) -> Result<Self, RegistryError> {
-        MIGRATIONS
-            .run(&pool)
+        let target = match &backend {
+            Backend::Postgres { schema } => Target::Postgres { schema },
+            Backend::Sqlite { .. } => Target::Sqlite,
+        };
+        let mut conn = pool.acquire().await?;
+        migrate::run(&mut conn, target, &MIGRATIONS, MIGRATIONS_TABLE)
             .await
             .map_err(|e| RegistryError::Open(format!("migrating the registry: {e}")))?;
+        drop(conn);
         Ok(Self { pool, backend })
     }
 

@@ -1,5 +1,8 @@
 //! SQL plumbing both SQL stores (the registry and the offline store) share: Postgres schema
-//! names, `Any` pools said as connection errors, dropping a schema, removing an SQLite file.
+//! names, `Any` pools said as connection errors, dropping a schema, removing an SQLite file,
+//! and migrations under a bookkeeping table of each store's own (`migrate`).
+
+pub mod migrate;
 
 use std::path::Path;
 use std::time::Duration;
