@@ -12,6 +12,7 @@ mod fraud;
 mod hostile;
 mod offline_store;
 mod online;
+mod online_store;
 mod openapi;
 mod parity;
 mod point_in_time;
