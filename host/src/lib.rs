@@ -15,6 +15,7 @@ pub mod online;
 pub mod pipeline;
 pub mod registry;
 pub mod source;
+pub mod sql_store;
 pub mod toolchain;
 
 /// The wasm runtime, a crate of its own (the only one that depends on wasmtime).

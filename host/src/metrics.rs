@@ -8,8 +8,10 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
+use prometheus::core::Collector;
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder,
+    CounterVec, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry,
+    TextEncoder,
 };
 
 use crate::runtime::CallStats;
@@ -23,14 +25,6 @@ const LATENCY_BUCKETS: &[f64] = &[
     0.0001, 0.00025, 0.0005, 0.00075, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
     2.5, 10.0,
 ];
-
-/// A metric rendered from the runtime's call totals: name, type, help, value.
-type Series = (
-    &'static str,
-    &'static str,
-    &'static str,
-    fn(&CallStats) -> String,
-);
 
 /// The host's metrics.
 pub struct Metrics {
@@ -214,7 +208,7 @@ impl Metrics {
     /// The Prometheus text exposition: the registered metrics, then the transforms' call
     /// totals, the views' freshness (seconds since the newest value each view received,
     /// as `(view, newest event time µs)`), as of `now` (µs), and the served definitions'
-    /// ages (`(project, seconds since read from the registry)`).
+    /// ages (`(project, seconds since read from the registry)`), all through one encoder.
     pub fn render(
         &self,
         transforms: &[CallStats],
@@ -222,91 +216,118 @@ impl Metrics {
         definitions: &[(String, f64)],
         now: i64,
     ) -> String {
-        let mut out = Vec::new();
+        let mut families = self.registry.gather();
+        families.extend(scraped(transforms, freshness, definitions, now).gather());
         TextEncoder::new()
-            .encode(&self.registry.gather(), &mut out)
-            .expect("text encoding into memory");
-        let mut text = String::from_utf8(out).expect("the text format is UTF-8");
-        let series: [Series; 6] = [
-            (
-                "lockstep_transform_calls_total",
-                "counter",
-                "Transform calls, by transform digest.",
-                |s| s.calls.to_string(),
-            ),
-            (
-                "lockstep_transform_failures_total",
-                "counter",
-                "Transform calls that ended in an error.",
-                |s| s.failures.to_string(),
-            ),
-            (
-                "lockstep_transform_seconds_total",
-                "counter",
-                "Time spent in transform calls.",
-                |s| s.seconds.to_string(),
-            ),
-            (
-                "lockstep_transform_fuel_total",
-                "counter",
-                "Fuel (the deterministic instruction budget) transform calls consumed.",
-                |s| s.fuel.to_string(),
-            ),
-            (
-                "lockstep_transform_rows_rechecked_total",
-                "counter",
-                "Rows of transform calls re-run alone and compared bit for bit with the batch's \
-                 output (backfills, pushes, sampled online calls).",
-                |s| s.rows_rechecked.to_string(),
-            ),
-            (
-                "lockstep_transform_unsafe",
-                "gauge",
-                "1 when the transform was caught breaking the row-wise contract and is not run.",
-                |s| u8::from(s.is_unsafe).to_string(),
-            ),
-        ];
-        for (name, kind, help, value) in series {
-            text.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n"));
-            for stats in transforms {
-                text.push_str(&format!(
-                    "{name}{{digest=\"{}\",transform=\"{}\"}} {}\n",
-                    stats.digest,
-                    escape(&stats.name),
-                    value(stats)
-                ));
-            }
-        }
-        let name = "lockstep_view_freshness_seconds";
-        text.push_str(&format!(
-            "# HELP {name} Seconds since the newest event time materialized or pushed into \
-             each online view.\n# TYPE {name} gauge\n"
-        ));
-        for (view, newest) in freshness {
-            let age = (now - newest) as f64 / 1e6;
-            text.push_str(&format!("{name}{{view=\"{}\"}} {age}\n", escape(view)));
-        }
-        let name = "lockstep_definitions_age_seconds";
-        text.push_str(&format!(
-            "# HELP {name} Seconds since the definitions served for each project were read from \
-             the registry (grows while the registry is unreachable).\n# TYPE {name} gauge\n"
-        ));
-        for (project, age) in definitions {
-            text.push_str(&format!(
-                "{name}{{project=\"{}\"}} {age}\n",
-                escape(project)
-            ));
-        }
-        text
+            .encode_to_string(&families)
+            .expect("text encoding into memory")
     }
 }
 
-/// A label value with `\`, `"` and newlines escaped.
-fn escape(value: &str) -> String {
-    value
-        .replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
+/// Registers `metric` in `registry` and gives it back.
+fn register<M: Collector + Clone + 'static>(registry: &Registry, metric: M) -> M {
+    registry
+        .register(Box::new(metric.clone()))
+        .expect("registered once");
+    metric
+}
+
+/// The metrics computed when scraped, in a registry made for this scrape alone.
+fn scraped(
+    transforms: &[CallStats],
+    freshness: &[(String, i64)],
+    definitions: &[(String, f64)],
+    now: i64,
+) -> Registry {
+    const PER_TRANSFORM: [&str; 2] = ["digest", "transform"];
+    let registry = Registry::new();
+    let counter = |name: &str, help: &str| {
+        let opts = Opts::new(name, help);
+        register(
+            &registry,
+            IntCounterVec::new(opts, &PER_TRANSFORM).expect("a valid counter"),
+        )
+    };
+    let calls = counter(
+        "lockstep_transform_calls_total",
+        "Transform calls, by transform digest.",
+    );
+    let failures = counter(
+        "lockstep_transform_failures_total",
+        "Transform calls that ended in an error.",
+    );
+    let seconds = register(
+        &registry,
+        CounterVec::new(
+            Opts::new(
+                "lockstep_transform_seconds_total",
+                "Time spent in transform calls.",
+            ),
+            &PER_TRANSFORM,
+        )
+        .expect("a valid counter"),
+    );
+    let fuel = counter(
+        "lockstep_transform_fuel_total",
+        "Fuel (the deterministic instruction budget) transform calls consumed.",
+    );
+    let rechecked = counter(
+        "lockstep_transform_rows_rechecked_total",
+        "Rows of transform calls re-run alone and compared bit for bit with the batch's \
+         output (backfills, pushes, sampled online calls).",
+    );
+    let unsafe_ = register(
+        &registry,
+        IntGaugeVec::new(
+            Opts::new(
+                "lockstep_transform_unsafe",
+                "1 when the transform was caught breaking the row-wise contract and is not run.",
+            ),
+            &PER_TRANSFORM,
+        )
+        .expect("a valid gauge"),
+    );
+    for stats in transforms {
+        let labels = [stats.digest.to_string(), stats.name.clone()];
+        let labels = [labels[0].as_str(), labels[1].as_str()];
+        calls.with_label_values(&labels).inc_by(stats.calls);
+        failures.with_label_values(&labels).inc_by(stats.failures);
+        seconds.with_label_values(&labels).inc_by(stats.seconds);
+        fuel.with_label_values(&labels).inc_by(stats.fuel);
+        rechecked
+            .with_label_values(&labels)
+            .inc_by(stats.rows_rechecked);
+        unsafe_
+            .with_label_values(&labels)
+            .set(i64::from(stats.is_unsafe));
+    }
+    let gauge = |name: &str, help: &str, label: &str| {
+        let opts = Opts::new(name, help);
+        register(
+            &registry,
+            GaugeVec::new(opts, &[label]).expect("a valid gauge"),
+        )
+    };
+    let fresh = gauge(
+        "lockstep_view_freshness_seconds",
+        "Seconds since the newest event time materialized or pushed into each online view.",
+        "view",
+    );
+    for (view, newest) in freshness {
+        fresh
+            .with_label_values(&[view])
+            .set((now - newest) as f64 / 1e6);
+    }
+    let age = gauge(
+        "lockstep_definitions_age_seconds",
+        "Seconds since the definitions served for each project were read from the registry \
+         (grows while the registry is unreachable).",
+        "project",
+    );
+    for (project, seconds) in definitions {
+        age.with_label_values(&[project]).set(*seconds);
+    }
+    registry
 }
 
 #[cfg(test)]

@@ -76,37 +76,29 @@ impl FromStr for ValueType {
     }
 }
 
-/// A timestamp (µs since the Unix epoch) as RFC 3339 UTC, e.g. `2026-01-01T07:24:00Z`.
+/// A timestamp (µs since the Unix epoch) as RFC 3339 UTC, e.g. `2026-01-01T07:24:00Z`, with
+/// six fraction digits when it is not a whole second. Times beyond chrono's range (±262,000
+/// years; no storable time comes near) render as its nearest bound.
 pub fn format_timestamp(micros: i64) -> String {
-    let seconds = micros.div_euclid(1_000_000);
-    let fraction = micros.rem_euclid(1_000_000);
-    let (days, second_of_day) = (seconds.div_euclid(86_400), seconds.rem_euclid(86_400));
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let day_of_era = z.rem_euclid(146_097);
-    let year_of_era =
-        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let month_index = (5 * day_of_year + 2) / 153;
-    let day = day_of_year - (153 * month_index + 2) / 5 + 1;
-    let month = if month_index < 10 {
-        month_index + 3
+    use chrono::{DateTime, Datelike, Timelike, Utc};
+    let time = DateTime::from_timestamp_micros(micros).unwrap_or(if micros < 0 {
+        DateTime::<Utc>::MIN_UTC
     } else {
-        month_index - 9
+        DateTime::<Utc>::MAX_UTC
+    });
+    let fraction = match time.timestamp_subsec_micros() {
+        0 => String::new(),
+        fraction => format!(".{fraction:06}"),
     };
-    let year = year_of_era + era * 400 + i64::from(month <= 2);
-    let (hour, minute, second) = (
-        second_of_day / 3600,
-        second_of_day % 3600 / 60,
-        second_of_day % 60,
-    );
-    let fraction = if fraction == 0 {
-        String::new()
-    } else {
-        format!(".{fraction:06}")
-    };
-    format!("{year:04}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}{fraction}Z")
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}{fraction}Z",
+        time.year(),
+        time.month(),
+        time.day(),
+        time.hour(),
+        time.minute(),
+        time.second()
+    )
 }
 
 /// Whether a value whose event time is `event_ts` is still valid at `t` under `ttl_seconds`

@@ -363,6 +363,16 @@ impl OwnRedis {
         }
     }
 
+    /// Sends `signal` (`STOP`, `CONT`) to the running server's process.
+    pub fn signal(&self, signal: &str) {
+        let child = self.child.as_ref().expect("the server is running");
+        let status = std::process::Command::new("kill")
+            .args([format!("-{signal}"), child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{signal} failed");
+    }
+
     /// Starts (again) on the same port and waits until it answers.
     pub fn restart(&mut self) {
         self.kill();

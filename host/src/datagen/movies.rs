@@ -784,7 +784,7 @@ impl MetadataSink {
             for genre in 0..GENRES.len() {
                 write!(out, ",{}", movie.genres & (1 << genre) != 0)?;
             }
-            writeln!(out, ",{}", rfc3339(at))
+            writeln!(out, ",{}", crate::model::format_timestamp(at))
         })();
         result.map_err(io_err(&self.path))?;
         self.rows += 1;
@@ -797,30 +797,6 @@ impl MetadataSink {
             source: err.into_error(),
         })?;
         Ok(self.rows)
-    }
-}
-
-/// Microseconds since the Unix epoch as RFC 3339 UTC: `2026-01-01T00:00:00Z`, with six fraction
-/// digits when the time is not a whole second.
-fn rfc3339(micros: i64) -> String {
-    let secs = micros.div_euclid(1_000_000);
-    let fraction = micros.rem_euclid(1_000_000);
-    let (days, of_day) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    let (hour, minute, second) = (of_day / 3_600, of_day / 60 % 60, of_day % 60);
-    if fraction == 0 {
-        format!("{year:04}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}Z")
-    } else {
-        format!("{year:04}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}.{fraction:06}Z")
     }
 }
 
@@ -913,13 +889,19 @@ mod tests {
 
     #[test]
     fn rfc3339_formats_utc() {
-        assert_eq!(rfc3339(START_MICROS), "2026-01-01T00:00:00Z");
         assert_eq!(
-            rfc3339(START_MICROS + 59 * DAY_MICROS + 3_723_000_042),
+            crate::model::format_timestamp(START_MICROS),
+            "2026-01-01T00:00:00Z"
+        );
+        assert_eq!(
+            crate::model::format_timestamp(START_MICROS + 59 * DAY_MICROS + 3_723_000_042),
             "2026-03-01T01:02:03.000042Z"
         );
-        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
-        assert_eq!(rfc3339(951_782_400_000_000), "2000-02-29T00:00:00Z");
+        assert_eq!(crate::model::format_timestamp(0), "1970-01-01T00:00:00Z");
+        assert_eq!(
+            crate::model::format_timestamp(951_782_400_000_000),
+            "2000-02-29T00:00:00Z"
+        );
     }
 
     #[test]

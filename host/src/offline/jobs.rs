@@ -192,43 +192,6 @@ impl Dialect {
     }
 }
 
-/// Statements that bring a job table made before job states up to date, idempotently (for
-/// SQLite, those of `missing`, its columns not there yet).
-pub fn migrate_job_table(dialect: Dialect, jobs: &str, missing: &[&str]) -> Vec<String> {
-    let time = match dialect {
-        Dialect::Postgres => "TIMESTAMPTZ",
-        Dialect::Sqlite => "INTEGER",
-    };
-    let columns = [
-        ("state", "TEXT NOT NULL DEFAULT 'running'".to_owned()),
-        ("finished_at", time.to_owned()),
-        ("alive_until", time.to_owned()),
-        ("plan_fingerprint", "TEXT".to_owned()),
-    ];
-    let mut statements: Vec<String> = columns
-        .iter()
-        .filter(|(name, _)| dialect == Dialect::Postgres || missing.contains(name))
-        .map(|(name, definition)| match dialect {
-            Dialect::Postgres => {
-                format!("ALTER TABLE {jobs} ADD COLUMN IF NOT EXISTS {name} {definition}")
-            }
-            Dialect::Sqlite => format!("ALTER TABLE {jobs} ADD COLUMN {name} {definition}"),
-        })
-        .collect();
-    // A fresh job's fingerprint is the plan's with `#<time>` after it.
-    let plan = match dialect {
-        Dialect::Postgres => "split_part(fingerprint, '#', 1)",
-        Dialect::Sqlite => "substr(fingerprint, 1, instr(fingerprint || '#', '#') - 1)",
-    };
-    statements.push(format!(
-        "UPDATE {jobs} SET plan_fingerprint = {plan} WHERE plan_fingerprint IS NULL"
-    ));
-    statements
-}
-
-/// The columns of the job table that [`migrate_job_table`] adds.
-pub const STATE_COLUMNS: [&str; 4] = ["state", "finished_at", "alive_until", "plan_fingerprint"];
-
 /// A job status from a row of [`Dialect::job_status`] (counts as BIGINT).
 pub(super) fn status_from_row<'r, R>(row: &'r R) -> Result<JobStatus, OfflineError>
 where

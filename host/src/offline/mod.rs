@@ -52,10 +52,10 @@ pub async fn open(location: &OfflineLocation) -> Result<Arc<dyn OfflineStore>, O
 /// Deletes the offline store at `location` with every feature table, job and log in it:
 /// drops its Postgres schema or removes its SQLite file. For `lockstep demo`.
 pub async fn remove(location: &OfflineLocation) -> Result<(), OfflineError> {
-    use crate::registry::DropError;
+    use crate::sql_store::DropError;
     match location {
         OfflineLocation::Postgres { url, schema } => {
-            crate::registry::drop_schema(crate::endpoint::Store::Offline, url, schema)
+            crate::sql_store::drop_schema(crate::endpoint::Store::Offline, url, schema)
                 .await
                 .map_err(|error| match error {
                     DropError::Connect(error) => OfflineError::Connect(error),
@@ -63,7 +63,7 @@ pub async fn remove(location: &OfflineLocation) -> Result<(), OfflineError> {
                 })
         }
         OfflineLocation::Sqlite { path } => {
-            crate::registry::remove_sqlite_file(path).map_err(OfflineError::Open)
+            crate::sql_store::remove_sqlite_file(path).map_err(OfflineError::Open)
         }
     }
 }
@@ -457,6 +457,10 @@ fn check_existing_columns(table: &ViewTable, existing: Vec<String>) -> Result<()
 
 /// How long a store call waits for a pooled connection before reporting unavailable.
 pub(crate) const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The offline store's applied migrations, a table of its own: the registry's
+/// (`_sqlx_migrations`) may share its Postgres schema or SQLite file.
+pub const MIGRATIONS_TABLE: &str = "_lockstep_offline_migrations";
 
 /// The columns of the entity table: [`EVENT_TS`] and every join key of `views`, checked
 /// against the entity batch.

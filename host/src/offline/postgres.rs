@@ -23,6 +23,9 @@ use crate::endpoint::{ConnectError, Store};
 use crate::model::ViewTable;
 use crate::model::arrow_schema;
 use crate::model::{FieldSpec, ValueType};
+use crate::sql_store::migrate::{self, Target};
+
+static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/offline/postgres");
 
 /// Fewest entity rows worth a point-in-time query (and connection) of their own.
 const PIT_MIN_PART_ROWS: usize = 10_000;
@@ -36,13 +39,9 @@ pub struct PostgresStore {
 }
 
 impl PostgresStore {
-    /// Connects, creates `schema` and the job tables if missing.
+    /// Connects, creates `schema` if missing and migrates its bookkeeping tables.
     pub async fn open(url: &str, schema: &str) -> Result<Self, OfflineError> {
-        if !crate::registry::is_schema_name(schema) {
-            return Err(OfflineError::Open(format!(
-                "schema `{schema}` must be lowercase letters, digits and `_`, at most 63 characters"
-            )));
-        }
+        crate::sql_store::check_schema_name(schema).map_err(OfflineError::Open)?;
         crate::endpoint::probe_postgres(Store::Offline, url, ACQUIRE_TIMEOUT).await?;
         let pool = PgPoolOptions::new()
             .max_connections(CONNECTIONS)
@@ -57,84 +56,15 @@ impl PostgresStore {
             pool,
             schema: schema.to_owned(),
         };
-        let s = ident(schema);
-        let jobs_table = format!("{s}.backfill_jobs");
-        let mut statements = vec![
-            format!("CREATE SCHEMA IF NOT EXISTS {s}"),
-            format!(
-                "CREATE TABLE IF NOT EXISTS {s}.backfill_jobs (
-                        id BIGSERIAL PRIMARY KEY,
-                        project TEXT NOT NULL,
-                        view TEXT NOT NULL,
-                        table_name TEXT NOT NULL,
-                        time_window TEXT NOT NULL,
-                        fingerprint TEXT NOT NULL,
-                        chunks INTEGER NOT NULL,
-                        error TEXT,
-                        created_at TIMESTAMPTZ NOT NULL DEFAULT clock_timestamp(),
-                        UNIQUE (table_name, fingerprint))"
-            ),
-        ];
-        // Job tables made before job states get their columns.
-        statements.extend(jobs::migrate_job_table(
-            Dialect::Postgres,
-            &jobs_table,
-            &jobs::STATE_COLUMNS,
-        ));
-        statements.extend([
-            format!(
-                "CREATE INDEX IF NOT EXISTS backfill_jobs_by_plan \
-                     ON {s}.backfill_jobs (table_name, plan_fingerprint)"
-            ),
-            format!(
-                "CREATE TABLE IF NOT EXISTS {s}.backfill_chunks (
-                        job_id BIGINT NOT NULL REFERENCES {s}.backfill_jobs (id) ON DELETE CASCADE,
-                        seq INTEGER NOT NULL,
-                        spec TEXT NOT NULL,
-                        done BOOLEAN NOT NULL DEFAULT false,
-                        lease_owner TEXT,
-                        lease_expires TIMESTAMPTZ,
-                        attempts INTEGER NOT NULL DEFAULT 0,
-                        rows_in BIGINT NOT NULL DEFAULT 0,
-                        rows_out BIGINT NOT NULL DEFAULT 0,
-                        rows_rejected BIGINT NOT NULL DEFAULT 0,
-                        finished_at TIMESTAMPTZ,
-                        PRIMARY KEY (job_id, seq))"
-            ),
-            format!(
-                "CREATE TABLE IF NOT EXISTS {s}.materializations (
-                        id BIGSERIAL PRIMARY KEY,
-                        project TEXT NOT NULL,
-                        view TEXT NOT NULL,
-                        table_name TEXT NOT NULL,
-                        start_micros BIGINT NOT NULL,
-                        end_micros BIGINT NOT NULL,
-                        rows BIGINT NOT NULL,
-                        finished_at TIMESTAMPTZ NOT NULL DEFAULT clock_timestamp())"
-            ),
-            format!(
-                "CREATE INDEX IF NOT EXISTS materializations_by_table \
-                     ON {s}.materializations (table_name, end_micros)"
-            ),
-            format!(
-                "CREATE TABLE IF NOT EXISTS {s}.feature_log (
-                        id BIGSERIAL PRIMARY KEY,
-                        project TEXT NOT NULL,
-                        service TEXT NOT NULL,
-                        logged_at BIGINT NOT NULL,
-                        request_ts BIGINT NOT NULL,
-                        digests TEXT NOT NULL,
-                        payload BYTEA NOT NULL)"
-            ),
-            format!(
-                "CREATE INDEX IF NOT EXISTS feature_log_by_service \
-                     ON {s}.feature_log (project, service, logged_at)"
-            ),
-        ]);
-        store
-            .ddl(&statements)
-            .await
-            .map_err(|e| OfflineError::Open(e.to_string()))?;
+        // The bookkeeping tables; the schema is created if missing.
+        migrate::run_at(
+            url,
+            Target::Postgres { schema },
+            &MIGRATIONS,
+            super::MIGRATIONS_TABLE,
+        )
+        .await
+        .map_err(|e| OfflineError::Open(format!("migrating the offline store: {e}")))?;
         Ok(store)
     }
 
@@ -403,7 +333,7 @@ impl OfflineStore for PostgresStore {
             }
         }
         let fingerprint = if plan.fresh {
-            format!("{plan_fingerprint}#{}", crate::registry::now_micros())
+            format!("{plan_fingerprint}#{}", crate::model::now_micros())
         } else {
             plan_fingerprint.clone()
         };

@@ -33,7 +33,18 @@ use crate::columnar::ColumnBuilder;
 use crate::model::ValueType;
 use crate::model::ViewTable;
 use crate::model::arrow_schema;
-use crate::registry::now_micros;
+use crate::model::now_micros;
+use crate::sql_store::migrate::{self, Target};
+
+static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/offline/sqlite");
+
+/// The job-state columns, as a job table made before them gets them.
+const JOB_STATE_COLUMNS: [(&str, &str); 4] = [
+    ("state", "TEXT NOT NULL DEFAULT 'running'"),
+    ("finished_at", "INTEGER"),
+    ("alive_until", "INTEGER"),
+    ("plan_fingerprint", "TEXT"),
+];
 
 /// SQLite allows at most 32766 bound values per statement.
 const MAX_VARIABLES: usize = 32_000;
@@ -74,87 +85,39 @@ impl SqliteStore {
             pool,
             writer: Mutex::new(()),
         };
-        store.create_job_tables().await?;
+        store.migrate(path).await?;
         Ok(store)
     }
 
-    async fn create_job_tables(&self) -> Result<(), OfflineError> {
+    /// Migrates the bookkeeping tables. A job table made before job states, by a version
+    /// before migrations, first gets their columns: SQLite cannot add a column if missing.
+    async fn migrate(&self, path: &Path) -> Result<(), OfflineError> {
         let mut tx = self.begin_write().await?;
-        for statement in [
-            "CREATE TABLE IF NOT EXISTS backfill_jobs (
-                id INTEGER PRIMARY KEY AUTOINCREMENT,
-                project TEXT NOT NULL,
-                view TEXT NOT NULL,
-                table_name TEXT NOT NULL,
-                time_window TEXT NOT NULL,
-                fingerprint TEXT NOT NULL,
-                chunks INTEGER NOT NULL,
-                error TEXT,
-                created_at INTEGER NOT NULL,
-                UNIQUE (table_name, fingerprint))",
-            "CREATE TABLE IF NOT EXISTS backfill_chunks (
-                job_id INTEGER NOT NULL REFERENCES backfill_jobs (id) ON DELETE CASCADE,
-                seq INTEGER NOT NULL,
-                spec TEXT NOT NULL,
-                done INTEGER NOT NULL DEFAULT 0,
-                lease_owner TEXT,
-                lease_expires INTEGER,
-                attempts INTEGER NOT NULL DEFAULT 0,
-                rows_in INTEGER NOT NULL DEFAULT 0,
-                rows_out INTEGER NOT NULL DEFAULT 0,
-                rows_rejected INTEGER NOT NULL DEFAULT 0,
-                finished_at INTEGER,
-                PRIMARY KEY (job_id, seq))",
-            "CREATE TABLE IF NOT EXISTS materializations (
-                id INTEGER PRIMARY KEY AUTOINCREMENT,
-                project TEXT NOT NULL,
-                view TEXT NOT NULL,
-                table_name TEXT NOT NULL,
-                start_micros INTEGER NOT NULL,
-                end_micros INTEGER NOT NULL,
-                rows INTEGER NOT NULL,
-                finished_at INTEGER NOT NULL)",
-            "CREATE INDEX IF NOT EXISTS materializations_by_table \
-             ON materializations (table_name, end_micros)",
-            "CREATE TABLE IF NOT EXISTS feature_log (
-                id INTEGER PRIMARY KEY AUTOINCREMENT,
-                project TEXT NOT NULL,
-                service TEXT NOT NULL,
-                logged_at INTEGER NOT NULL,
-                request_ts INTEGER NOT NULL,
-                digests TEXT NOT NULL,
-                payload BLOB NOT NULL)",
-            "CREATE INDEX IF NOT EXISTS feature_log_by_service \
-             ON feature_log (project, service, logged_at)",
-        ] {
-            sqlx::query(statement)
-                .execute(&mut *tx.tx)
-                .await
-                .map_err(|e| OfflineError::Open(e.to_string()))?;
-        }
-        // Job tables made before job states get their columns.
         let existing: Vec<String> =
             sqlx::query_scalar("SELECT name FROM pragma_table_info('backfill_jobs')")
                 .fetch_all(&mut *tx.tx)
                 .await?;
-        let missing: Vec<&str> = jobs::STATE_COLUMNS
-            .into_iter()
-            .filter(|column| !existing.iter().any(|name| name == column))
-            .collect();
-        let mut migrate = jobs::migrate_job_table(Dialect::Sqlite, "backfill_jobs", &missing);
-        migrate.push(
-            "CREATE INDEX IF NOT EXISTS backfill_jobs_by_plan \
-             ON backfill_jobs (table_name, plan_fingerprint)"
-                .to_owned(),
-        );
-        for statement in &migrate {
-            sqlx::query(statement)
-                .execute(&mut *tx.tx)
-                .await
-                .map_err(|e| OfflineError::Open(format!("migrating the job table: {e}")))?;
+        if !existing.is_empty() {
+            for (column, definition) in JOB_STATE_COLUMNS {
+                if !existing.iter().any(|name| name == column) {
+                    sqlx::query(&format!(
+                        "ALTER TABLE backfill_jobs ADD COLUMN {column} {definition}"
+                    ))
+                    .execute(&mut *tx.tx)
+                    .await
+                    .map_err(|e| OfflineError::Open(format!("migrating the job table: {e}")))?;
+                }
+            }
         }
         tx.tx.commit().await?;
-        Ok(())
+        migrate::run_at(
+            &format!("sqlite://{}", path.display()),
+            Target::Sqlite,
+            &MIGRATIONS,
+            super::MIGRATIONS_TABLE,
+        )
+        .await
+        .map_err(|e| OfflineError::Open(format!("migrating the offline store: {e}")))
     }
 
     async fn begin_write(&self) -> Result<WriteTx<'_>, OfflineError> {

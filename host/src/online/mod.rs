@@ -7,8 +7,6 @@ mod backoff;
 mod codec;
 mod embedded;
 mod redis;
-#[cfg(test)]
-mod tests;
 
 use std::path::PathBuf;
 use std::sync::Arc;

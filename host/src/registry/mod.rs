@@ -14,7 +14,6 @@ use serde::{Deserialize, Serialize};
 use crate::model::{Classify, Digest, ErrorKind, FieldSpec, TransformVersion};
 
 pub use sql::SqlRegistry;
-pub(crate) use sql::is_schema_name;
 
 /// A component to record under a name, after the runtime accepted it.
 #[derive(Debug, Clone)]
@@ -149,7 +148,7 @@ pub async fn remove(location: &RegistryLocation) -> Result<(), RegistryError> {
     }
 }
 
-pub(crate) use sql::{DropError, drop_schema, remove_sqlite_file};
+use crate::sql_store::{DropError, drop_schema, remove_sqlite_file};
 
 /// Durable storage of transforms and definitions. Every method is atomic.
 #[async_trait]

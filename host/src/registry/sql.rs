@@ -7,7 +7,6 @@ use std::path::Path;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::{Any, AnyPool, Transaction};
 use tokio::sync::{Mutex, MutexGuard};
 
@@ -16,10 +15,14 @@ use super::{
     PutOutcome, Registry, RegistryError, VERSION_COLUMNS, VersionRow, live_objects, now_micros,
     plan_writes, version_from_row,
 };
-use crate::endpoint::{ConnectError, Store};
+use crate::endpoint::Store;
 use crate::model::{Digest, TransformVersion};
+use crate::sql_store::migrate::{self, Target};
+use crate::sql_store::{any_pool, check_schema_name, postgres_pool, with_search_path};
 
-static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/registry");
+/// The registry's applied migrations: the table sqlx's own migrator kept them in.
+const MIGRATIONS_TABLE: &str = "_sqlx_migrations";
 
 /// How long a registry call waits for a pooled connection before reporting unavailable.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -42,23 +45,11 @@ pub struct SqlRegistry {
 impl SqlRegistry {
     /// Connects to Postgres, creates `schema` if missing, and migrates it.
     pub async fn postgres(url: &str, schema: &str) -> Result<Self, RegistryError> {
-        if !is_schema_name(schema) {
-            return Err(RegistryError::Open(format!(
-                "schema `{schema}` must be lowercase letters, digits and `_`, at most 63 characters"
-            )));
-        }
-        install_default_drivers();
+        check_schema_name(schema).map_err(RegistryError::Open)?;
         crate::endpoint::probe_postgres(Store::Registry, url, ACQUIRE_TIMEOUT).await?;
-        let bootstrap = postgres_pool(url, 1).await?;
-        sqlx::query(&format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\""))
-            .execute(&bootstrap)
-            .await
-            .map_err(|e| RegistryError::Open(e.to_string()))?;
-        bootstrap.close().await;
-        let separator = if url.contains('?') { '&' } else { '?' };
-        let url = format!("{url}{separator}options=-c%20search_path%3D{schema}");
+        let url = with_search_path(url, schema);
         Self::migrated(
-            postgres_pool(&url, 8).await?,
+            postgres_pool(Store::Registry, &url, 8, ACQUIRE_TIMEOUT).await?,
             Backend::Postgres {
                 schema: schema.to_owned(),
             },
@@ -68,14 +59,13 @@ impl SqlRegistry {
 
     /// Opens (creating if missing) an SQLite file and migrates it.
     pub async fn sqlite(path: &Path) -> Result<Self, RegistryError> {
-        install_default_drivers();
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).map_err(|e| {
                 RegistryError::Open(format!("cannot create {}: {e}", parent.display()))
             })?;
         }
         let url = format!("sqlite://{}?mode=rwc", path.display());
-        let pool = pool(&url, 4)
+        let pool = any_pool(&url, 4, ACQUIRE_TIMEOUT)
             .await
             .map_err(|e| RegistryError::Open(format!("{}: {e}", path.display())))?;
         sqlx::query("PRAGMA journal_mode = WAL")
@@ -91,12 +81,18 @@ impl SqlRegistry {
         .await
     }
 
-    /// Runs pending migrations (one set serves both backends) and wraps the pool.
+    /// Runs pending migrations (one set serves both backends; the schema is created if
+    /// missing) and wraps the pool.
     async fn migrated(pool: AnyPool, backend: Backend) -> Result<Self, RegistryError> {
-        MIGRATIONS
-            .run(&pool)
+        let target = match &backend {
+            Backend::Postgres { schema } => Target::Postgres { schema },
+            Backend::Sqlite { .. } => Target::Sqlite,
+        };
+        let mut conn = pool.acquire().await?;
+        migrate::run(&mut conn, target, &MIGRATIONS, MIGRATIONS_TABLE)
             .await
             .map_err(|e| RegistryError::Open(format!("migrating the registry: {e}")))?;
+        drop(conn);
         Ok(Self { pool, backend })
     }
 
@@ -136,77 +132,6 @@ impl WriteTx<'_> {
         self.tx.commit().await?;
         Ok(())
     }
-}
-
-async fn pool(url: &str, connections: u32) -> Result<AnyPool, sqlx::Error> {
-    AnyPoolOptions::new()
-        .max_connections(connections)
-        .acquire_timeout(ACQUIRE_TIMEOUT)
-        .connect(url)
-        .await
-}
-
-/// A pool on the registry's Postgres, a failure said as a [`ConnectError`].
-async fn postgres_pool(url: &str, connections: u32) -> Result<AnyPool, RegistryError> {
-    pool(url, connections).await.map_err(|e| {
-        let failure = crate::endpoint::classify_sqlx(&e, ACQUIRE_TIMEOUT);
-        ConnectError::new(Store::Registry, url, failure).into()
-    })
-}
-
-/// Why a schema could not be dropped.
-#[derive(Debug)]
-pub(crate) enum DropError {
-    Connect(ConnectError),
-    Other(String),
-}
-
-/// Drops Postgres schema `schema` (of `store`) and everything in it, if it exists.
-pub(crate) async fn drop_schema(store: Store, url: &str, schema: &str) -> Result<(), DropError> {
-    if !is_schema_name(schema) {
-        return Err(DropError::Other(format!(
-            "schema `{schema}` must be lowercase letters, digits and `_`, at most 63 characters"
-        )));
-    }
-    install_default_drivers();
-    crate::endpoint::probe_postgres(store, url, ACQUIRE_TIMEOUT)
-        .await
-        .map_err(DropError::Connect)?;
-    let pool = pool(url, 1).await.map_err(|e| {
-        let failure = crate::endpoint::classify_sqlx(&e, ACQUIRE_TIMEOUT);
-        DropError::Connect(ConnectError::new(store, url, failure))
-    })?;
-    let dropped = sqlx::query(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))
-        .execute(&pool)
-        .await
-        .map_err(|e| DropError::Other(format!("dropping schema `{schema}`: {e}")));
-    pool.close().await;
-    dropped.map(drop)
-}
-
-/// Removes an SQLite database file and its write-ahead log, where they exist.
-pub(crate) fn remove_sqlite_file(path: &Path) -> Result<(), String> {
-    for suffix in ["", "-wal", "-shm"] {
-        let mut name = path.as_os_str().to_owned();
-        name.push(suffix);
-        match std::fs::remove_file(&name) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(format!("cannot remove {}: {e}", Path::new(&name).display())),
-        }
-    }
-    Ok(())
-}
-
-/// Lowercase, so the quoted name in `CREATE SCHEMA` and the unquoted one in `search_path`
-/// are the same schema.
-pub(crate) fn is_schema_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 63
-        && name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
-        && !name.starts_with(|c: char| c.is_ascii_digit())
 }
 
 #[async_trait]

@@ -1,11 +1,11 @@
 //! Both online stores against real servers: Redis (`LOCKSTEP_TEST_REDIS_URL`, default the
 //! local server; each test in a namespace of its own, cleared at the end) and a SQLite file
-//! in a temp dir; plus a Redis server of the test's own, killed and restarted under a store.
+//! in a temp dir; plus a Redis server of the test's own, stopped, killed and restarted under
+//! a store.
 
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -15,34 +15,21 @@ use arrow::datatypes::TimestampMicrosecondType;
 use async_trait::async_trait;
 use futures_util::FutureExt;
 
-use super::*;
-use crate::columnar::ColumnBuilder;
-use crate::datagen::SplitMix64;
-use crate::model::arrow_schema;
-use crate::model::{CREATED_TS, EVENT_TS, FieldSpec, TRANSFORM_DIGEST, ValueType};
+use lockstep::aggregate::Engine;
+use lockstep::columnar::ColumnBuilder;
+use lockstep::datagen::SplitMix64;
+use lockstep::model::arrow_schema;
+use lockstep::model::{
+    CREATED_TS, Digest, EVENT_TS, FieldSpec, TRANSFORM_DIGEST, ValueType, ViewTable,
+};
+use lockstep::online::*;
+use lockstep_tests::{OwnRedis, test_redis_url, unique_name};
 
 /// Generous: the shared server runs beside benchmarks.
 const TIMEOUT: Duration = Duration::from_secs(2);
 
 /// 2026-01-01T00:00:00Z in µs.
 const BASE: i64 = 1_767_225_600_000_000;
-
-fn redis_url() -> String {
-    std::env::var("LOCKSTEP_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
-}
-
-/// A name no other test, process or earlier run uses.
-fn unique(prefix: &str) -> String {
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    format!(
-        "{prefix}-{}-{}-{nanos}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    )
-}
 
 /// Runs `test` on an embedded store in a fresh file, then on Redis in a fresh namespace,
 /// which is cleared whatever the outcome.
@@ -51,7 +38,7 @@ where
     F: Fn(Arc<dyn OnlineStore>) -> Fut,
     Fut: Future<Output = ()>,
 {
-    let dir = std::env::temp_dir().join(unique("lockstep-online"));
+    let dir = std::env::temp_dir().join(unique_name("lockstep-online"));
     let embedded = OnlineLocation::Embedded {
         path: dir.join("nested").join("online.db"),
         namespace: "test".into(),
@@ -64,8 +51,8 @@ where
     std::fs::remove_dir_all(&dir).expect("remove the temp dir");
 
     let redis = OnlineLocation::Redis {
-        url: redis_url(),
-        namespace: unique("lockstep-test"),
+        url: test_redis_url(),
+        namespace: unique_name("lockstep-test"),
     };
     let store = open(&redis, TIMEOUT).await.expect("open Redis");
     assert_eq!(store.backend(), "redis");
@@ -371,7 +358,7 @@ async fn rows_round_trip_and_reads_take_one_round_trip() {
 
 #[tokio::test]
 async fn bad_rows_are_input_errors() {
-    let dir = std::env::temp_dir().join(unique("lockstep-online"));
+    let dir = std::env::temp_dir().join(unique_name("lockstep-online"));
     let location = OnlineLocation::Embedded {
         path: dir.join("online.db"),
         namespace: "test".into(),
@@ -460,7 +447,7 @@ async fn clear_removes_exactly_a_prefix() {
 async fn namespaces_and_urls_are_checked_before_connecting() {
     for location in [
         OnlineLocation::Redis {
-            url: redis_url(),
+            url: test_redis_url(),
             namespace: "a:b".into(),
         },
         OnlineLocation::Redis {
@@ -475,59 +462,6 @@ async fn namespaces_and_urls_are_checked_before_connecting() {
         let error = open(&location, TIMEOUT).await.err().expect("refused");
         assert_eq!(error.code(), "invalid_online_input", "{error}");
     }
-}
-
-/// A `redis-server` of the test's own on `port`, without persistence; killed on drop.
-struct OwnRedis(Child);
-
-impl OwnRedis {
-    fn start(port: u16) -> Self {
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server is on the PATH");
-        let server = Self(child);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !answers_ping(port) {
-            assert!(
-                Instant::now() < deadline,
-                "redis-server on port {port} never answered"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        server
-    }
-}
-
-impl Drop for OwnRedis {
-    fn drop(&mut self) {
-        // SIGKILL: the server gets no chance to close its connections cleanly.
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn answers_ping(port: u16) -> bool {
-    use std::io::{Read, Write};
-    let Ok(mut stream) = std::net::TcpStream::connect_timeout(
-        &std::net::SocketAddr::from(([127, 0, 0, 1], port)),
-        Duration::from_millis(200),
-    ) else {
-        return false;
-    };
-    let _ = stream.set_read_timeout(Some(Duration::from_millis(200)));
-    let mut reply = [0u8; 7];
-    stream.write_all(b"PING\r\n").is_ok()
-        && stream.read_exact(&mut reply).is_ok()
-        && &reply == b"+PONG\r\n"
-}
-
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().port()
 }
 
 /// Asserts that `call` fails as unavailable within `bound`.
@@ -568,35 +502,27 @@ async fn recovered(store: &dyn OnlineStore, keys: &[Vec<u8>]) -> Vec<Option<Vec<
     }
 }
 
-/// Sends `signal` (`STOP`, `CONT`) to the server's process.
-fn signal(server: &OwnRedis, signal: &str) {
-    let status = Command::new("kill")
-        .args([format!("-{signal}"), server.0.id().to_string()])
-        .status()
-        .expect("run kill");
-    assert!(status.success(), "kill -{signal} failed");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_outages_fail_fast_and_the_store_recovers() {
     let timeout = Duration::from_millis(200);
     let bound = timeout + Duration::from_millis(300);
-    let port = free_port();
+    let mut server = OwnRedis::start();
+    server.kill();
     let location = OnlineLocation::Redis {
-        url: format!("redis://127.0.0.1:{port}"),
+        url: server.url(),
         namespace: "fault".into(),
     };
     let opening = async { open(&location, timeout).await.map(|_| ()) };
     assert_unavailable("open without a server", bound, opening).await;
 
-    let server = OwnRedis::start(port);
+    server.restart();
     let store = open(&location, timeout).await.unwrap();
     let key = vec![b"k".to_vec()];
     assert_eq!(store.put(&[entry("k", 1, 1, "a")]).await.unwrap(), 1);
     assert_eq!(store.get(&key).await.unwrap(), vec![Some(value(1, 1, "a"))]);
 
     // A server that stops answering is a timeout, not a hang.
-    signal(&server, "STOP");
+    server.signal("STOP");
     for _ in 0..2 {
         assert_unavailable("get while stopped", bound, store.get(&key)).await;
         assert_unavailable(
@@ -606,12 +532,12 @@ async fn redis_outages_fail_fast_and_the_store_recovers() {
         )
         .await;
     }
-    signal(&server, "CONT");
+    server.signal("CONT");
     let values = recovered(&*store, &key).await;
     assert!(values[0].is_some(), "the server kept its data");
 
     // A killed server: every call fails at once, until it is back.
-    drop(server);
+    server.kill();
     for _ in 0..3 {
         assert_unavailable("get while down", bound, store.get(&key)).await;
         assert_unavailable("put while down", bound, store.put(&[entry("k", 2, 2, "b")])).await;
@@ -619,7 +545,7 @@ async fn redis_outages_fail_fast_and_the_store_recovers() {
     }
 
     // Same port, empty server (no persistence), empty script cache.
-    let server = OwnRedis::start(port);
+    server.restart();
     assert_eq!(recovered(&*store, &key).await, vec![None]);
     // The first write finds no script on the new server and loads it again.
     assert_eq!(store.put(&[entry("k", 3, 3, "c")]).await.unwrap(), 1);
@@ -670,8 +596,8 @@ impl OnlineStore for Contended {
 
 #[tokio::test]
 async fn contention_is_retried_until_a_deadline_then_a_conflict() {
-    use crate::model::aggregation::{Aggregate, AggregateFunction, AggregationSpec};
-    let dir = std::env::temp_dir().join(unique("lockstep-online"));
+    use lockstep::model::aggregation::{Aggregate, AggregateFunction, AggregationSpec};
+    let dir = std::env::temp_dir().join(unique_name("lockstep-online"));
     let table = ViewTable::new(
         "test",
         "counts",
