@@ -12,14 +12,15 @@ use lockstep_tests::repo_root;
 /// module missing here fails the test: a new module must be placed in the map.
 const ALLOWED: &[(&str, &[&str])] = &[
     ("model", &[]),
-    ("endpoint", &[]),
+    ("endpoint", &["model"]),
     ("columnar", &["model"]),
     ("datagen", &["model"]),
     ("toolchain", &["model"]),
     ("source", &["model", "columnar"]),
     ("aggregate", &["model", "columnar"]),
-    ("registry", &["model", "endpoint"]),
-    ("offline", &["model", "columnar", "aggregate", "endpoint"]),
+    ("sql_store", &["endpoint"]),
+    ("registry", &["model", "endpoint", "sql_store"]),
+    ("offline", &["model", "columnar", "aggregate", "endpoint", "sql_store"]),
     ("online", &["model", "columnar", "aggregate", "endpoint"]),
     ("metrics", &["model", "runtime"]),
     (
