@@ -20,7 +20,10 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("aggregate", &["model", "columnar"]),
     ("sql_store", &["endpoint"]),
     ("registry", &["model", "endpoint", "sql_store"]),
-    ("offline", &["model", "columnar", "aggregate", "endpoint", "sql_store"]),
+    (
+        "offline",
+        &["model", "columnar", "aggregate", "endpoint", "sql_store"],
+    ),
     ("online", &["model", "columnar", "aggregate", "endpoint"]),
     ("metrics", &["model", "runtime"]),
     (

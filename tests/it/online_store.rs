@@ -18,10 +18,10 @@ use futures_util::FutureExt;
 use lockstep::aggregate::Engine;
 use lockstep::columnar::ColumnBuilder;
 use lockstep::datagen::SplitMix64;
-use lockstep::model::arrow_schema;
 use lockstep::model::{
     CREATED_TS, Digest, EVENT_TS, FieldSpec, TRANSFORM_DIGEST, ValueType, ViewTable,
 };
+use lockstep::model::{Classify, arrow_schema};
 use lockstep::online::*;
 use lockstep_tests::{OwnRedis, test_redis_url, unique_name};
 
