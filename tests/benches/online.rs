@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use arrow::array::{Int64Array, RecordBatch};
 use lockstep::model::{ViewTable, arrow_schema, format_timestamp, now_micros};
 use lockstep::pipeline::{Lockstep, PushTarget};
+use lockstep_tests::JsonRows;
 use lockstep_tests::load::{closed_loop, concurrent, percentile, start_server};
 use lockstep_tests::{TestBackend, apply_movie_example, unique_name};
 use serde_json::{Value, json};
@@ -72,7 +73,7 @@ async fn load_features(lockstep: &Lockstep) {
     for (source, rows) in [("user_profiles", profiles), ("movie_metadata", metadata)] {
         let columns = serde_json::from_value(rows).unwrap();
         lockstep
-            .push(None, source, &columns, PushTarget::OnlineAndOffline)
+            .push_json(None, source, &columns, PushTarget::OnlineAndOffline)
             .await
             .unwrap();
     }

@@ -19,7 +19,7 @@ use super::error::{ApiError, ErrorResponse};
 use super::extract::Path;
 use super::extract::Query;
 use super::{Shared, body, json_body};
-use crate::columnar::{JsonColumn, from_json, infer_json_type};
+use super::json::{JsonColumn, from_json, infer_json_type};
 use crate::model::arrow_schema;
 use crate::model::text::echo;
 use crate::model::{FieldSpec, parse_timestamp};

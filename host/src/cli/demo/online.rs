@@ -205,7 +205,7 @@ fn served_rows(entities: &Value) -> anyhow::Result<RecordBatch> {
             let values = entities[&field.name]
                 .as_array()
                 .with_context(|| format!("no `{}`", field.name))?;
-            crate::columnar::from_json(field, values).map_err(|e| anyhow::anyhow!("{e}"))
+            crate::api::json::from_json(field, values).map_err(|e| anyhow::anyhow!("{e}"))
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
     Ok(RecordBatch::try_new(
@@ -222,8 +222,14 @@ async fn latest(
     features: &str,
     at: i64,
 ) -> anyhow::Result<OnlineFeatures> {
-    let mut entities = serde_json::Map::new();
-    entities.insert(key.to_owned(), ids.collect::<Vec<_>>().into());
+    let field = FieldSpec {
+        name: key.to_owned(),
+        value_type: ValueType::Int64,
+        nullable: false,
+    };
+    let ids: arrow::array::ArrayRef =
+        std::sync::Arc::new(arrow::array::Int64Array::from_iter_values(ids));
+    let entities = RecordBatch::try_new(crate::model::arrow_schema(&[field]), vec![ids])?;
     lockstep
         .get_online_features_at(
             &OnlineRequest {
