@@ -112,9 +112,8 @@ impl RequestKeys {
     async fn of(lockstep: &Lockstep, namespace: &str) -> Self {
         let project = lockstep.project(None).await.unwrap();
         let definitions = lockstep.definitions(&project).await.unwrap();
-        let table = |view: &str| {
-            ViewTable::for_view(&project, view, &definitions.feature_views[view])
-        };
+        let table =
+            |view: &str| ViewTable::for_view(&project, view, &definitions.feature_views[view]);
         RequestKeys {
             namespace: format!("{namespace}:"),
             users: table("user_profile_features"),

@@ -8,8 +8,7 @@ use arrow::array::RecordBatch;
 use lockstep::datagen::SplitMix64;
 use lockstep::model::format_timestamp;
 use lockstep::pipeline::{
-    EARLIEST, Lockstep, MaterializeRequest, OnlineRequest, PushTarget, Status,
-    TrainingSetRequest,
+    EARLIEST, Lockstep, MaterializeRequest, OnlineRequest, PushTarget, Status, TrainingSetRequest,
 };
 use lockstep_tests::JsonRows;
 use lockstep_tests::TestBackend;

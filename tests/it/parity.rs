@@ -7,7 +7,6 @@ use arrow::array::{Array, ArrayRef, Int64Array, RecordBatch, TimestampMicrosecon
 use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 use lockstep::columnar::{same_value, to_json};
 use lockstep::pipeline::{Lockstep, OnlineRequest, Status, TrainingSetRequest};
-use serde_json::Value;
 
 /// Entity rows without their time column: an online request's.
 pub fn entity_keys(rows: &RecordBatch) -> RecordBatch {

@@ -39,7 +39,12 @@ async fn health_latencies(server: &TestServer, count: usize) -> Vec<Duration> {
     let mut latencies = Vec::with_capacity(count);
     for _ in 0..count {
         let sent = Instant::now();
-        let response = server.client.get(server.at("/health")).send().await.unwrap();
+        let response = server
+            .client
+            .get(server.at("/health"))
+            .send()
+            .await
+            .unwrap();
         assert!(response.status().is_success());
         latencies.push(sent.elapsed());
     }

@@ -544,7 +544,7 @@ pub fn api_error(body: &serde_json::Value) -> serde_json::Value {
 /// Entity rows given as JSON columns (`{"user_id": [1, 2]}`), each column in the type its
 /// values share (integers int64, numbers float64, strings utf8, booleans), through the API's
 /// own conversion.
-pub fn entity_rows(columns: serde_json::Value) -> arrow::array::RecordBatch {
+pub fn entity_rows(columns: serde_json::Value) -> RecordBatch {
     use lockstep::api::json::{from_json, infer_json_type};
     let columns = columns.as_object().expect("an object of columns");
     let mut fields = Vec::new();
@@ -559,7 +559,7 @@ pub fn entity_rows(columns: serde_json::Value) -> arrow::array::RecordBatch {
         arrays.push(from_json(&field, values).unwrap());
         fields.push(field);
     }
-    arrow::array::RecordBatch::try_new(lockstep::model::arrow_schema(&fields), arrays).unwrap()
+    RecordBatch::try_new(lockstep::model::arrow_schema(&fields), arrays).unwrap()
 }
 
 /// Pushes and writes rows given as JSON columns, as the API and the CLI do
@@ -571,7 +571,7 @@ pub trait JsonRows {
         source: &str,
         columns: &lockstep::api::json::JsonColumns,
         target: lockstep::pipeline::PushTarget,
-    ) -> impl std::future::Future<
+    ) -> impl Future<
         Output = Result<Vec<lockstep::pipeline::PushedView>, lockstep::pipeline::FeatureError>,
     >;
 
@@ -580,9 +580,7 @@ pub trait JsonRows {
         project: Option<&str>,
         view: &str,
         columns: &lockstep::api::json::JsonColumns,
-    ) -> impl std::future::Future<
-        Output = Result<lockstep::pipeline::PushedView, lockstep::pipeline::FeatureError>,
-    >;
+    ) -> impl Future<Output = Result<lockstep::pipeline::PushedView, lockstep::pipeline::FeatureError>>;
 }
 
 impl JsonRows for lockstep::pipeline::Lockstep {

@@ -11,9 +11,7 @@ use serde::ser::SerializeSeq;
 
 use crate::columnar::{ColumnBuilder, float_json};
 use crate::model::{FieldSpec, ValueType, arrow_schema, format_timestamp, parse_timestamp};
-use crate::pipeline::{
-    EntityFields, EntityRows, FeatureError, Lockstep, PushTarget, PushedView,
-};
+use crate::pipeline::{EntityFields, EntityRows, FeatureError, Lockstep, PushTarget, PushedView};
 
 /// A JSON body's columns: `{"user_id": [1, 2], …}`.
 pub type JsonColumns = serde_json::Map<String, serde_json::Value>;
@@ -87,7 +85,6 @@ pub fn from_json(field: &FieldSpec, values: &[serde_json::Value]) -> Result<Arra
     }
     Ok(builder.finish())
 }
-
 
 /// An online request's entity rows as a JSON body's columns, converted to Arrow in the types
 /// of the columns the request's plan reads ([`entity_rows`]).
@@ -198,7 +195,10 @@ pub fn entity_rows(
 
 /// Pushed rows: every column sent, typed by `schema` (the source's); a column the schema
 /// lacks is passed on untyped (all null), for the pipeline to refuse by name.
-pub fn pushed_rows(columns: &JsonColumns, schema: &[FieldSpec]) -> Result<RecordBatch, FeatureError> {
+pub fn pushed_rows(
+    columns: &JsonColumns,
+    schema: &[FieldSpec],
+) -> Result<RecordBatch, FeatureError> {
     let rows = row_count(columns)?;
     let mut fields = Vec::with_capacity(columns.len());
     let mut arrays: Vec<ArrayRef> = Vec::with_capacity(columns.len());
@@ -230,7 +230,11 @@ pub fn pushed_rows(columns: &JsonColumns, schema: &[FieldSpec]) -> Result<Record
 }
 
 /// Typed arrays of `rows` rows as a batch.
-fn batch(fields: &[FieldSpec], arrays: Vec<ArrayRef>, rows: usize) -> Result<RecordBatch, FeatureError> {
+fn batch(
+    fields: &[FieldSpec],
+    arrays: Vec<ArrayRef>,
+    rows: usize,
+) -> Result<RecordBatch, FeatureError> {
     RecordBatch::try_new_with_options(
         arrow_schema(fields),
         arrays,
@@ -373,17 +377,23 @@ mod tests {
 
     #[test]
     fn columns_serialize_as_to_json_renders_each_value() {
-        use arrow::array::{BooleanArray, Float64Array, Int64Array, StringArray, TimestampMicrosecondArray};
+        use arrow::array::{
+            BooleanArray, Float64Array, Int64Array, StringArray, TimestampMicrosecondArray,
+        };
         let arrays: Vec<ArrayRef> = vec![
             Arc::new(Int64Array::from(vec![Some(1), None])),
-            Arc::new(Float64Array::from(vec![Some(f64::NEG_INFINITY), Some(-0.0)])),
+            Arc::new(Float64Array::from(vec![
+                Some(f64::NEG_INFINITY),
+                Some(-0.0),
+            ])),
             Arc::new(StringArray::from(vec![None, Some("a\"b")])),
             Arc::new(BooleanArray::from(vec![Some(true), None])),
             Arc::new(TimestampMicrosecondArray::from(vec![Some(0), None]).with_timezone("UTC")),
         ];
         for array in arrays {
-            let expected: Vec<serde_json::Value> =
-                (0..array.len()).map(|row| to_json(array.as_ref(), row)).collect();
+            let expected: Vec<serde_json::Value> = (0..array.len())
+                .map(|row| to_json(array.as_ref(), row))
+                .collect();
             let serialized = serde_json::to_value(JsonColumn(array.as_ref())).unwrap();
             assert_eq!(serialized, serde_json::Value::Array(expected));
         }

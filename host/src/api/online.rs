@@ -15,7 +15,7 @@ use utoipa::ToSchema;
 use super::error::ApiError;
 use super::feast::{FeastErrorBody, GetOnlineFeaturesBody};
 use super::json::{JsonColumn, JsonColumns, JsonTimestamps};
-use super::{Shared, json, json_body};
+use super::{Shared, json_body};
 use crate::model::parse_timestamp;
 use crate::pipeline::{MaterializeRequest, OnlineFeatures, OnlineRequest, PushTarget, Status};
 
@@ -88,7 +88,7 @@ pub async fn get_online_features(
     )?;
     let features = state
         .lockstep
-        .get_online_features(&OnlineRequest::<json::JsonEntities>::from(body))
+        .get_online_features(&OnlineRequest::<super::json::JsonEntities>::from(body))
         .await?;
     Ok(Json(OnlineResponse::of(&features)).into_response())
 }
@@ -135,7 +135,7 @@ pub async fn push(
         bytes,
         r#"{"push_source_name": "...", "df": {"column": [values]}, "to"?: "online" | "offline" | "online_and_offline"}"#,
     )?;
-    let views = json::push(
+    let views = super::json::push(
         &state.lockstep,
         body.project.as_deref(),
         &body.push_source_name,
@@ -183,7 +183,7 @@ pub async fn write_to_online_store(
         bytes,
         r#"{"feature_view_name": "...", "df": {"column": [values]}}"#,
     )?;
-    let view = json::write_to_online_store(
+    let view = super::json::write_to_online_store(
         &state.lockstep,
         body.project.as_deref(),
         &body.feature_view_name,

@@ -105,12 +105,13 @@ pub async fn push(
     } else {
         std::fs::read_to_string(rows).with_context(|| format!("cannot read {}", rows.display()))?
     };
-    let columns: crate::api::json::JsonColumns = serde_json::from_str(&text).with_context(|| {
-        format!(
-            "{}: expected a JSON object of columns, {{\"column\": [values], …}}",
-            rows.display()
-        )
-    })?;
+    let columns: crate::api::json::JsonColumns =
+        serde_json::from_str(&text).with_context(|| {
+            format!(
+                "{}: expected a JSON object of columns, {{\"column\": [values], …}}",
+                rows.display()
+            )
+        })?;
     let views = crate::api::json::push(lockstep, project, source, &columns, to)
         .await
         .map_err(|e| super::coded(&e, e.code()))?;

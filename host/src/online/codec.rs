@@ -622,7 +622,7 @@ mod tests {
         let features = every_type();
         let columns: Vec<ArrayRef> = features
             .iter()
-            .map(|f| column(f, &[serde_json::Value::Null]))
+            .map(|f| arrow::array::new_null_array(&arrow_type(f.value_type), 1))
             .collect();
         let typed: Vec<Typed> = features
             .iter()

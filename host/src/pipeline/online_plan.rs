@@ -137,7 +137,9 @@ impl PlanCache {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Shape, Arc<OnlinePlan>>> {
-        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -171,7 +173,11 @@ pub(crate) fn build(
         let served = table.served_features();
         views.push(ViewRead {
             view: view.clone(),
-            keys: table.join_keys.iter().map(|key| key_index(&key.name)).collect(),
+            keys: table
+                .join_keys
+                .iter()
+                .map(|key| key_index(&key.name))
+                .collect(),
             features: features
                 .iter()
                 .map(|feature| {

@@ -19,8 +19,8 @@ use crate::aggregate::Engine;
 use std::sync::Arc;
 
 use crate::model::definitions::{Resolved, ResolvedFeatureView, Source, SourceKind};
-use crate::model::{arrow_schema, arrow_type};
 use crate::model::{FieldSpec, ViewTable, format_timestamp};
+use crate::model::{arrow_schema, arrow_type};
 use crate::offline::prepare_rows;
 use crate::online;
 use crate::runtime::RunError;
@@ -320,30 +320,30 @@ fn written_view<'a>(
     view_name: &str,
 ) -> Result<&'a ResolvedFeatureView, FeatureError> {
     let view = definitions.feature_views.get(view_name).ok_or_else(|| {
-            FeatureError::Invalid(format!(
-                "project `{}` has no feature view `{view_name}`",
-                definitions.project()
-            ))
-        })?;
-        if let Some(pin) = &view.transform {
-            return Err(FeatureError::Invalid(format!(
-                "feature view `{view_name}` computes its features with transform `{}`: push \
+        FeatureError::Invalid(format!(
+            "project `{}` has no feature view `{view_name}`",
+            definitions.project()
+        ))
+    })?;
+    if let Some(pin) = &view.transform {
+        return Err(FeatureError::Invalid(format!(
+            "feature view `{view_name}` computes its features with transform `{}`: push \
                  its source rows (POST /push) so the same bytes compute them",
-                pin.reference
-            )));
-        }
-        if view.aggregation.is_some() {
-            return Err(FeatureError::Invalid(format!(
-                "feature view `{view_name}` aggregates its events: push its source rows \
+            pin.reference
+        )));
+    }
+    if view.aggregation.is_some() {
+        return Err(FeatureError::Invalid(format!(
+            "feature view `{view_name}` aggregates its events: push its source rows \
                  (POST /push) so its aggregation states take them"
-            )));
-        }
-        if !view.online {
-            return Err(FeatureError::Invalid(format!(
-                "feature view `{view_name}` has `online = false`"
-            )));
-        }
-        Ok(view)
+        )));
+    }
+    if !view.online {
+        return Err(FeatureError::Invalid(format!(
+            "feature view `{view_name}` has `online = false`"
+        )));
+    }
+    Ok(view)
 }
 
 impl Lockstep {

@@ -158,8 +158,8 @@ impl Lockstep {
         let mut outputs = BTreeMap::new();
         for name in &join.on_demand {
             let digest = definitions.on_demand_views[name].transform.digest;
-            if !outputs.contains_key(&digest) {
-                outputs.insert(digest, self.ensure_loaded(&digest).await?.outputs);
+            if let std::collections::btree_map::Entry::Vacant(entry) = outputs.entry(digest) {
+                entry.insert(self.ensure_loaded(&digest).await?.outputs);
             }
         }
         let plan = Arc::new(online_plan::build(
@@ -450,9 +450,10 @@ fn entities(plan: &OnlinePlan, batch: &RecordBatch) -> Result<Entities, FeatureE
             };
             match column(&loose, "request field")? {
                 Some(array) => Ok(array),
-                None if field.nullable => {
-                    Ok(arrow::array::new_null_array(&arrow_type(field.value_type), rows))
-                }
+                None if field.nullable => Ok(arrow::array::new_null_array(
+                    &arrow_type(field.value_type),
+                    rows,
+                )),
                 None => Err(FeatureError::Entities(format!(
                     "no values for request field `{}`",
                     field.name
@@ -469,7 +470,9 @@ fn entities(plan: &OnlinePlan, batch: &RecordBatch) -> Result<Entities, FeatureE
 
 /// The distinct rows of `keys` (one array per join key, all of one length) and, when some
 /// repeat, each row's position among them.
-fn distinct_rows(keys: Vec<ArrayRef>) -> Result<(Vec<ArrayRef>, Option<UInt32Array>), FeatureError> {
+fn distinct_rows(
+    keys: Vec<ArrayRef>,
+) -> Result<(Vec<ArrayRef>, Option<UInt32Array>), FeatureError> {
     let rows = keys.first().map_or(0, |key| key.len());
     if rows <= 1 {
         return Ok((keys, None));
@@ -523,8 +526,16 @@ fn fan_out(
     };
     let at = |row: &u32| *row as usize;
     Ok(ViewValues {
-        found: positions.values().iter().map(|p| rows.found[at(p)]).collect(),
-        event_ts: positions.values().iter().map(|p| rows.event_ts[at(p)]).collect(),
+        found: positions
+            .values()
+            .iter()
+            .map(|p| rows.found[at(p)])
+            .collect(),
+        event_ts: positions
+            .values()
+            .iter()
+            .map(|p| rows.event_ts[at(p)])
+            .collect(),
         features: features
             .iter()
             .map(|&feature| {

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 use super::{CANDIDATES, SERVICE, WATCHES, detail, millis};
 use crate::columnar::to_json;
-use crate::model::{format_timestamp, now_micros};
+use crate::model::{FieldSpec, ValueType, format_timestamp, now_micros};
 use crate::pipeline::{Lockstep, OnlineFeatures, OnlineRequest, Status};
 
 /// The online requests made over HTTP.
@@ -185,7 +185,6 @@ pub(super) async fn serve_requests(
 /// The request's entities (`user_id`, `movie_id`, `candidate_genre`, `request_genre`) as
 /// entity rows.
 fn served_rows(entities: &Value) -> anyhow::Result<RecordBatch> {
-    use crate::model::{FieldSpec, ValueType};
     let fields: Vec<FieldSpec> = [
         ("user_id", ValueType::Int64, false),
         ("movie_id", ValueType::Int64, false),
