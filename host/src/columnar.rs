@@ -1,6 +1,6 @@
 //! Arrow columns built and read value by value, in the canonical Arrow types of
-//! [`crate::model::arrow_type`]: a builder per value type, bit-for-bit comparison and exact text of a
-//! value, and JSON values ↔ Arrow (the HTTP bodies).
+//! [`crate::model::arrow_type`]: a builder per value type, bit-for-bit comparison, and the
+//! exact text and JSON value of one value (JSON bodies are `api::json`'s).
 
 use std::sync::Arc;
 
@@ -10,7 +10,7 @@ use arrow::array::{
 };
 use arrow::datatypes::{DataType, Float64Type, Int64Type, TimeUnit};
 
-use crate::model::{FieldSpec, ValueType};
+use crate::model::ValueType;
 
 /// Builds one column of a value type from values arriving one at a time.
 pub enum ColumnBuilder {
@@ -81,76 +81,6 @@ impl ColumnBuilder {
             Self::Timestamp(mut b) => Arc::new(b.finish().with_timezone("UTC")),
         }
     }
-}
-
-/// The one type every non-null value of a JSON column fits: integers, numbers (integers
-/// among them), booleans or strings; text when every value is null. Lists, objects and
-/// mixed columns are refused.
-pub fn infer_json_type(values: &[serde_json::Value]) -> Result<ValueType, String> {
-    use serde_json::Value;
-    let mut found: Option<ValueType> = None;
-    for value in values {
-        let here = match value {
-            Value::Null => continue,
-            Value::Bool(_) => ValueType::Boolean,
-            Value::Number(n) if n.is_i64() => ValueType::Int64,
-            Value::Number(_) => ValueType::Float64,
-            Value::String(_) => ValueType::Utf8,
-            Value::Array(_) | Value::Object(_) => {
-                return Err("values must be numbers, booleans, strings or null".to_owned());
-            }
-        };
-        found = Some(match (found, here) {
-            (None, here) => here,
-            (Some(known), here) if known == here => known,
-            (
-                Some(ValueType::Int64 | ValueType::Float64),
-                ValueType::Int64 | ValueType::Float64,
-            ) => ValueType::Float64,
-            (Some(known), here) => {
-                return Err(format!("mixes {known} and {here} values"));
-            }
-        });
-    }
-    Ok(found.unwrap_or(ValueType::Utf8))
-}
-
-/// A JSON array of values as an Arrow array of `field`'s type: numbers for int64 and
-/// float64 (`"NaN"`, `"inf"`, `"-inf"` strings for floats too), strings, booleans, and
-/// timestamps as RFC 3339 strings or µs integers; `null` where the field is nullable.
-pub fn from_json(field: &FieldSpec, values: &[serde_json::Value]) -> Result<ArrayRef, String> {
-    use serde_json::Value;
-    let mut builder = ColumnBuilder::new(field.value_type);
-    for (row, value) in values.iter().enumerate() {
-        let wrong = || {
-            format!(
-                "`{}`[{row}]: expected {}{}, found {value}",
-                field.name,
-                field.value_type,
-                if field.nullable { " or null" } else { "" }
-            )
-        };
-        match (field.value_type, value) {
-            (_, Value::Null) if field.nullable => builder.null(),
-            (ValueType::Int64, Value::Number(n)) => builder.int(n.as_i64().ok_or_else(wrong)?),
-            (ValueType::Float64, Value::Number(n)) => builder.float(n.as_f64().ok_or_else(wrong)?),
-            (ValueType::Float64, Value::String(text)) => builder.float(match text.as_str() {
-                "NaN" | "nan" => f64::NAN,
-                "inf" | "Infinity" => f64::INFINITY,
-                "-inf" | "-Infinity" => f64::NEG_INFINITY,
-                _ => return Err(wrong()),
-            }),
-            (ValueType::Utf8, Value::String(text)) => builder.text(text),
-            (ValueType::Boolean, Value::Bool(flag)) => builder.boolean(*flag),
-            (ValueType::Timestamp, Value::Number(n)) => builder.int(n.as_i64().ok_or_else(wrong)?),
-            (ValueType::Timestamp, Value::String(text)) => builder.int(
-                crate::model::parse_timestamp(text)
-                    .map_err(|message| format!("`{}`[{row}]: {message}", field.name))?,
-            ),
-            _ => return Err(wrong()),
-        }
-    }
-    Ok(builder.finish())
 }
 
 /// One value of an array of a canonical type, borrowed, as JSON renders it.
@@ -235,7 +165,7 @@ pub fn value_text(array: &dyn Array, row: usize) -> String {
 }
 
 /// A float as JSON: a number, or `"NaN"`, `"inf"`, `"-inf"`.
-fn float_json(value: f64) -> serde_json::Value {
+pub fn float_json(value: f64) -> serde_json::Value {
     match serde_json::Number::from_f64(value) {
         Some(number) => serde_json::Value::Number(number),
         None if value.is_nan() => "NaN".into(),
@@ -259,55 +189,6 @@ pub fn to_json(array: &dyn Array, row: usize) -> serde_json::Value {
     }
 }
 
-/// A whole array serialized as a JSON list of [`to_json`] values, without building them:
-/// the hot path of online responses. Repeated timestamps are formatted once.
-pub struct JsonColumn<'a>(pub &'a dyn Array);
-
-impl serde::Serialize for JsonColumn<'_> {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeSeq;
-        let mut seq = serializer.serialize_seq(Some(self.0.len()))?;
-        let mut last: Option<(i64, String)> = None;
-        for row in 0..self.0.len() {
-            match cell(self.0, row) {
-                Cell::Null => seq.serialize_element(&())?,
-                Cell::Int(value) => seq.serialize_element(&value)?,
-                Cell::Float(value) if value.is_finite() => seq.serialize_element(&value)?,
-                Cell::Float(value) => seq.serialize_element(&float_json(value))?,
-                Cell::Text(value) => seq.serialize_element(value)?,
-                Cell::Bool(value) => seq.serialize_element(&value)?,
-                Cell::Timestamp(micros) => {
-                    if last.as_ref().is_none_or(|(known, _)| *known != micros) {
-                        last = Some((micros, crate::model::format_timestamp(micros)));
-                    }
-                    seq.serialize_element(&last.as_ref().expect("just set").1)?
-                }
-                Cell::Other(text) => seq.serialize_element(&text)?,
-            }
-        }
-        seq.end()
-    }
-}
-
-/// Timestamps (µs) serialized as a JSON list of RFC 3339 strings, each distinct run
-/// formatted once.
-pub struct JsonTimestamps<'a>(pub &'a [i64]);
-
-impl serde::Serialize for JsonTimestamps<'_> {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeSeq;
-        let mut seq = serializer.serialize_seq(Some(self.0.len()))?;
-        let mut last: Option<(i64, String)> = None;
-        for &micros in self.0 {
-            if last.as_ref().is_none_or(|(known, _)| *known != micros) {
-                last = Some((micros, crate::model::format_timestamp(micros)));
-            }
-            seq.serialize_element(&last.as_ref().expect("just set").1)?;
-        }
-        seq.end()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -325,40 +206,5 @@ mod tests {
         assert_eq!(value_text(&b, 0), "-0.0");
         assert_eq!(value_text(&b, 2), "null");
         assert_eq!(value_text(&ints, 0), "0");
-    }
-
-    #[test]
-    fn json_values_convert_both_ways() {
-        let field = |name: &str, value_type, nullable| FieldSpec {
-            name: name.into(),
-            value_type,
-            nullable,
-        };
-        let values: Vec<serde_json::Value> =
-            serde_json::from_str(r#"["2026-01-02T03:04:05Z", 1767225600000000, null]"#).unwrap();
-        let times = from_json(&field("t", ValueType::Timestamp, true), &values).unwrap();
-        assert_eq!(to_json(times.as_ref(), 0), "2026-01-02T03:04:05Z");
-        assert_eq!(to_json(times.as_ref(), 1), "2026-01-01T00:00:00Z");
-        assert!(to_json(times.as_ref(), 2).is_null());
-        let floats = from_json(
-            &field("f", ValueType::Float64, false),
-            &serde_json::from_str::<Vec<serde_json::Value>>(r#"[0.5, "NaN", 3]"#).unwrap(),
-        )
-        .unwrap();
-        assert_eq!(to_json(floats.as_ref(), 0), 0.5);
-        assert_eq!(to_json(floats.as_ref(), 1), "NaN");
-        assert_eq!(to_json(floats.as_ref(), 2), 3.0);
-        let error = from_json(
-            &field("k", ValueType::Int64, false),
-            &[serde_json::Value::Null],
-        )
-        .unwrap_err();
-        assert_eq!(error, "`k`[0]: expected int64, found null");
-        let error = from_json(
-            &field("k", ValueType::Int64, true),
-            &[serde_json::json!(1.5)],
-        )
-        .unwrap_err();
-        assert_eq!(error, "`k`[0]: expected int64 or null, found 1.5");
     }
 }

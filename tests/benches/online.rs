@@ -2,17 +2,22 @@
 //! Redis, with the movie example's `movie_recommendation_service` (14 features: 3 of
 //! `user_profile_features`, 7 of `movie_metadata_features` and the on-demand
 //! `movie_scorer`'s, whose wasm transform runs on every request). Each request is one user
-//! × 10 candidate movies. Prints p50/p99 latency at concurrency 1 and requests/s at
+//! × 10 candidate movies. Prints p50/p99 latency at concurrency 1 beside the physical
+//! limit — a bare `MGET` of the same request's distinct keys on a plain `redis` connection
+//! to the same Redis, timed in the same run — with their ratio, and requests/s at
 //! concurrency 32, the load generator (this process), the server and Redis sharing the
 //! machine.
 //!
 //! `cargo bench -p lockstep-tests --bench online` (`LOCKSTEP_BENCH_SECONDS` per phase,
 //! default 5).
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use lockstep::model::{format_timestamp, now_micros};
+use arrow::array::{Int64Array, RecordBatch};
+use lockstep::model::{ViewTable, arrow_schema, format_timestamp, now_micros};
 use lockstep::pipeline::{Lockstep, PushTarget};
+use lockstep_tests::JsonRows;
 use lockstep_tests::load::{closed_loop, concurrent, percentile, start_server};
 use lockstep_tests::{TestBackend, apply_movie_example, unique_name};
 use serde_json::{Value, json};
@@ -68,17 +73,22 @@ async fn load_features(lockstep: &Lockstep) {
     for (source, rows) in [("user_profiles", profiles), ("movie_metadata", metadata)] {
         let columns = serde_json::from_value(rows).unwrap();
         lockstep
-            .push(None, source, &columns, PushTarget::OnlineAndOffline)
+            .push_json(None, source, &columns, PushTarget::OnlineAndOffline)
             .await
             .unwrap();
     }
 }
 
+/// The 10 candidate movies after `seed`.
+fn candidates(seed: i64) -> Vec<i64> {
+    (0..CANDIDATES as i64)
+        .map(|i| 1 + (seed * 7 + i * 13) % MOVIES)
+        .collect()
+}
+
 /// The request for `user` and 10 candidate movies after `seed`.
 fn request(user: i64, seed: i64) -> Value {
-    let movies: Vec<i64> = (0..CANDIDATES as i64)
-        .map(|i| 1 + (seed * 7 + i * 13) % MOVIES)
-        .collect();
+    let movies = candidates(seed);
     json!({
         "feature_service": "movie_recommendation_service",
         "entities": {
@@ -88,6 +98,74 @@ fn request(user: i64, seed: i64) -> Value {
             "request_genre": vec![GENRES[user as usize % 5]; CANDIDATES],
         }
     })
+}
+
+/// The Redis keys (namespace included) the request for `user` and the candidates after
+/// `seed` needs: each distinct entity of each view it reads, once.
+struct RequestKeys {
+    namespace: String,
+    users: ViewTable,
+    movies: ViewTable,
+}
+
+impl RequestKeys {
+    async fn of(lockstep: &Lockstep, namespace: &str) -> Self {
+        let project = lockstep.project(None).await.unwrap();
+        let definitions = lockstep.definitions(&project).await.unwrap();
+        let table =
+            |view: &str| ViewTable::for_view(&project, view, &definitions.feature_views[view]);
+        RequestKeys {
+            namespace: format!("{namespace}:"),
+            users: table("user_profile_features"),
+            movies: table("movie_metadata_features"),
+        }
+    }
+
+    fn keys(&self, user: i64, seed: i64) -> Vec<Vec<u8>> {
+        let mut movies = candidates(seed);
+        movies.sort();
+        movies.dedup();
+        let key = |table: &ViewTable, id: i64| {
+            let batch = RecordBatch::try_new(
+                arrow_schema(&table.join_keys),
+                vec![Arc::new(Int64Array::from(vec![id]))],
+            )
+            .unwrap();
+            let mut key = self.namespace.clone().into_bytes();
+            key.extend(lockstep::online::key_of(table, &batch, 0).unwrap());
+            key
+        };
+        std::iter::once(key(&self.users, user))
+            .chain(movies.into_iter().map(|movie| key(&self.movies, movie)))
+            .collect()
+    }
+}
+
+/// Times one bare `MGET` of the keys of request `i` after another until `until`, on one
+/// plain multiplexed connection (as the server's), each answer checked whole; returns each
+/// latency.
+async fn bare_mget(
+    redis: &mut redis::aio::MultiplexedConnection,
+    keys: &RequestKeys,
+    request: impl Fn(i64) -> (i64, i64),
+    until: Instant,
+) -> Vec<Duration> {
+    let mut latencies = Vec::new();
+    let mut i = 0;
+    while Instant::now() < until {
+        let (user, seed) = request(i);
+        let keys = keys.keys(user, seed);
+        let sent = Instant::now();
+        let values: Vec<Option<Vec<u8>>> = redis::cmd("MGET")
+            .arg(&keys)
+            .query_async(redis)
+            .await
+            .unwrap();
+        latencies.push(sent.elapsed());
+        assert!(values.iter().all(Option::is_some), "every key is stored");
+        i += 1;
+    }
+    latencies
 }
 
 async fn run(phase: Duration) {
@@ -128,7 +206,11 @@ async fn run(phase: Duration) {
     assert_eq!(present, names.len() * CANDIDATES, "{answer}");
 
     // Warm-up, then concurrency 1.
-    let body = |i: i64| request(1 + (i * 31) % USERS, i);
+    let entities = |i: i64| (1 + (i * 31) % USERS, i);
+    let body = move |i: i64| {
+        let (user, seed) = entities(i);
+        request(user, seed)
+    };
     closed_loop(
         client.clone(),
         url.clone(),
@@ -147,6 +229,33 @@ async fn run(phase: Duration) {
         percentile(&latencies, 0.99),
         percentile(&latencies, 0.999),
         latencies.len() as f64 / phase.as_secs_f64()
+    );
+
+    // The physical limit: the same requests' keys in one bare round trip.
+    let keys = RequestKeys::of(&lockstep, &config.online.namespace).await;
+    let mut redis = redis::Client::open(config.online.redis_url.clone().unwrap())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    bare_mget(
+        &mut redis,
+        &keys,
+        entities,
+        Instant::now() + Duration::from_secs(1),
+    )
+    .await;
+    let mut bare = bare_mget(&mut redis, &keys, entities, Instant::now() + phase).await;
+    bare.sort();
+    let (p50, p99) = (percentile(&latencies, 0.50), percentile(&latencies, 0.99));
+    let (bare_p50, bare_p99) = (percentile(&bare, 0.50), percentile(&bare, 0.99));
+    println!(
+        "bare MGET of the same {} distinct keys: {} round trips, p50 {bare_p50:.3} ms, p99 \
+         {bare_p99:.3} ms; Lockstep / MGET: p50 {:.2}×, p99 {:.2}×",
+        keys.keys(1, 0).len(),
+        bare.len(),
+        p50 / bare_p50,
+        p99 / bare_p99,
     );
 
     // Concurrency 32: one connection per worker.

@@ -8,9 +8,9 @@ use arrow::array::RecordBatch;
 use lockstep::datagen::SplitMix64;
 use lockstep::model::format_timestamp;
 use lockstep::pipeline::{
-    Columns, EARLIEST, Lockstep, MaterializeRequest, OnlineRequest, PushTarget, Status,
-    TrainingSetRequest,
+    EARLIEST, Lockstep, MaterializeRequest, OnlineRequest, PushTarget, Status, TrainingSetRequest,
 };
+use lockstep_tests::JsonRows;
 use lockstep_tests::TestBackend;
 use serde_json::json;
 
@@ -74,7 +74,7 @@ struct Payment {
 }
 
 impl Payment {
-    fn columns(&self) -> Columns {
+    fn columns(&self) -> lockstep::api::json::JsonColumns {
         serde_json::from_value(json!({
             "user_id": [self.user],
             "amount": [self.amount],
@@ -112,7 +112,7 @@ fn payments(random: &mut SplitMix64, count: usize) -> Vec<Payment> {
 
 async fn push(lockstep: &Lockstep, payment: &Payment) -> lockstep::pipeline::PushedView {
     let mut pushed = lockstep
-        .push(
+        .push_json(
             None,
             "payments",
             &payment.columns(),
@@ -133,7 +133,7 @@ fn entities(at: i64) -> RecordBatch {
 fn request() -> OnlineRequest {
     OnlineRequest {
         project: Some("payments".into()),
-        entities: serde_json::from_value(json!({ "user_id": [0] })).unwrap(),
+        entities: lockstep_tests::entity_rows(json!({ "user_id": [0] })),
         features: vec![format!("{VIEW}:payments_10m")],
         ..OnlineRequest::default()
     }

@@ -6,11 +6,12 @@
 use std::process::{Command, Stdio};
 
 use lockstep::pipeline::{AuditRequest, Cause, MaterializeRequest, OnlineRequest};
+use lockstep_tests::JsonRows;
 use lockstep_tests::{TestBackend, movie_definitions, write_config};
 use serde_json::json;
 
 use crate::online::{Fixture, HOUR, SERVICE};
-use crate::parity::entities_json;
+use crate::parity::entity_keys;
 
 /// The example's definitions with every response of the recommendation service logged.
 fn logged_definitions() -> String {
@@ -47,7 +48,7 @@ async fn serve(
     for first in (0..entities.num_rows()).step_by(per_request) {
         let rows = per_request.min(entities.num_rows() - first);
         let request = OnlineRequest {
-            entities: entities_json(&entities.slice(first, rows)),
+            entities: entity_keys(&entities.slice(first, rows)),
             feature_service: Some(SERVICE.into()),
             ..OnlineRequest::default()
         };
@@ -113,7 +114,7 @@ async fn served_responses_match_bit_for_bit(backend: TestBackend) {
     // And one served as of now, through the entry point the HTTP API calls.
     lockstep
         .get_online_features(&OnlineRequest {
-            entities: entities_json(&entities.slice(0, 5)),
+            entities: entity_keys(&entities.slice(0, 5)),
             feature_service: Some(SERVICE.into()),
             ..OnlineRequest::default()
         })
@@ -124,7 +125,7 @@ async fn served_responses_match_bit_for_bit(backend: TestBackend) {
     lockstep
         .get_online_features_at(
             &OnlineRequest {
-                entities: serde_json::from_value(json!({"user_id": [1], "movie_id": [1]})).unwrap(),
+                entities: lockstep_tests::entity_rows(json!({"user_id": [1], "movie_id": [1]})),
                 feature_service: Some("movie_interaction_service".into()),
                 ..OnlineRequest::default()
             },
@@ -203,7 +204,7 @@ async fn a_value_written_online_only_fails_the_audit() {
     // A profile row for the first user, newer than anything materialized, written to the
     // online store only.
     let written = lockstep
-        .write_to_online_store(
+        .write_json(
             None,
             "user_profile_features",
             &serde_json::from_value(json!({

@@ -114,7 +114,7 @@ async fn pushers_of_one_key(backend: TestBackend) {
             format!("{VIEW}:txn_count_ever"),
             format!("{VIEW}:txn_count_1h"),
         ],
-        entities: serde_json::from_value(json!({ "user_id": [USER] })).unwrap(),
+        entities: lockstep_tests::entity_rows(json!({ "user_id": [USER] })),
         ..OnlineRequest::default()
     };
     let online = lockstep.get_online_features_at(&request, at).await.unwrap();

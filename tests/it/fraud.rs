@@ -16,6 +16,7 @@ use lockstep::pipeline::{
     BackfillRequest, EARLIEST, Lockstep, MaterializeRequest, OnlineRequest, PushTarget, Status,
     TrainingSetRequest,
 };
+use lockstep_tests::JsonRows;
 use lockstep_tests::{TestBackend, apply_fraud_example, unique_name};
 use serde_json::json;
 
@@ -139,7 +140,7 @@ async fn the_fraud_example_runs_end_to_end_on_postgres_and_redis() {
     let request = || OnlineRequest {
         project: Some("fraud".into()),
         feature_service: Some(SERVICE.into()),
-        entities: serde_json::from_value(json!({ "user_id": [7], "amount": [950.0] })).unwrap(),
+        entities: lockstep_tests::entity_rows(json!({ "user_id": [7], "amount": [950.0] })),
         ..OnlineRequest::default()
     };
     let at = end + 5 * MINUTE;
@@ -148,7 +149,7 @@ async fn the_fraud_example_runs_end_to_end_on_postgres_and_redis() {
         .await
         .unwrap();
     let pushed = lockstep
-        .push(
+        .push_json(
             Some("fraud"),
             "transactions",
             &serde_json::from_value(json!({

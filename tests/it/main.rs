@@ -24,4 +24,5 @@ mod row_wise;
 mod scaffold;
 mod security;
 mod skew;
+mod slow_guest;
 mod training_labels;

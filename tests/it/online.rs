@@ -16,6 +16,7 @@ use lockstep::pipeline::{
     BackfillRequest, EARLIEST, Lockstep, MaterializeRequest, OnlineFeatures, OnlineRequest,
     PushTarget, Status, TrainingSetRequest,
 };
+use lockstep_tests::JsonRows;
 use lockstep_tests::{
     OwnRedis, TestBackend, TestServer, api_error, apply_movie_example, unique_name,
 };
@@ -193,13 +194,13 @@ async fn online_values_equal_the_training_set_embedded() {
 
 fn interaction_request(users: &[i64], movies: &[i64]) -> OnlineRequest {
     OnlineRequest {
-        entities: serde_json::from_value(json!({ "user_id": users, "movie_id": movies })).unwrap(),
+        entities: lockstep_tests::entity_rows(json!({ "user_id": users, "movie_id": movies })),
         features: vec!["user_movie_interaction_features:*".into()],
         ..OnlineRequest::default()
     }
 }
 
-fn watch(user: i64, movie: i64, seconds: i64, at: i64) -> lockstep::pipeline::Columns {
+fn watch(user: i64, movie: i64, seconds: i64, at: i64) -> lockstep::api::json::JsonColumns {
     serde_json::from_value(json!({
         "user_id": [user],
         "movie_id": [movie],
@@ -225,7 +226,7 @@ async fn pushes_are_newer_wins_and_statuses_follow_feast() {
     let (user, movie) = (3, 5);
     let pushed_at = fixture.t + HOUR;
     let pushed = lockstep
-        .push(
+        .push_json(
             None,
             "watch_events",
             &watch(user, movie, 3_600, pushed_at),
@@ -286,7 +287,7 @@ async fn pushes_are_newer_wins_and_statuses_follow_feast() {
 
     // An older push changes nothing online, and not the value as of `at` offline.
     let older = lockstep
-        .push(
+        .push_json(
             None,
             "watch_events",
             &watch(user, movie, 60, fixture.t + HOUR / 2),

@@ -15,6 +15,7 @@ use lockstep::pipeline::{
     ApplyError, AuditRequest, BackfillRequest, FeatureError, Lockstep, OnlineRequest, PushTarget,
     Status, TrainingSetRequest,
 };
+use lockstep_tests::JsonRows;
 use lockstep_tests::{TestBackend, TestServer, test_guests, unique_name};
 use serde_json::{Value, json};
 
@@ -92,7 +93,7 @@ async fn pipeline(backend: &TestBackend, guest: &str, rows: i64) -> (Lockstep, S
 /// An online request of the `scored` service for request rows `xs`.
 fn scored(project: &str, xs: &[i64]) -> OnlineRequest {
     OnlineRequest {
-        entities: serde_json::from_value(json!({ "x": xs })).unwrap(),
+        entities: lockstep_tests::entity_rows(json!({ "x": xs })),
         feature_service: Some("scored".into()),
         project: Some(project.into()),
         ..OnlineRequest::default()
@@ -296,7 +297,7 @@ async fn an_online_call_that_catches_a_transform_quarantines_it_for_both_paths()
 /// training-set rows have a `name`.
 async fn stored(lockstep: &Lockstep, project: &str, ids: &[i64]) -> (Vec<Status>, usize) {
     let request = OnlineRequest {
-        entities: serde_json::from_value(json!({ "thing_id": ids })).unwrap(),
+        entities: lockstep_tests::entity_rows(json!({ "thing_id": ids })),
         features: vec!["thing_names:name".into(), "thing_features:y".into()],
         project: Some(project.into()),
         ..OnlineRequest::default()
@@ -345,7 +346,7 @@ async fn a_push_with_a_value_no_store_may_hold_writes_nothing_anywhere() {
         let project = project.clone();
         async move {
             lockstep
-                .push(
+                .push_json(
                     Some(&project),
                     "things",
                     &columns,

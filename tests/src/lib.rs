@@ -550,3 +550,66 @@ pub fn api_error(body: &serde_json::Value) -> serde_json::Value {
         _ => body["error"].clone(),
     }
 }
+
+/// Entity rows given as JSON columns (`{"user_id": [1, 2]}`), each column in the type its
+/// values share (integers int64, numbers float64, strings utf8, booleans), through the API's
+/// own conversion.
+pub fn entity_rows(columns: serde_json::Value) -> RecordBatch {
+    use lockstep::api::json::{from_json, infer_json_type};
+    let columns = columns.as_object().expect("an object of columns");
+    let mut fields = Vec::new();
+    let mut arrays = Vec::new();
+    for (name, values) in columns {
+        let values = values.as_array().expect("a list of values");
+        let field = lockstep::model::FieldSpec {
+            name: name.clone(),
+            value_type: infer_json_type(values).unwrap(),
+            nullable: true,
+        };
+        arrays.push(from_json(&field, values).unwrap());
+        fields.push(field);
+    }
+    RecordBatch::try_new(lockstep::model::arrow_schema(&fields), arrays).unwrap()
+}
+
+/// Pushes and writes rows given as JSON columns, as the API and the CLI do
+/// (`lockstep::api::json`).
+pub trait JsonRows {
+    fn push_json(
+        &self,
+        project: Option<&str>,
+        source: &str,
+        columns: &lockstep::api::json::JsonColumns,
+        target: lockstep::pipeline::PushTarget,
+    ) -> impl Future<
+        Output = Result<Vec<lockstep::pipeline::PushedView>, lockstep::pipeline::FeatureError>,
+    >;
+
+    fn write_json(
+        &self,
+        project: Option<&str>,
+        view: &str,
+        columns: &lockstep::api::json::JsonColumns,
+    ) -> impl Future<Output = Result<lockstep::pipeline::PushedView, lockstep::pipeline::FeatureError>>;
+}
+
+impl JsonRows for lockstep::pipeline::Lockstep {
+    async fn push_json(
+        &self,
+        project: Option<&str>,
+        source: &str,
+        columns: &lockstep::api::json::JsonColumns,
+        target: lockstep::pipeline::PushTarget,
+    ) -> Result<Vec<lockstep::pipeline::PushedView>, lockstep::pipeline::FeatureError> {
+        lockstep::api::json::push(self, project, source, columns, target).await
+    }
+
+    async fn write_json(
+        &self,
+        project: Option<&str>,
+        view: &str,
+        columns: &lockstep::api::json::JsonColumns,
+    ) -> Result<lockstep::pipeline::PushedView, lockstep::pipeline::FeatureError> {
+        lockstep::api::json::write_to_online_store(self, project, view, columns).await
+    }
+}

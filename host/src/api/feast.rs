@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::error::Answered;
+use super::json::{JsonColumns, JsonEntities};
 use crate::pipeline::OnlineRequest;
 
 /// The routes Feast's feature server also serves: their error answers take Feast's shape.
@@ -41,7 +42,7 @@ const MODULE: &str = "feast.errors";
 pub struct GetOnlineFeaturesBody {
     /// Join keys and request fields, column by column: `{"user_id": [1, 2]}`.
     #[schema(value_type = Object, example = json!({"user_id": [7, 8], "movie_id": [12, 40]}))]
-    pub entities: serde_json::Map<String, serde_json::Value>,
+    pub entities: JsonColumns,
     /// A feature service's name, or…
     #[serde(default)]
     pub feature_service: Option<String>,
@@ -61,10 +62,10 @@ pub struct GetOnlineFeaturesBody {
     pub project: Option<String>,
 }
 
-impl From<GetOnlineFeaturesBody> for OnlineRequest {
+impl From<GetOnlineFeaturesBody> for OnlineRequest<JsonEntities> {
     fn from(body: GetOnlineFeaturesBody) -> Self {
         OnlineRequest {
-            entities: body.entities,
+            entities: JsonEntities(body.entities),
             feature_service: body.feature_service,
             features: body.features,
             full_feature_names: body.full_feature_names,
@@ -178,7 +179,7 @@ mod tests {
             "include_feature_view_version_metadata": true,
         });
         let body: GetOnlineFeaturesBody = serde_json::from_value(sent).unwrap();
-        let request = OnlineRequest::from(body);
+        let request = OnlineRequest::<JsonEntities>::from(body);
         assert_eq!(request.features, ["v:f"]);
         assert!(request.full_feature_names);
         let misspelt = serde_json::json!({"entities": {}, "feature": ["v:f"]});

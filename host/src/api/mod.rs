@@ -5,6 +5,7 @@ pub mod auth;
 pub mod error;
 mod extract;
 pub mod feast;
+pub mod json;
 mod offline;
 mod online;
 pub mod openapi;

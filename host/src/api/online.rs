@@ -14,12 +14,10 @@ use utoipa::ToSchema;
 use super::error::ApiError;
 use super::feast::{FeastErrorBody, GetOnlineFeaturesBody};
 use super::request_error::RequestError;
+use super::json::{JsonColumn, JsonColumns, JsonTimestamps};
 use super::{Shared, json_body};
-use crate::columnar::{JsonColumn, JsonTimestamps};
 use crate::model::parse_timestamp;
-use crate::pipeline::{
-    Columns, MaterializeRequest, OnlineFeatures, OnlineRequest, PushTarget, Status,
-};
+use crate::pipeline::{MaterializeRequest, OnlineFeatures, OnlineRequest, PushTarget, Status};
 
 /// Feast's response: `metadata.feature_names[i]` names `results[i]`, join keys first, then
 /// the features in the order asked. Serialized straight from the Arrow columns.
@@ -90,7 +88,7 @@ pub async fn get_online_features(
     )?;
     let features = state
         .lockstep
-        .get_online_features(&OnlineRequest::from(body))
+        .get_online_features(&OnlineRequest::<super::json::JsonEntities>::from(body))
         .await?;
     Ok(Json(OnlineResponse::of(&features)).into_response())
 }
@@ -103,7 +101,7 @@ struct PushBody {
     push_source_name: String,
     /// The rows, column by column: `{"user_id": [7], "event_timestamp": ["2026-11-22T10:00:00Z"]}`.
     #[schema(value_type = Object)]
-    df: Columns,
+    df: JsonColumns,
     /// `online`, `offline` or `online_and_offline` (the default).
     #[serde(default)]
     #[schema(value_type = Option<String>)]
@@ -137,15 +135,14 @@ pub async fn push(
         bytes,
         r#"{"push_source_name": "...", "df": {"column": [values]}, "to"?: "online" | "offline" | "online_and_offline"}"#,
     )?;
-    let views = state
-        .lockstep
-        .push(
-            body.project.as_deref(),
-            &body.push_source_name,
-            &body.df,
-            body.to,
-        )
-        .await?;
+    let views = super::json::push(
+        &state.lockstep,
+        body.project.as_deref(),
+        &body.push_source_name,
+        &body.df,
+        body.to,
+    )
+    .await?;
     Ok(Json(json!({ "views": views })))
 }
 
@@ -157,7 +154,7 @@ struct WriteBody {
     feature_view_name: String,
     /// Its join keys, features and `event_timestamp`, column by column.
     #[schema(value_type = Object)]
-    df: Columns,
+    df: JsonColumns,
     #[serde(default)]
     #[allow(dead_code)]
     allow_registry_cache: Option<bool>,
@@ -186,10 +183,13 @@ pub async fn write_to_online_store(
         bytes,
         r#"{"feature_view_name": "...", "df": {"column": [values]}}"#,
     )?;
-    let view = state
-        .lockstep
-        .write_to_online_store(body.project.as_deref(), &body.feature_view_name, &body.df)
-        .await?;
+    let view = super::json::write_to_online_store(
+        &state.lockstep,
+        body.project.as_deref(),
+        &body.feature_view_name,
+        &body.df,
+    )
+    .await?;
     Ok(Json(json!({ "view": view })))
 }
 

@@ -10,7 +10,7 @@ use anyhow::Context as _;
 
 use crate::model::format_timestamp;
 use crate::pipeline::{
-    Columns, EARLIEST, Lockstep, MaterializeEvent, MaterializeRequest, MaterializedView, PushTarget,
+    EARLIEST, Lockstep, MaterializeEvent, MaterializeRequest, MaterializedView, PushTarget,
 };
 
 /// Shows each view's materialization as a progress step, with an ETA from the offline
@@ -105,14 +105,14 @@ pub async fn push(
     } else {
         std::fs::read_to_string(rows).with_context(|| format!("cannot read {}", rows.display()))?
     };
-    let columns: Columns = serde_json::from_str(&text).with_context(|| {
-        format!(
-            "{}: expected a JSON object of columns, {{\"column\": [values], …}}",
-            rows.display()
-        )
-    })?;
-    let views = lockstep
-        .push(project, source, &columns, to)
+    let columns: crate::api::json::JsonColumns =
+        serde_json::from_str(&text).with_context(|| {
+            format!(
+                "{}: expected a JSON object of columns, {{\"column\": [values], …}}",
+                rows.display()
+            )
+        })?;
+    let views = crate::api::json::push(lockstep, project, source, &columns, to)
         .await
         .map_err(|e| super::coded(&e))?;
     for view in views {

@@ -459,37 +459,43 @@ mod tests {
         )
     }
 
-    fn column(field: &FieldSpec, values: &[serde_json::Value]) -> ArrayRef {
-        crate::columnar::from_json(field, values).unwrap()
-    }
-
     #[test]
     fn every_type_round_trips_with_nulls_and_exact_float_bits() {
-        use serde_json::json;
         let features = every_type();
         let nan_payload = f64::from_bits(0x7ff8_0000_dead_beef);
         let columns: Vec<ArrayRef> = vec![
-            column(
-                &features[0],
-                &[json!(i64::MIN), json!(null), json!(i64::MAX), json!(0)],
-            ),
+            Arc::new(Int64Array::from(vec![
+                Some(i64::MIN),
+                None,
+                Some(i64::MAX),
+                Some(0),
+            ])),
             Arc::new(Float64Array::from(vec![
                 Some(-0.0),
                 Some(nan_payload),
                 None,
                 Some(f64::NEG_INFINITY),
             ])),
-            column(
-                &features[2],
-                &[json!(""), json!("a:{b},%c ü"), json!(null), json!("x")],
-            ),
-            column(
-                &features[3],
-                &[json!(true), json!(false), json!(null), json!(true)],
-            ),
-            column(
-                &features[4],
-                &[json!(-1), json!(null), json!(i64::MAX), json!(i64::MIN)],
+            Arc::new(StringArray::from(vec![
+                Some(""),
+                Some("a:{b},%c ü"),
+                None,
+                Some("x"),
+            ])),
+            Arc::new(BooleanArray::from(vec![
+                Some(true),
+                Some(false),
+                None,
+                Some(true),
+            ])),
+            Arc::new(
+                TimestampMicrosecondArray::from(vec![
+                    Some(-1),
+                    None,
+                    Some(i64::MAX),
+                    Some(i64::MIN),
+                ])
+                .with_timezone("UTC"),
             ),
         ];
         let (batch, headers) = round_trip(&features, &columns);
@@ -618,7 +624,7 @@ mod tests {
         let features = every_type();
         let columns: Vec<ArrayRef> = features
             .iter()
-            .map(|f| column(f, &[serde_json::Value::Null]))
+            .map(|f| arrow::array::new_null_array(&arrow_type(f.value_type), 1))
             .collect();
         let typed: Vec<Typed> = features
             .iter()
@@ -668,7 +674,7 @@ mod tests {
                 .unwrap_err()
                 .contains("5 features stored")
         );
-        let ints: ArrayRef = column(&features[0], &[serde_json::json!(3)]);
+        let ints: ArrayRef = Arc::new(Int64Array::from(vec![3]));
         let one = encode_value(
             1,
             1,

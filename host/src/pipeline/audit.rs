@@ -14,7 +14,7 @@ use serde::Serialize;
 use super::Lockstep;
 use super::feature_log::LoggedRequest;
 use super::features::{FeatureError, Selection, Store, plan};
-use super::serving::Status;
+use super::online_answer::Status;
 use crate::columnar::{same_value, value_text};
 use crate::model::arrow_type;
 use crate::model::{Digest, ValueType};
@@ -214,7 +214,7 @@ impl Lockstep {
 
     async fn replay(
         &self,
-        served: &super::serving::ServedDefinitions,
+        served: &super::served::ServedDefinitions,
         group: Group,
         max_differences: usize,
         report: &mut AuditReport,

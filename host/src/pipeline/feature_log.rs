@@ -12,7 +12,7 @@ use arrow::datatypes::{DataType, Field, Schema};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
-use super::serving::{OnlineColumn, Status};
+use super::online_answer::{OnlineColumn, Status};
 use crate::config::FeatureLoggingConfig;
 use crate::metrics::Metrics;
 use crate::model::Digest;

@@ -5,10 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use std::sync::Arc;
-
-use super::serving::ServedDefinitions;
-use super::{Lockstep, ProjectError, ReadyError};
+use super::{ProjectError, ReadyError};
 use crate::model::definitions::{Provider, Resolved};
 use crate::model::text::echo;
 use crate::model::{Classify, ErrorKind, FieldSpec, InvalidValue};
@@ -107,18 +104,6 @@ pub(crate) enum Store {
 pub(crate) struct Selection {
     /// `(view, feature)` in output order.
     pub requested: Vec<(String, String)>,
-}
-
-impl Lockstep {
-    /// The project's served definitions and the features `request` names in them.
-    pub(crate) async fn select(
-        &self,
-        request: &FeatureRequest,
-    ) -> Result<(Arc<ServedDefinitions>, Selection), FeatureError> {
-        let served = self.served_definitions(request.project.as_deref()).await?;
-        let selection = Selection::of(&served.resolved, request)?;
-        Ok((served, selection))
-    }
 }
 
 impl Selection {

@@ -4,14 +4,15 @@
 
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, RecordBatch, TimestampMicrosecondArray};
+use arrow::array::{ArrayRef, RecordBatch, TimestampMicrosecondArray};
 use arrow::datatypes::{Field, Schema};
 
 use super::Lockstep;
 use super::features::FeatureError;
-use super::serving::{OnlineRequest, Status};
+use super::online_answer::Status;
+use super::serving::OnlineRequest;
 use super::training_set::{DEFAULT_TIMESTAMP_COLUMN, TrainingSetRequest};
-use crate::columnar::{same_value, to_json, value_text};
+use crate::columnar::{same_value, value_text};
 use crate::model::ValueType;
 use crate::model::arrow_type;
 
@@ -67,7 +68,7 @@ impl Lockstep {
         let online = self
             .get_online_features_at(
                 &OnlineRequest {
-                    entities: columns_json(&keys),
+                    entities: keys.clone(),
                     feature_service: request.feature_service.clone(),
                     features: request.features.clone(),
                     full_feature_names: request.full_feature_names,
@@ -154,20 +155,4 @@ fn at_time(batch: &RecordBatch, name: &str, at: i64) -> Result<RecordBatch, Feat
     ));
     RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
         .map_err(|e| FeatureError::Entities(e.to_string()))
-}
-
-/// Every column of `batch` as a JSON list, as an online request's `entities` carry them.
-fn columns_json(batch: &RecordBatch) -> serde_json::Map<String, serde_json::Value> {
-    batch
-        .schema()
-        .fields()
-        .iter()
-        .zip(batch.columns())
-        .map(|(field, column)| {
-            let values = (0..column.len())
-                .map(|row| to_json(column.as_ref(), row))
-                .collect();
-            (field.name().clone(), serde_json::Value::Array(values))
-        })
-        .collect()
 }

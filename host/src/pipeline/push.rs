@@ -16,10 +16,11 @@ use super::Lockstep;
 use super::features::FeatureError;
 use super::view_rows::{RowsError, ViewRows};
 use crate::aggregate::Engine;
-use crate::columnar::from_json;
-use crate::model::arrow_schema;
-use crate::model::definitions::{Source, SourceKind};
+use std::sync::Arc;
+
+use crate::model::definitions::{Resolved, ResolvedFeatureView, Source, SourceKind};
 use crate::model::{FieldSpec, ViewTable, format_timestamp};
+use crate::model::{arrow_schema, arrow_type};
 use crate::offline::prepare_rows;
 use crate::online;
 use crate::runtime::RunError;
@@ -68,9 +69,6 @@ struct ViewPush<'a> {
     too_late: u64,
 }
 
-/// Rows for a source, column by column: `{"user_id": [1], "event_timestamp": ["…"], …}`.
-pub type Columns = serde_json::Map<String, serde_json::Value>;
-
 /// What a push did to one view.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PushedView {
@@ -93,43 +91,31 @@ fn is_zero(count: &u64) -> bool {
 }
 
 impl Lockstep {
-    /// Pushes rows of source `source_name` through every view reading it.
+    /// The columns of source `source_name` in their types, when a push of its rows to
+    /// `target` can be taken: what an edge converts pushed rows to before [`Lockstep::push`].
+    pub async fn push_fields(
+        &self,
+        project: Option<&str>,
+        source_name: &str,
+        target: PushTarget,
+    ) -> Result<Vec<FieldSpec>, FeatureError> {
+        let served = self.served_definitions(project).await?;
+        let (source, _) = pushed_source(&served.resolved, source_name, target)?;
+        Ok(source.columns())
+    }
+
+    /// Pushes `rows` of source `source_name` (its columns, in their canonical Arrow types;
+    /// a column that may be null can be left out) through every view reading it.
     pub async fn push(
         &self,
         project: Option<&str>,
         source_name: &str,
-        columns: &Columns,
+        rows: &RecordBatch,
         target: PushTarget,
     ) -> Result<Vec<PushedView>, FeatureError> {
         let served = self.served_definitions(project).await?;
         let definitions = &served.resolved;
-        let source = definitions.sources.get(source_name).ok_or_else(|| {
-            let known: Vec<&str> = definitions.sources.keys().map(String::as_str).collect();
-            FeatureError::Invalid(format!(
-                "project `{}` has no source `{source_name}` (known: {})",
-                definitions.project(),
-                known.join(", ")
-            ))
-        })?;
-        if source.kind == SourceKind::Request {
-            return Err(FeatureError::Invalid(format!(
-                "`{source_name}` is a request source: its fields come with online requests"
-            )));
-        }
-        let views: Vec<&String> = definitions
-            .feature_views
-            .iter()
-            .filter(|(_, view)| {
-                view.source == source_name
-                    && ((target.online() && view.online) || (target.offline() && view.offline))
-            })
-            .map(|(name, _)| name)
-            .collect();
-        if views.is_empty() {
-            return Err(FeatureError::Invalid(format!(
-                "no feature view reads source `{source_name}` into the stores pushed to"
-            )));
-        }
+        let (source, views) = pushed_source(definitions, source_name, target)?;
         let mut makers = Vec::with_capacity(views.len());
         for name in &views {
             let view = &definitions.feature_views[*name];
@@ -138,7 +124,7 @@ impl Lockstep {
                     .await?,
             );
         }
-        let batch = source_batch(source, &makers, columns)?;
+        let batch = source_batch(source, &makers, rows)?;
 
         // 1. Every view's rows, checked: nothing is written unless all are valid.
         let mut pushes = Vec::with_capacity(makers.len());
@@ -190,8 +176,9 @@ impl Lockstep {
         Ok(pushed)
     }
 
-    /// A view's stored rows from pushed source rows; a transform caught breaking the
-    /// row-wise contract is marked unsafe before the error is returned.
+    /// A view's stored rows from pushed source rows, computed on the blocking pool (a slow
+    /// guest never holds an async worker); a transform caught breaking the row-wise
+    /// contract is marked unsafe before the error is returned.
     async fn compute_rows(
         &self,
         name: &str,
@@ -199,7 +186,16 @@ impl Lockstep {
         batch: RecordBatch,
     ) -> Result<(RecordBatch, u64), FeatureError> {
         let view = name.to_owned();
-        match maker.compute(&self.runtime, batch) {
+        let shared = maker.clone();
+        let computed = self
+            .runtime
+            .blocking(move |runtime| Ok(shared.compute(runtime, batch)))
+            .await
+            .map_err(|error| FeatureError::Transform {
+                view: view.clone(),
+                error,
+            })?;
+        match computed {
             Ok(computed) => Ok(computed),
             Err(RowsError::Run(error)) => {
                 if let (RunError::NotRowWise { .. }, Some(digest)) = (&error, maker.digest()) {
@@ -237,46 +233,36 @@ impl Lockstep {
         filter_record_batch(&rows, &BooleanArray::from(keep)).expect("mask of the batch's length")
     }
 
+    /// The columns of the source of view `view_name` in their types, when feature rows
+    /// can be written to it: what an edge converts rows to before
+    /// [`Lockstep::write_to_online_store`].
+    pub async fn write_fields(
+        &self,
+        project: Option<&str>,
+        view_name: &str,
+    ) -> Result<Vec<FieldSpec>, FeatureError> {
+        let served = self.served_definitions(project).await?;
+        let view = written_view(&served.resolved, view_name)?;
+        Ok(served.resolved.sources[&view.source].columns())
+    }
+
     /// Writes feature rows of a view without a transform straight to the online store:
     /// Feast's `write_to_online_store`. The columns are the view's join keys, its source's
-    /// timestamp columns and its features.
+    /// timestamp columns and its features, in their canonical Arrow types.
     pub async fn write_to_online_store(
         &self,
         project: Option<&str>,
         view_name: &str,
-        columns: &Columns,
+        rows: &RecordBatch,
     ) -> Result<PushedView, FeatureError> {
         let served = self.served_definitions(project).await?;
         let definitions = &served.resolved;
-        let view = definitions.feature_views.get(view_name).ok_or_else(|| {
-            FeatureError::Invalid(format!(
-                "project `{}` has no feature view `{view_name}`",
-                definitions.project()
-            ))
-        })?;
-        if let Some(pin) = &view.transform {
-            return Err(FeatureError::Invalid(format!(
-                "feature view `{view_name}` computes its features with transform `{}`: push \
-                 its source rows (POST /push) so the same bytes compute them",
-                pin.reference
-            )));
-        }
-        if view.aggregation.is_some() {
-            return Err(FeatureError::Invalid(format!(
-                "feature view `{view_name}` aggregates its events: push its source rows \
-                 (POST /push) so its aggregation states take them"
-            )));
-        }
-        if !view.online {
-            return Err(FeatureError::Invalid(format!(
-                "feature view `{view_name}` has `online = false`"
-            )));
-        }
+        let view = written_view(definitions, view_name)?;
         let source = &definitions.sources[&view.source];
         let maker = self
             .view_rows(source, view, served.tables[view_name].clone())
             .await?;
-        let batch = source_batch(source, std::slice::from_ref(&maker), columns)?;
+        let batch = source_batch(source, std::slice::from_ref(&maker), rows)?;
         let (rows, rejected) = self.compute_rows(view_name, &maker, batch).await?;
         self.write_online(&ViewPush {
             name: view_name,
@@ -289,7 +275,78 @@ impl Lockstep {
         })
         .await
     }
+}
 
+/// The source `source_name` of `definitions` and the views a push of its rows to `target`
+/// writes, when it can be pushed.
+fn pushed_source<'a>(
+    definitions: &'a Resolved,
+    source_name: &str,
+    target: PushTarget,
+) -> Result<(&'a Source, Vec<&'a String>), FeatureError> {
+    let source = definitions.sources.get(source_name).ok_or_else(|| {
+        let known: Vec<&str> = definitions.sources.keys().map(String::as_str).collect();
+        FeatureError::Invalid(format!(
+            "project `{}` has no source `{source_name}` (known: {})",
+            definitions.project(),
+            known.join(", ")
+        ))
+    })?;
+    if source.kind == SourceKind::Request {
+        return Err(FeatureError::Invalid(format!(
+            "`{source_name}` is a request source: its fields come with online requests"
+        )));
+    }
+    let views: Vec<&String> = definitions
+        .feature_views
+        .iter()
+        .filter(|(_, view)| {
+            view.source == source_name
+                && ((target.online() && view.online) || (target.offline() && view.offline))
+        })
+        .map(|(name, _)| name)
+        .collect();
+    if views.is_empty() {
+        return Err(FeatureError::Invalid(format!(
+            "no feature view reads source `{source_name}` into the stores pushed to"
+        )));
+    }
+    Ok((source, views))
+}
+
+/// The view `view_name` of `definitions`, when feature rows can be written to it directly.
+fn written_view<'a>(
+    definitions: &'a Resolved,
+    view_name: &str,
+) -> Result<&'a ResolvedFeatureView, FeatureError> {
+    let view = definitions.feature_views.get(view_name).ok_or_else(|| {
+        FeatureError::Invalid(format!(
+            "project `{}` has no feature view `{view_name}`",
+            definitions.project()
+        ))
+    })?;
+    if let Some(pin) = &view.transform {
+        return Err(FeatureError::Invalid(format!(
+            "feature view `{view_name}` computes its features with transform `{}`: push \
+                 its source rows (POST /push) so the same bytes compute them",
+            pin.reference
+        )));
+    }
+    if view.aggregation.is_some() {
+        return Err(FeatureError::Invalid(format!(
+            "feature view `{view_name}` aggregates its events: push its source rows \
+                 (POST /push) so its aggregation states take them"
+        )));
+    }
+    if !view.online {
+        return Err(FeatureError::Invalid(format!(
+            "feature view `{view_name}` has `online = false`"
+        )));
+    }
+    Ok(view)
+}
+
+impl Lockstep {
     /// Writes a view's checked rows to the online store as its push says, after the
     /// offline store took them. An aggregated view's events refused now (another push moved
     /// the key's newest event past the lateness since they were checked) are in the offline
@@ -357,12 +414,13 @@ fn event_times<'a>(table: &ViewTable, rows: &'a RecordBatch) -> &'a TimestampMic
         .expect("stored rows' event times are timestamps")
 }
 
-/// The columns every maker reads, typed by the source's schema, as one batch. A column
-/// that may be null can be left out; other columns of the source are ignored.
+/// The columns every maker reads, in the types of the source's schema, from pushed `rows`,
+/// as one batch. A column that may be null can be left out; a column the source lacks is
+/// refused.
 fn source_batch(
     source: &Source,
     makers: &[ViewRows],
-    columns: &Columns,
+    rows: &RecordBatch,
 ) -> Result<RecordBatch, FeatureError> {
     let mut fields: Vec<FieldSpec> = Vec::new();
     for field in makers.iter().flat_map(|maker| &maker.columns) {
@@ -370,7 +428,8 @@ fn source_batch(
             fields.push(field.clone());
         }
     }
-    for name in columns.keys() {
+    let schema = rows.schema();
+    for name in schema.fields().iter().map(|field| field.name()) {
         if source.column(name).is_none() {
             let known: Vec<&str> = source.schema.keys().map(String::as_str).collect();
             return Err(FeatureError::Entities(format!(
@@ -379,32 +438,34 @@ fn source_batch(
             )));
         }
     }
-    let rows = super::serving::entity_rows(columns)?;
-    let mut arrays: Vec<Option<ArrayRef>> = Vec::with_capacity(fields.len());
+    let mut arrays: Vec<ArrayRef> = Vec::with_capacity(fields.len());
     for field in &fields {
-        let Some(values) = columns.get(&field.name).and_then(|v| v.as_array()) else {
-            if field.nullable {
-                arrays.push(None);
-                continue;
+        let expected = arrow_type(field.value_type);
+        match rows.column_by_name(&field.name) {
+            Some(array) if array.data_type() == &expected => arrays.push(Arc::clone(array)),
+            Some(array) => {
+                return Err(FeatureError::Entities(format!(
+                    "column `{}`: expected {}, found {}",
+                    field.name,
+                    field.value_type,
+                    array.data_type()
+                )));
             }
-            return Err(FeatureError::Entities(format!(
-                "no values for column `{}`",
-                field.name
-            )));
-        };
-        arrays.push(Some(from_json(field, values).map_err(|e| {
-            FeatureError::Entities(format!("column `{}`: {e}", field.name))
-        })?));
+            None if field.nullable => {
+                arrays.push(arrow::array::new_null_array(&expected, rows.num_rows()))
+            }
+            None => {
+                return Err(FeatureError::Entities(format!(
+                    "no values for column `{}`",
+                    field.name
+                )));
+            }
+        }
     }
-    let arrays = fields
-        .iter()
-        .zip(arrays)
-        .map(|(field, array)| {
-            array.unwrap_or_else(|| {
-                arrow::array::new_null_array(&crate::model::arrow_type(field.value_type), rows)
-            })
-        })
-        .collect();
-    RecordBatch::try_new(arrow_schema(&fields), arrays)
-        .map_err(|e| FeatureError::Entities(e.to_string()))
+    RecordBatch::try_new_with_options(
+        arrow_schema(&fields),
+        arrays,
+        &arrow::array::RecordBatchOptions::new().with_row_count(Some(rows.num_rows())),
+    )
+    .map_err(|e| FeatureError::Entities(e.to_string()))
 }

@@ -9,7 +9,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use super::features::FeatureError;
+use super::features::{FeatureError, FeatureRequest, Selection};
+use super::online_plan::PlanCache;
 use super::{ApplyError, Lockstep};
 use crate::aggregate::Engine;
 use crate::model::ViewTable;
@@ -27,6 +28,8 @@ pub(crate) struct ServedDefinitions {
     /// The aggregation engine of each aggregated view, built once here rather than per
     /// request or push.
     pub engines: BTreeMap<String, Engine>,
+    /// Online request plans by shape, built on first use with these definitions.
+    pub online_plans: PlanCache,
 }
 
 /// Which project a cached copy is for: the one a request named (`None`: the default).
@@ -224,6 +227,7 @@ async fn load(
         resolved,
         tables,
         engines,
+        online_plans: PlanCache::default(),
     }))
 }
 
@@ -303,5 +307,17 @@ impl Lockstep {
     /// Each project whose definitions are cached, and how old the oldest copy served is.
     pub fn definitions_ages(&self) -> Vec<(String, Duration)> {
         self.served.ages()
+    }
+}
+
+impl Lockstep {
+    /// The project's served definitions and the features `request` names in them.
+    pub(crate) async fn select(
+        &self,
+        request: &FeatureRequest,
+    ) -> Result<(Arc<ServedDefinitions>, Selection), FeatureError> {
+        let served = self.served_definitions(request.project.as_deref()).await?;
+        let selection = Selection::of(&served.resolved, request)?;
+        Ok((served, selection))
     }
 }

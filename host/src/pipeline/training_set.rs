@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use super::Lockstep;
 use super::features::{FeatureError, FeatureRequest, JoinPlan, Store, plan};
 use super::on_demand::{RowCheck, evaluate};
-use super::serving::ServedDefinitions;
+use super::served::ServedDefinitions;
 use crate::aggregate::{Engine, PointInTime, Replay, key_bytes};
 use crate::model::arrow_type;
 use crate::model::definitions::Provider;

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 use super::{CANDIDATES, SERVICE, WATCHES, detail, millis};
 use crate::columnar::to_json;
-use crate::model::{format_timestamp, now_micros};
+use crate::model::{FieldSpec, ValueType, format_timestamp, now_micros};
 use crate::pipeline::{Lockstep, OnlineFeatures, OnlineRequest, Status};
 
 /// The online requests made over HTTP.
@@ -185,7 +185,6 @@ pub(super) async fn serve_requests(
 /// The request's entities (`user_id`, `movie_id`, `candidate_genre`, `request_genre`) as
 /// entity rows.
 fn served_rows(entities: &Value) -> anyhow::Result<RecordBatch> {
-    use crate::model::{FieldSpec, ValueType};
     let fields: Vec<FieldSpec> = [
         ("user_id", ValueType::Int64, false),
         ("movie_id", ValueType::Int64, false),
@@ -205,7 +204,7 @@ fn served_rows(entities: &Value) -> anyhow::Result<RecordBatch> {
             let values = entities[&field.name]
                 .as_array()
                 .with_context(|| format!("no `{}`", field.name))?;
-            crate::columnar::from_json(field, values).map_err(|e| anyhow::anyhow!("{e}"))
+            crate::api::json::from_json(field, values).map_err(|e| anyhow::anyhow!("{e}"))
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
     Ok(RecordBatch::try_new(
@@ -222,8 +221,14 @@ async fn latest(
     features: &str,
     at: i64,
 ) -> anyhow::Result<OnlineFeatures> {
-    let mut entities = serde_json::Map::new();
-    entities.insert(key.to_owned(), ids.collect::<Vec<_>>().into());
+    let field = FieldSpec {
+        name: key.to_owned(),
+        value_type: ValueType::Int64,
+        nullable: false,
+    };
+    let ids: arrow::array::ArrayRef =
+        std::sync::Arc::new(arrow::array::Int64Array::from_iter_values(ids));
+    let entities = RecordBatch::try_new(crate::model::arrow_schema(&[field]), vec![ids])?;
     lockstep
         .get_online_features_at(
             &OnlineRequest {
