@@ -105,7 +105,9 @@ impl<'f> GuestInput<'f> {
 /// byte and string offsets that start at 0 (what an unsliced array has).
 fn borrowable(array: &ArrayRef) -> bool {
     let byte_aligned = |bits: &BooleanBuffer| bits.offset().is_multiple_of(8);
-    array.nulls().is_none_or(|nulls| byte_aligned(nulls.inner()))
+    array
+        .nulls()
+        .is_none_or(|nulls| byte_aligned(nulls.inner()))
         && match array.data_type() {
             DataType::Boolean => byte_aligned(array.as_boolean().values()),
             DataType::Utf8 => array.as_string::<i32>().value_offsets()[0] == 0,
@@ -149,7 +151,9 @@ pub fn to_guest(batch: &RecordBatch, fields: &[FieldSpec]) -> Result<Batch, Colu
 /// A transform column as an Arrow array of its canonical type, taking over its buffers.
 fn to_array(column: Column, rows: usize) -> ArrayRef {
     let bits = |bytes: Vec<u8>| BooleanBuffer::new(Buffer::from_vec(bytes), 0, rows);
-    let nulls = column.validity.map(|validity| NullBuffer::new(bits(validity)));
+    let nulls = column
+        .validity
+        .map(|validity| NullBuffer::new(bits(validity)));
     match column.values {
         Values::Int64(v) => Arc::new(Int64Array::new(v.into(), nulls)),
         Values::Float64(v) => Arc::new(Float64Array::new(v.into(), nulls)),

@@ -26,7 +26,9 @@ pub const ALLOWED_IMPORTS: [&str; 2] = [
 /// The contract version an import of the `lockstep:transform` package names, when it names
 /// one other than [`CONTRACT_VERSION`]: the component was built against another SDK.
 pub fn other_contract_version(import: &str) -> Option<&str> {
-    let (_, version) = import.strip_prefix("lockstep:transform/")?.split_once('@')?;
+    let (_, version) = import
+        .strip_prefix("lockstep:transform/")?
+        .split_once('@')?;
     (version != CONTRACT_VERSION).then_some(version)
 }
 

@@ -470,14 +470,15 @@ impl Runtime {
 }
 
 /// The `transform` export's type as the host calls it: a borrowed batch in, an owned one out.
-type TransformFunc<'a> = wasmtime::component::TypedFunc<
-    (&'a BatchIn<'a>,),
-    (Result<Batch, TransformError>,),
->;
+type TransformFunc<'a> =
+    wasmtime::component::TypedFunc<(&'a BatchIn<'a>,), (Result<Batch, TransformError>,)>;
 
 impl Instance {
     /// The instance's `transform` export, type-checked.
-    fn transform<'a>(&mut self, index: &ComponentExportIndex) -> wasmtime::Result<TransformFunc<'a>> {
+    fn transform<'a>(
+        &mut self,
+        index: &ComponentExportIndex,
+    ) -> wasmtime::Result<TransformFunc<'a>> {
         self.instance.get_typed_func(&mut self.store, index)
     }
 

@@ -552,9 +552,8 @@ mod tests {
         );
         assert_eq!(column.validity, Some(vec![0b101]));
 
-        let builder: NullableBuilder<Vec<bool>> = [Some(true), None, Some(false)]
-            .into_iter()
-            .collect();
+        let builder: NullableBuilder<Vec<bool>> =
+            [Some(true), None, Some(false)].into_iter().collect();
         let column = ColumnBuilder::finish(builder, "b").unwrap();
         assert_eq!(column.values, Values::Boolean(vec![0b001]));
         assert_eq!(column.validity, Some(vec![0b101]));

@@ -224,11 +224,7 @@ fn nulls_become_none_and_back() {
     assert_eq!(output.num_rows, 4);
     assert_eq!(
         output.columns[0],
-        column(
-            "high",
-            Values::Boolean(vec![0b0001]),
-            Some(vec![0b0101])
-        )
+        column("high", Values::Boolean(vec![0b0001]), Some(vec![0b0101]))
     );
     assert_eq!(
         output.columns[1],

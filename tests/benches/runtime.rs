@@ -61,6 +61,10 @@ fn main() {
         at(0.5),
         at(0.99)
     );
+    println!(
+        "  (goal: as close to a warm call on a reused instance, 2-3 µs, as instantiating \
+         afresh for every call allows)"
+    );
 }
 
 /// Runs one first-party transform over the same batch as wasm and natively (`native` is

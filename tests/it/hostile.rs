@@ -219,10 +219,9 @@ fn components_of_an_older_contract_must_be_rebuilt() {
 
 #[test]
 fn components_of_a_newer_contract_are_named_as_such() {
-    let bytes = wat::parse_str(
-        r#"(component (import "lockstep:transform/types@0.10.0" (instance)))"#,
-    )
-    .unwrap();
+    let bytes =
+        wat::parse_str(r#"(component (import "lockstep:transform/types@0.10.0" (instance)))"#)
+            .unwrap();
     let error = load_error(&bytes);
     assert_eq!(
         error,
