@@ -2,7 +2,7 @@
 
 use std::ops::Range;
 
-use super::bindings::{Batch, Column, Utf8Values, Values};
+use super::bindings::{Batch, BatchIn, Column, Utf8In, Utf8Values, Values, ValuesIn};
 use lockstep_model::format_timestamp;
 
 /// Is row `row` valid (not null) under an optional Arrow-style bitmap?
@@ -10,19 +10,24 @@ pub fn is_valid(validity: Option<&[u8]>, row: usize) -> bool {
     validity.is_none_or(|bits| bits[row / 8] & (1 << (row % 8)) != 0)
 }
 
-/// Builds a bitmap from per-row validity; `None` when every row is valid.
-pub fn bitmap(valid: impl ExactSizeIterator<Item = bool>) -> Option<Vec<u8>> {
-    let rows = valid.len();
-    let mut bits = vec![0u8; rows.div_ceil(8)];
-    let mut all_valid = true;
-    for (i, ok) in valid.enumerate() {
-        if ok {
-            bits[i / 8] |= 1 << (i % 8);
-        } else {
-            all_valid = false;
-        }
+/// Bit `i` of an Arrow-style bitmap (a packed boolean column).
+pub fn bit(bits: &[u8], i: usize) -> bool {
+    bits[i / 8] & (1 << (i % 8)) != 0
+}
+
+/// Packs bits Arrow-style: bit (i % 8) of byte (i / 8), padding bits zero.
+pub fn pack_bits(values: impl ExactSizeIterator<Item = bool>) -> Vec<u8> {
+    let mut bits = vec![0u8; values.len().div_ceil(8)];
+    for (i, value) in values.enumerate() {
+        bits[i / 8] |= u8::from(value) << (i % 8);
     }
-    (!all_valid).then_some(bits)
+    bits
+}
+
+/// Builds a bitmap from per-row validity; `None` when every row is valid.
+pub fn bitmap(valid: impl ExactSizeIterator<Item = bool> + Clone) -> Option<Vec<u8>> {
+    let all_valid = valid.clone().all(|ok| ok);
+    (!all_valid).then(|| pack_bits(valid))
 }
 
 /// Packs strings into the offsets + bytes layout.
@@ -38,27 +43,36 @@ pub fn utf8<S: AsRef<str>>(strings: impl IntoIterator<Item = S>) -> Utf8Values {
 
 /// Value `row` of a packed string column.
 pub fn utf8_value(values: &Utf8Values, row: usize) -> &str {
+    utf8_in_value(
+        Utf8In {
+            offsets: &values.offsets,
+            data: &values.data,
+        },
+        row,
+    )
+}
+
+fn utf8_in_value(values: Utf8In<'_>, row: usize) -> &str {
     let range = values.offsets[row] as usize..values.offsets[row + 1] as usize;
     std::str::from_utf8(&values.data[range]).expect("validated utf8")
 }
 
 /// Rows `range` of `batch`.
-pub fn slice(batch: &Batch, range: Range<usize>) -> Batch {
+pub fn slice(batch: &BatchIn<'_>, range: Range<usize>) -> Batch {
     take(batch, &range.collect::<Vec<_>>())
 }
 
 /// The rows at `rows` of `batch`, in that order.
-pub fn take(batch: &Batch, rows: &[usize]) -> Batch {
+pub fn take(batch: &BatchIn<'_>, rows: &[usize]) -> Batch {
     let columns = batch
         .columns
         .iter()
         .map(|column| Column {
-            name: column.name.clone(),
-            values: take_values(&column.values, rows),
+            name: column.name.to_owned(),
+            values: take_values(column.values, rows),
             validity: column
                 .validity
-                .as_deref()
-                .and_then(|bits| bitmap(rows.iter().map(|&i| is_valid(Some(bits), i)))),
+                .and_then(|bits| bitmap(rows.iter().map(|&i| bit(bits, i)))),
         })
         .collect();
     Batch {
@@ -67,13 +81,13 @@ pub fn take(batch: &Batch, rows: &[usize]) -> Batch {
     }
 }
 
-fn take_values(values: &Values, rows: &[usize]) -> Values {
+fn take_values(values: ValuesIn<'_>, rows: &[usize]) -> Values {
     match values {
-        Values::Int64(v) => Values::Int64(rows.iter().map(|&i| v[i]).collect()),
-        Values::Timestamp(v) => Values::Timestamp(rows.iter().map(|&i| v[i]).collect()),
-        Values::Float64(v) => Values::Float64(rows.iter().map(|&i| v[i]).collect()),
-        Values::Boolean(v) => Values::Boolean(rows.iter().map(|&i| v[i]).collect()),
-        Values::Utf8(v) => Values::Utf8(utf8(rows.iter().map(|&i| utf8_value(v, i)))),
+        ValuesIn::Int64(v) => Values::Int64(rows.iter().map(|&i| v[i]).collect()),
+        ValuesIn::Timestamp(v) => Values::Timestamp(rows.iter().map(|&i| v[i]).collect()),
+        ValuesIn::Float64(v) => Values::Float64(rows.iter().map(|&i| v[i]).collect()),
+        ValuesIn::Boolean(v) => Values::Boolean(pack_bits(rows.iter().map(|&i| bit(v, i)))),
+        ValuesIn::Utf8(v) => Values::Utf8(utf8(rows.iter().map(|&i| utf8_in_value(v, i)))),
     }
 }
 
@@ -141,7 +155,7 @@ pub fn row_fingerprint(batch: &Batch, row: usize) -> [u8; 32] {
         match &column.values {
             Values::Int64(v) | Values::Timestamp(v) => hash.update(v[row].to_le_bytes()),
             Values::Float64(v) => hash.update(v[row].to_bits().to_le_bytes()),
-            Values::Boolean(v) => hash.update([u8::from(v[row])]),
+            Values::Boolean(v) => hash.update([u8::from(bit(v, row))]),
             Values::Utf8(v) => {
                 let value = utf8_value(v, row);
                 hash.update((value.len() as u64).to_le_bytes());
@@ -158,7 +172,7 @@ fn same_value(a: &Values, i: usize, b: &Values, j: usize) -> bool {
             a[i] == b[j]
         }
         (Values::Float64(a), Values::Float64(b)) => a[i].to_bits() == b[j].to_bits(),
-        (Values::Boolean(a), Values::Boolean(b)) => a[i] == b[j],
+        (Values::Boolean(a), Values::Boolean(b)) => bit(a, i) == bit(b, j),
         (Values::Utf8(a), Values::Utf8(b)) => utf8_value(a, i) == utf8_value(b, j),
         _ => false,
     }
@@ -176,7 +190,7 @@ pub fn render(values: &Values, valid: bool, row: usize) -> String {
         Values::Int64(v) => v[row].to_string(),
         Values::Timestamp(v) => format_timestamp(v[row]),
         Values::Float64(v) => format!("{:?}", v[row]),
-        Values::Boolean(v) => v[row].to_string(),
+        Values::Boolean(v) => bit(v, row).to_string(),
         Values::Utf8(v) => {
             let value = utf8_value(v, row);
             match value.char_indices().nth(MAX_RENDERED_CHARS) {
@@ -188,18 +202,18 @@ pub fn render(values: &Values, valid: bool, row: usize) -> String {
 }
 
 /// Approximate bytes the batch occupies once copied into guest memory.
-pub fn size_in_guest(batch: &Batch) -> usize {
+pub fn size_in_guest(batch: &BatchIn<'_>) -> usize {
     batch
         .columns
         .iter()
         .map(|column| {
-            let values = match &column.values {
-                Values::Int64(v) | Values::Timestamp(v) => v.len() * 8,
-                Values::Float64(v) => v.len() * 8,
-                Values::Boolean(v) => v.len(),
-                Values::Utf8(v) => v.offsets.len() * 4 + v.data.len(),
+            let values = match column.values {
+                ValuesIn::Int64(v) | ValuesIn::Timestamp(v) => v.len() * 8,
+                ValuesIn::Float64(v) => v.len() * 8,
+                ValuesIn::Boolean(v) => v.len(),
+                ValuesIn::Utf8(v) => v.offsets.len() * 4 + v.data.len(),
             };
-            column.name.len() + values + column.validity.as_ref().map_or(0, Vec::len)
+            column.name.len() + values + column.validity.map_or(0, <[u8]>::len)
         })
         .sum()
 }

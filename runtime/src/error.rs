@@ -21,6 +21,20 @@ pub enum LoadError {
         "component imports `{name}`; transforms may import only `lockstep:transform/host` (no WASI: no clocks, random, files or network)"
     )]
     ForbiddenImport { name: String },
+    #[error(
+        "component was built against contract lockstep:transform@{found} (an older SDK); this host runs @{expected}: rebuild it with the current SDK (`lockstep build`)"
+    )]
+    OutdatedContract {
+        found: String,
+        expected: &'static str,
+    },
+    #[error(
+        "component was built against contract lockstep:transform@{found} (a newer SDK); this host runs @{expected}: upgrade the host, or build with the SDK of its version"
+    )]
+    NewerContract {
+        found: String,
+        expected: &'static str,
+    },
     #[error("component does not implement the `lockstep:transform/feature-transform` world: {0}")]
     WrongWorld(String),
     #[error("invalid signature: {0}")]
@@ -46,11 +60,36 @@ impl LoadError {
             Self::CoreModule => "not_a_component",
             Self::Invalid(_) => "invalid_component",
             Self::ForbiddenImport { .. } => "forbidden_import",
+            Self::OutdatedContract { .. } => "outdated_contract",
+            Self::NewerContract { .. } => "newer_contract",
             Self::WrongWorld(_) => "wrong_world",
             Self::InvalidSignature(_) => "invalid_signature",
             Self::SignatureCall(run) | Self::SmokeRun(run) => run.code(),
             Self::NotRowWise { .. } => "transform_not_row_wise",
             Self::Internal(_) => "internal",
+        }
+    }
+
+    /// The error for a component of contract version `found`, not `expected`: older or
+    /// newer, compared number by number.
+    pub fn other_contract(found: &str, expected: &'static str) -> Self {
+        let numbers = |version: &str| -> Vec<u64> {
+            version
+                .split(['.', '-', '+'])
+                .map_while(|part| part.parse().ok())
+                .collect()
+        };
+        let found_owned = found.to_owned();
+        if numbers(found) < numbers(expected) {
+            Self::OutdatedContract {
+                found: found_owned,
+                expected,
+            }
+        } else {
+            Self::NewerContract {
+                found: found_owned,
+                expected,
+            }
         }
     }
 

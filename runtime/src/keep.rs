@@ -8,7 +8,7 @@ use lockstep_model::Digest;
 
 use crate::arrow::from_guest;
 use crate::batch;
-use crate::bindings::Batch;
+use crate::bindings::{Batch, BatchIn};
 use crate::{RunError, Runtime};
 
 /// What [`Runtime::call_keeping`] returns.
@@ -65,7 +65,8 @@ impl Runtime {
         let loaded = self.get(digest)?;
         let outputs = &loaded.signature.outputs;
         let guest = self.to_guest(&loaded, input)?;
-        let call = |batch: &Batch| -> Result<Batch, RunError> {
+        let guest = guest.batch();
+        let call = |batch: &BatchIn<'_>| -> Result<Batch, RunError> {
             let output = self.call_guest(digest, batch)?;
             if recheck == Recheck::Sample {
                 self.recheck_guest_sample(digest, batch, &output)?;
@@ -74,7 +75,7 @@ impl Runtime {
         };
         match call(&guest) {
             Ok(output) => Ok(Kept {
-                output: from_guest(&output, outputs),
+                output: from_guest(output, outputs),
                 mask: None,
                 rejected: 0,
                 first_rejection: None,
@@ -90,7 +91,7 @@ impl Runtime {
                 let output = if rows.is_empty() {
                     RecordBatch::new_empty(lockstep_model::arrow_schema(outputs))
                 } else {
-                    from_guest(&call(&batch::take(&guest, &rows))?, outputs)
+                    from_guest(call(&batch::take(&guest, &rows).borrow())?, outputs)
                 };
                 Ok(Kept {
                     output,

@@ -2,7 +2,9 @@
 //! Arrow record batches.
 //!
 //! Callers speak Arrow and the model's [`FieldSpec`]; the WIT contract's batch types stay
-//! inside this crate (`bindings`, converted by `arrow`). [`Runtime::call`] maps a record
+//! inside this crate (`bindings`, converted by `arrow`). The contract lays columns out as
+//! Arrow does, so an input's buffers are lent to the call as they are and copied once, into
+//! guest memory; an output's buffers become the Arrow arrays' without another copy. [`Runtime::call`] maps a record
 //! batch to a record batch, [`Runtime::call_keeping`] also drops the rows a transform
 //! rejects and says which it kept, and [`Runtime::blocking`] is how async code runs either:
 //! on the blocking pool, never on an async worker thread.
@@ -36,7 +38,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::thread::JoinHandle;
 
-use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::component::{Component, ComponentExportIndex, HasSelf, InstancePre, Linker};
 use wasmtime::{Engine, Store, Trap};
 
 use ::arrow::array::RecordBatch;
@@ -47,7 +49,10 @@ pub use error::{LoadError, RunError};
 pub use keep::{Kept, Recheck};
 pub use row_wise::{SmokeReport, UPLOAD_SHAPES};
 
-use bindings::{ALLOWED_IMPORTS, Batch, FeatureTransform, FeatureTransformPre, TransformError};
+use bindings::{
+    ALLOWED_IMPORTS, Batch, BatchIn, CONTRACT_VERSION, FeatureTransform, FeatureTransformIndices,
+    TransformError,
+};
 use error::truncate;
 use state::{GuestState, LimitExceeded};
 
@@ -85,7 +90,9 @@ pub struct Signature {
 
 /// A compiled, checked transform.
 struct Loaded {
-    pre: FeatureTransformPre<GuestState>,
+    pre: InstancePre<GuestState>,
+    /// The `transform` export, found once.
+    transform: ComponentExportIndex,
     signature: Signature,
     stats: CallCounters,
 }
@@ -122,7 +129,7 @@ pub struct CallStats {
 /// A fresh instance in its own store, for one call.
 struct Instance {
     store: Store<GuestState>,
-    bindings: FeatureTransform,
+    instance: wasmtime::component::Instance,
 }
 
 /// Why the runtime could not start.
@@ -155,7 +162,8 @@ impl Runtime {
 
     /// Compiles and checks a component, caching it by digest; loading the same bytes again is
     /// free. Rejects anything that is not a component of the `feature-transform` world with
-    /// no imports but `lockstep:transform/host`, or whose signature is malformed.
+    /// no imports but `lockstep:transform/host`, or whose signature is malformed; a
+    /// component of another contract version is told so (`outdated_contract`: rebuild it).
     pub fn load(&self, bytes: &[u8]) -> Result<TransformInfo, LoadError> {
         let limit = self.config.max_component_bytes;
         if bytes.len() > limit {
@@ -176,25 +184,40 @@ impl Runtime {
 
         let component =
             Component::new(&self.engine, bytes).map_err(|e| LoadError::Invalid(error_chain(&e)))?;
-        if let Some((name, _)) = component
-            .component_type()
+        let component_type = component.component_type();
+        let imports: Vec<&str> = component_type
             .imports(&self.engine)
-            .find(|(name, _)| !ALLOWED_IMPORTS.contains(name))
+            .map(|(name, _)| name)
+            .collect();
+        if let Some(version) = imports
+            .iter()
+            .find_map(|name| bindings::other_contract_version(name))
         {
+            return Err(LoadError::other_contract(version, CONTRACT_VERSION));
+        }
+        if let Some(name) = imports.iter().find(|name| !ALLOWED_IMPORTS.contains(name)) {
             return Err(LoadError::ForbiddenImport {
-                name: name.to_owned(),
+                name: (*name).to_owned(),
             });
         }
-        let instance_pre = self
+        let wrong_world = |e: wasmtime::Error| LoadError::WrongWorld(error_chain(&e));
+        let pre = self
             .linker
             .instantiate_pre(&component)
-            .map_err(|e| LoadError::WrongWorld(error_chain(&e)))?;
-        let pre = FeatureTransformPre::new(instance_pre)
-            .map_err(|e| LoadError::WrongWorld(error_chain(&e)))?;
+            .map_err(wrong_world)?;
+        let indices = FeatureTransformIndices::new(&pre).map_err(wrong_world)?;
+        let transform = component
+            .get_export_index(None, "transform")
+            .ok_or_else(|| LoadError::WrongWorld("no `transform` export".to_owned()))?;
 
         let mut instance = self.instantiate(&pre).map_err(LoadError::SignatureCall)?;
+        // Type-checks the exports against the world (the input batch against `BatchIn`).
+        let exports = indices
+            .load(&mut instance.store, &instance.instance)
+            .map_err(wrong_world)?;
+        instance.transform(&transform).map_err(wrong_world)?;
         instance.arm(self.config.fuel_per_call, self.config.deadline_ticks());
-        let signature = match instance.bindings.call_signature(&mut instance.store) {
+        let signature = match exports.call_signature(&mut instance.store) {
             Ok(signature) => signature,
             Err(trap) => {
                 let budget = self.config.fuel_per_call;
@@ -212,6 +235,7 @@ impl Runtime {
 
         let loaded = Arc::new(Loaded {
             pre,
+            transform,
             signature: signature.clone(),
             stats: CallCounters::default(),
         });
@@ -295,8 +319,9 @@ impl Runtime {
     /// their canonical Arrow types; other columns are ignored.
     pub fn call(&self, digest: &Digest, input: &RecordBatch) -> Result<RecordBatch, RunError> {
         let loaded = self.get(digest)?;
-        let output = self.call_guest(digest, &self.to_guest(&loaded, input)?)?;
-        Ok(arrow::from_guest(&output, &loaded.signature.outputs))
+        let input = self.to_guest(&loaded, input)?;
+        let output = self.call_guest(digest, &input.batch())?;
+        Ok(arrow::from_guest(output, &loaded.signature.outputs))
     }
 
     /// Runs `work` (calls of this runtime) on tokio's blocking pool: the way async code
@@ -317,14 +342,18 @@ impl Runtime {
             })
     }
 
-    /// `input` as the guest's batch of the signature's inputs.
-    fn to_guest(&self, loaded: &Loaded, input: &RecordBatch) -> Result<Batch, RunError> {
-        arrow::to_guest(input, &loaded.signature.inputs)
+    /// The signature's input columns of `input`, ready to lend to the guest.
+    fn to_guest<'l>(
+        &self,
+        loaded: &'l Loaded,
+        input: &RecordBatch,
+    ) -> Result<arrow::GuestInput<'l>, RunError> {
+        arrow::GuestInput::new(input, &loaded.signature.inputs)
             .map_err(|e| RunError::InputColumns(e.to_string()))
     }
 
-    /// [`Runtime::call`] on the guest's own batch type.
-    fn call_guest(&self, digest: &Digest, input: &Batch) -> Result<Batch, RunError> {
+    /// [`Runtime::call`] on the guest's own batch types.
+    fn call_guest(&self, digest: &Digest, input: &BatchIn<'_>) -> Result<Batch, RunError> {
         if let Some(reason) = self.quarantined(digest) {
             return Err(RunError::Unsafe(reason));
         }
@@ -341,8 +370,13 @@ impl Runtime {
         let budget = self.config.fuel_for(rows);
         let started = std::time::Instant::now();
         let result = self.instantiate(&loaded.pre).and_then(|mut instance| {
+            let transform = instance
+                .transform(&loaded.transform)
+                .map_err(|e| RunError::Internal(error_chain(&e)))?;
             instance.arm(budget, self.config.deadline_ticks());
-            let result = instance.bindings.call_transform(&mut instance.store, input);
+            let result = transform
+                .call(&mut instance.store, (input,))
+                .map(|(result,)| result);
             let left = instance.store.get_fuel().unwrap_or(0);
             loaded
                 .stats
@@ -377,7 +411,7 @@ impl Runtime {
 
     /// The checks every output passes: its size, row count and columns.
     fn check_output(&self, loaded: &Loaded, rows: u32, output: Batch) -> Result<Batch, RunError> {
-        let bytes = batch::size_in_guest(&output);
+        let bytes = batch::size_in_guest(&output.borrow());
         let limit = self.config.max_output_bytes;
         if bytes > limit {
             return Err(RunError::OutputTooLarge { bytes, limit });
@@ -388,7 +422,7 @@ impl Runtime {
                 output.num_rows
             )));
         }
-        validate::check_batch(&output, &loaded.signature.outputs)
+        validate::check_batch(&output.borrow(), &loaded.signature.outputs)
             .map_err(|message| RunError::BadOutput(truncate(message, MAX_GUEST_MESSAGE_BYTES)))?;
         Ok(output)
     }
@@ -414,7 +448,7 @@ impl Runtime {
 
     /// A fresh instance. When the pooling allocator has no free slot (more calls at once
     /// than `max_instances`) the runtime is busy, which is retryable.
-    fn instantiate(&self, pre: &FeatureTransformPre<GuestState>) -> Result<Instance, RunError> {
+    fn instantiate(&self, pre: &InstancePre<GuestState>) -> Result<Instance, RunError> {
         let state = GuestState::new(self.config.max_memory_bytes, self.config.max_table_elements);
         let mut store = Store::new(&self.engine, state);
         store.limiter(|state| state);
@@ -426,7 +460,7 @@ impl Runtime {
             .map_err(|e| RunError::Internal(error_chain(&e)))?;
         store.set_epoch_deadline(self.config.deadline_ticks());
         match pre.instantiate(&mut store) {
-            Ok(bindings) => Ok(Instance { store, bindings }),
+            Ok(instance) => Ok(Instance { store, instance }),
             Err(e) => match classify(e, store.data_mut(), budget, 0, &self.config) {
                 RunError::Internal(message) => Err(RunError::Busy(message)),
                 other => Err(other),
@@ -435,7 +469,19 @@ impl Runtime {
     }
 }
 
+/// The `transform` export's type as the host calls it: a borrowed batch in, an owned one out.
+type TransformFunc<'a> =
+    wasmtime::component::TypedFunc<(&'a BatchIn<'a>,), (Result<Batch, TransformError>,)>;
+
 impl Instance {
+    /// The instance's `transform` export, type-checked.
+    fn transform<'a>(
+        &mut self,
+        index: &ComponentExportIndex,
+    ) -> wasmtime::Result<TransformFunc<'a>> {
+        self.instance.get_typed_func(&mut self.store, index)
+    }
+
     /// Gives the call its fuel and arms its deadline (it counts from when it is set).
     fn arm(&mut self, fuel: u64, deadline_ticks: u64) {
         self.store

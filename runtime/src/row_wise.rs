@@ -19,7 +19,7 @@ use arrow::array::RecordBatch;
 
 use super::arrow::{from_guest, to_guest};
 use super::batch::{self, row_difference, row_fingerprint};
-use super::bindings::Batch;
+use super::bindings::{Batch, BatchIn};
 use super::sample::sample_batch;
 use super::{LoadError, RunError, Runtime};
 use lockstep_model::Digest;
@@ -71,7 +71,7 @@ impl Runtime {
             .ok_or(LoadError::SmokeRun(RunError::NotLoaded(*digest)))?;
         let mut pool = sample_batch(&signature.inputs, POOL_ROWS);
         let (mut rejected_rows, mut first_rejection) = (0, None);
-        if let Err(RunError::GuestRows(errors)) = self.call_guest(digest, &pool) {
+        if let Err(RunError::GuestRows(errors)) = self.call_guest(digest, &pool.borrow()) {
             rejected_rows = errors.len();
             first_rejection = errors.first().map(|(row, msg)| format!("row {row}: {msg}"));
             let rejected: HashSet<u32> = errors.iter().map(|(row, _)| *row).collect();
@@ -79,10 +79,10 @@ impl Runtime {
                 .filter(|row| !rejected.contains(row))
                 .map(|row| row as usize)
                 .collect();
-            pool = batch::take(&pool, &kept);
+            pool = batch::take(&pool.borrow(), &kept);
         }
         let output = self
-            .call_guest(digest, &pool)
+            .call_guest(digest, &pool.borrow())
             .map_err(LoadError::SmokeRun)?;
         let rows = pool.num_rows as usize;
         let shapes = shapes(rows, batch_sizes);
@@ -93,8 +93,8 @@ impl Runtime {
             }
         }
         Ok(SmokeReport {
-            input: from_guest(&pool, &signature.inputs),
-            output: from_guest(&output, &signature.outputs),
+            input: from_guest(pool, &signature.inputs),
+            output: from_guest(output, &signature.outputs),
             rejected_rows,
             first_rejection,
             shapes: shapes.into_iter().map(|shape| shape.description).collect(),
@@ -112,7 +112,7 @@ impl Runtime {
         rows: &[usize],
     ) -> Result<(), RunError> {
         let (input, output) = self.guest_pair(digest, input, output)?;
-        self.recheck_guest(digest, &input, &output, rows)
+        self.recheck_guest(digest, &input.borrow(), &output, rows)
     }
 
     /// [`Runtime::recheck`] on the deterministic sample of `config.row_check_rows` rows
@@ -127,7 +127,7 @@ impl Runtime {
             return Ok(());
         }
         let (input, output) = self.guest_pair(digest, input, output)?;
-        self.recheck_guest_sample(digest, &input, &output)
+        self.recheck_guest_sample(digest, &input.borrow(), &output)
     }
 
     /// A call's input and output as the guest's batches.
@@ -148,13 +148,13 @@ impl Runtime {
     fn recheck_guest(
         &self,
         digest: &Digest,
-        input: &Batch,
+        input: &BatchIn<'_>,
         output: &Batch,
         rows: &[usize],
     ) -> Result<(), RunError> {
         self.count_rechecked(digest, rows.len());
         for &row in rows {
-            let alone = self.call_guest(digest, &batch::slice(input, row..row + 1))?;
+            let alone = self.call_guest(digest, &batch::slice(input, row..row + 1).borrow())?;
             if let Some(difference) = row_difference(output, row, &alone, 0) {
                 return Err(RunError::NotRowWise {
                     row: row as u32,
@@ -170,7 +170,7 @@ impl Runtime {
     pub(crate) fn recheck_guest_sample(
         &self,
         digest: &Digest,
-        input: &Batch,
+        input: &BatchIn<'_>,
         output: &Batch,
     ) -> Result<(), RunError> {
         let rows = input.num_rows as usize;
@@ -187,9 +187,10 @@ impl Runtime {
         digest: &Digest,
         pool: &Batch,
     ) -> Result<Vec<[u8; 32]>, LoadError> {
+        let pool = &pool.borrow();
         (0..pool.num_rows as usize)
             .map(|row| {
-                let alone = self.call_guest(digest, &batch::slice(pool, row..row + 1));
+                let alone = self.call_guest(digest, &batch::slice(pool, row..row + 1).borrow());
                 match alone {
                     Ok(output) => Ok(row_fingerprint(&output, 0)),
                     // Accepted in the whole pool, refused alone.
@@ -214,8 +215,9 @@ impl Runtime {
         reference: &[[u8; 32]],
         shape: &Shape,
     ) -> Result<(), LoadError> {
+        let pool = &pool.borrow();
         let input = batch::take(pool, &shape.rows);
-        let output = match self.call_guest(digest, &input) {
+        let output = match self.call_guest(digest, &input.borrow()) {
             Ok(output) => output,
             Err(RunError::GuestRows(errors)) => {
                 let (row, message) = &errors[0];
@@ -235,7 +237,7 @@ impl Runtime {
         };
         let source = shape.rows[row];
         let alone = self
-            .call_guest(digest, &batch::slice(pool, source..source + 1))
+            .call_guest(digest, &batch::slice(pool, source..source + 1).borrow())
             .map_err(LoadError::SmokeRun)?;
         let difference = row_difference(&output, row, &alone, 0)
             .unwrap_or_else(|| format!("row {row} differs between two calls alone"));

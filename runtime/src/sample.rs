@@ -3,7 +3,7 @@
 //! The values cover the edges transforms get wrong: zero, negatives, fractions, large
 //! magnitudes, empty and non-ASCII strings, and nulls in every nullable field.
 
-use super::batch::{bitmap, utf8};
+use super::batch::{bitmap, pack_bits, utf8};
 use lockstep_model::{FieldSpec, ValueType};
 
 use super::bindings::{Batch, Column, Values};
@@ -30,7 +30,7 @@ pub fn sample_batch(fields: &[FieldSpec], rows: u32) -> Batch {
                 ValueType::Int64 => Values::Int64((0..n).map(|i| INTS[pick(i)]).collect()),
                 ValueType::Float64 => Values::Float64((0..n).map(|i| FLOATS[pick(i)]).collect()),
                 ValueType::Utf8 => Values::Utf8(utf8((0..n).map(|i| STRINGS[pick(i)]))),
-                ValueType::Boolean => Values::Boolean((0..n).map(|i| pick(i) % 2 == 0).collect()),
+                ValueType::Boolean => Values::Boolean(pack_bits((0..n).map(|i| pick(i) % 2 == 0))),
                 ValueType::Timestamp => Values::Timestamp(
                     (0..n as i64)
                         .map(|i| FIRST_TIMESTAMP_MICROS + i * TIMESTAMP_STEP_MICROS)
@@ -72,7 +72,7 @@ mod tests {
             .collect();
         for rows in [0, 1, 9, 64] {
             let batch = sample_batch(&fields, rows);
-            check_batch(&batch, &fields).unwrap();
+            check_batch(&batch.borrow(), &fields).unwrap();
         }
         assert!(sample_batch(&fields, 64).columns[0].validity.is_some());
         assert!(sample_batch(&fields, 64).columns[1].validity.is_none());

@@ -7,16 +7,16 @@ use std::collections::HashSet;
 
 use lockstep_model::FieldSpec;
 
-use super::bindings::{Batch, Column, DataType, Signature, Values, value_type};
+use super::bindings::{BatchIn, ColumnIn, DataType, Signature, ValuesIn, value_type};
 
 /// Longest name accepted for a transform, version or field.
 const MAX_NAME_LEN: usize = 128;
 
 /// Checks `batch` has exactly `fields`, in order, with consistent lengths, valid UTF-8 and
 /// no nulls in non-nullable fields. The error names the offending column.
-pub fn check_batch(batch: &Batch, fields: &[FieldSpec]) -> Result<(), String> {
+pub fn check_batch(batch: &BatchIn<'_>, fields: &[FieldSpec]) -> Result<(), String> {
     if batch.columns.len() != fields.len() {
-        let names: Vec<&str> = batch.columns.iter().map(|c| c.name.as_str()).collect();
+        let names: Vec<&str> = batch.columns.iter().map(|c| c.name).collect();
         let expected: Vec<&str> = fields.iter().map(|f| f.name.as_str()).collect();
         return Err(format!("expected columns {expected:?}, got {names:?}"));
     }
@@ -27,30 +27,37 @@ pub fn check_batch(batch: &Batch, fields: &[FieldSpec]) -> Result<(), String> {
     Ok(())
 }
 
-fn check_column(column: &Column, field: &FieldSpec, rows: usize) -> Result<(), String> {
+fn check_column(column: &ColumnIn<'_>, field: &FieldSpec, rows: usize) -> Result<(), String> {
     if column.name != field.name {
         return Err(format!(
             "found a column named `{}` in its place",
             column.name
         ));
     }
-    let found = value_type(data_type_of(&column.values));
+    let found = value_type(data_type_of(column.values));
     if found != field.value_type {
         return Err(format!("expected {}, got {found}", field.value_type));
     }
-    let len = match &column.values {
-        Values::Int64(v) | Values::Timestamp(v) => v.len(),
-        Values::Float64(v) => v.len(),
-        Values::Boolean(v) => v.len(),
-        Values::Utf8(utf8) => {
-            check_utf8(&utf8.offsets, &utf8.data)?;
+    let len = match column.values {
+        ValuesIn::Int64(v) | ValuesIn::Timestamp(v) => v.len(),
+        ValuesIn::Float64(v) => v.len(),
+        ValuesIn::Boolean(bits) if bits.len() != rows.div_ceil(8) => {
+            return Err(format!(
+                "boolean bitmap has {} bytes for {rows} rows (expected {})",
+                bits.len(),
+                rows.div_ceil(8)
+            ));
+        }
+        ValuesIn::Boolean(_) => rows,
+        ValuesIn::Utf8(utf8) => {
+            check_utf8(utf8.offsets, utf8.data)?;
             utf8.offsets.len().saturating_sub(1)
         }
     };
     if len != rows {
         return Err(format!("has {len} values for {rows} rows"));
     }
-    if let Some(validity) = &column.validity {
+    if let Some(validity) = column.validity {
         if validity.len() != rows.div_ceil(8) {
             return Err(format!(
                 "validity bitmap has {} bytes for {rows} rows (expected {})",
@@ -68,6 +75,10 @@ fn check_column(column: &Column, field: &FieldSpec, rows: usize) -> Result<(), S
 fn check_utf8(offsets: &[u32], data: &[u8]) -> Result<(), String> {
     if offsets.is_empty() {
         return Err("utf8 offsets must hold num-rows + 1 entries".to_owned());
+    }
+    // Arrow's offsets are `i32`.
+    if i32::try_from(data.len()).is_err() {
+        return Err(format!("holds {} bytes of strings, over 2 GiB", data.len()));
     }
     let text = std::str::from_utf8(data).map_err(|e| format!("invalid UTF-8: {e}"))?;
     let mut previous = 0usize;
@@ -88,9 +99,13 @@ fn check_utf8(offsets: &[u32], data: &[u8]) -> Result<(), String> {
 
 /// Number of null rows in an Arrow-style validity bitmap of `rows` rows.
 pub fn null_count(validity: &[u8], rows: usize) -> usize {
-    (0..rows)
-        .filter(|&i| validity[i / 8] & (1 << (i % 8)) == 0)
-        .count()
+    let full = &validity[..rows / 8];
+    let mut nulls: usize = full.iter().map(|byte| byte.count_zeros() as usize).sum();
+    if !rows.is_multiple_of(8) {
+        let mask = (1u8 << (rows % 8)) - 1;
+        nulls += (!validity[rows / 8] & mask).count_ones() as usize;
+    }
+    nulls
 }
 
 /// Checks names are non-empty, short, unique and plain (`[A-Za-z0-9_]`, not starting with a digit).
@@ -135,12 +150,12 @@ fn is_identifier(name: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
-pub fn data_type_of(values: &Values) -> DataType {
+pub fn data_type_of(values: ValuesIn<'_>) -> DataType {
     match values {
-        Values::Int64(_) => DataType::Int64,
-        Values::Float64(_) => DataType::Float64,
-        Values::Utf8(_) => DataType::Utf8,
-        Values::Boolean(_) => DataType::Boolean,
-        Values::Timestamp(_) => DataType::Timestamp,
+        ValuesIn::Int64(_) => DataType::Int64,
+        ValuesIn::Float64(_) => DataType::Float64,
+        ValuesIn::Utf8(_) => DataType::Utf8,
+        ValuesIn::Boolean(_) => DataType::Boolean,
+        ValuesIn::Timestamp(_) => DataType::Timestamp,
     }
 }

@@ -1,7 +1,8 @@
 //! Output column builders: what a transform writes, packed for the wire.
 //!
-//! Non-nullable `int64`, `float64` and `boolean` columns are built in a plain
-//! `Vec`, which becomes the wire value without a copy; `timestamp` columns in a
+//! Non-nullable `int64` and `float64` columns are built in a plain `Vec`,
+//! which becomes the wire value without a copy; `boolean` columns in a
+//! `Vec<bool>` packed into bits when finished; `timestamp` columns in a
 //! `Vec<Timestamp>`. Strings are packed as they arrive ([`Utf8Builder`]) and
 //! nullable columns track validity in a bitmap ([`NullableBuilder`]).
 
@@ -70,7 +71,59 @@ macro_rules! vec_builder {
     )*};
 }
 
-vec_builder!(i64 => Int64, f64 => Float64, bool => Boolean);
+vec_builder!(i64 => Int64, f64 => Float64);
+
+impl ColumnBuilder for Vec<bool> {
+    fn with_capacity(rows: usize) -> Self {
+        Vec::with_capacity(rows)
+    }
+
+    fn len(&self) -> usize {
+        Vec::len(self)
+    }
+
+    fn append_default(&mut self) {
+        self.push(false);
+    }
+
+    fn finish(self, name: &str) -> Result<Column, TransformError> {
+        Ok(Column {
+            name: name.to_owned(),
+            values: Values::Boolean(pack_bits(&self)),
+            validity: None,
+        })
+    }
+}
+
+impl Append<bool> for Vec<bool> {
+    #[inline(always)]
+    fn append(&mut self, value: bool) {
+        self.push(value);
+    }
+}
+
+/// Packs booleans Arrow-style: value `i` in bit `i % 8` of byte `i / 8`,
+/// padding bits zero.
+fn pack_bits(values: &[bool]) -> Vec<u8> {
+    let chunks = values.chunks_exact(8);
+    let rest = chunks.remainder();
+    let mut bytes: Vec<u8> = chunks
+        .map(|chunk| {
+            chunk
+                .iter()
+                .enumerate()
+                .fold(0, |byte, (i, &bit)| byte | u8::from(bit) << i)
+        })
+        .collect();
+    if !rest.is_empty() {
+        let last = rest
+            .iter()
+            .enumerate()
+            .fold(0, |byte, (i, &bit)| byte | u8::from(bit) << i);
+        bytes.push(last);
+    }
+    bytes
+}
 
 impl ColumnBuilder for Vec<Timestamp> {
     fn with_capacity(rows: usize) -> Self {
@@ -499,10 +552,31 @@ mod tests {
         );
         assert_eq!(column.validity, Some(vec![0b101]));
 
+        let builder: NullableBuilder<Vec<bool>> =
+            [Some(true), None, Some(false)].into_iter().collect();
+        let column = ColumnBuilder::finish(builder, "b").unwrap();
+        assert_eq!(column.values, Values::Boolean(vec![0b001]));
+        assert_eq!(column.validity, Some(vec![0b101]));
+
         let builder: NullableBuilder<Vec<i64>> = [Some(7), None].into_iter().collect();
         let column = ColumnBuilder::finish(builder, "n").unwrap();
         assert_eq!(column.values, Values::Int64(vec![7, 0]));
         assert_eq!(column.validity, Some(vec![0b01]));
+    }
+
+    #[test]
+    fn booleans_pack_lsb_first_with_zero_padding() {
+        let values: Vec<bool> = (0..19).map(|i| i % 3 == 0).collect();
+        let column = ColumnBuilder::finish(values.clone(), "b").unwrap();
+        let Values::Boolean(bytes) = column.values else {
+            panic!("a boolean column");
+        };
+        assert_eq!(bytes, [0b0100_1001, 0b1001_0010, 0b0000_0100]);
+        for (i, value) in values.iter().enumerate() {
+            assert_eq!(bytes[i / 8] >> (i % 8) & 1 == 1, *value, "bit {i}");
+        }
+        assert_eq!(pack_bits(&[]), Vec::<u8>::new());
+        assert_eq!(pack_bits(&[true; 8]), [0xFF]);
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! |---|---|---|---|
 //! | `i64` | `int64` | `&[i64]` | `Vec<i64>` |
 //! | `f64` | `float64` | `&[f64]` | `Vec<f64>` |
-//! | `bool` | `boolean` | `&[bool]` | `Vec<bool>` |
+//! | `bool` | `boolean` | [`Bitmap`] | `Vec<bool>` |
 //! | `String`, `&str` | `utf8` | [`Utf8Column`] | [`Utf8Builder`] |
 //! | [`Timestamp`] | `timestamp` | [`TimestampColumn`] | `Vec<Timestamp>` |
 //! | `Option<T>` | nullable column of `T` | [`NullableColumn`] | [`NullableBuilder`] |
@@ -188,10 +188,17 @@ primitive!(
 primitive!(
     bool,
     Boolean,
-    &'a [bool],
+    Bitmap<'a>,
     Vec<bool>,
     |values, rows| match values {
-        Values::Boolean(values) => Some(sized(values, rows)),
+        Values::Boolean(bits) if bits.len() == rows.div_ceil(8) => {
+            Some(Ok(Bitmap::new(bits, rows).expect("long enough")))
+        }
+        Values::Boolean(bits) => Some(Err(format!(
+            "has {} bytes of booleans but the batch has {rows} rows ({} bytes)",
+            bits.len(),
+            rows.div_ceil(8)
+        ))),
         _ => None,
     }
 );
@@ -231,7 +238,7 @@ macro_rules! from_column {
 from_column! {
     i64 => |view, row| view[row];
     f64 => |view, row| view[row];
-    bool => |view, row| view[row];
+    bool => |view, row| view.is_set(row);
     Timestamp => |view, row| view.value(row);
     String => |view, row| view.value(row).to_owned();
     &'a str => |view, row| view.value(row);
@@ -261,12 +268,13 @@ impl Values {
         }
     }
 
-    /// The number of values.
+    /// The number of values. Booleans are packed eight to a byte, so for them
+    /// it is the number of bits: the row count rounded up to a multiple of 8.
     pub fn len(&self) -> usize {
         match self {
             Values::Int64(values) | Values::Timestamp(values) => values.len(),
             Values::Float64(values) => values.len(),
-            Values::Boolean(values) => values.len(),
+            Values::Boolean(bits) => bits.len() * 8,
             Values::Utf8(values) => values.offsets.len().saturating_sub(1),
         }
     }

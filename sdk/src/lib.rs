@@ -116,7 +116,7 @@
 //! ## Whole columns
 //!
 //! `#[derive(Row)]` on `struct Name` also generates `NameColumns<'a>`, typed
-//! views of the input columns ([`RowColumns`]: `&[i64]`, `&[f64]`, `&[bool]`,
+//! views of the input columns ([`RowColumns`]: `&[i64]`, `&[f64]`, [`Bitmap`],
 //! [`Utf8Column`], [`TimestampColumn`], [`NullableColumn`]), and `NameBuilder`,
 //! one builder per output column ([`RowBuilder`]: `Vec<i64>`, `Vec<f64>`,
 //! `Vec<bool>`, [`Utf8Builder`], `Vec<Timestamp>`, [`NullableBuilder`]). Both

@@ -48,10 +48,11 @@ macro_rules! slice_view {
     )*};
 }
 
-slice_view!(i64, f64, bool);
+slice_view!(i64, f64);
 
-/// A validity bitmap in Arrow layout: bit `i % 8` of byte `i / 8` is set when
-/// row `i` is valid (not null).
+/// A bitmap in Arrow layout: a validity bitmap (bit `i % 8` of byte `i / 8`
+/// is set when row `i` is valid, not null), or the values of a `boolean`
+/// column, which is packed the same way.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub struct Bitmap<'a> {
     bytes: &'a [u8],
@@ -138,6 +139,21 @@ impl<'a> Bitmap<'a> {
 #[track_caller]
 fn bit_out_of_range(index: usize, len: usize) -> ! {
     panic!("bit {index} out of range for a bitmap of {len} bits")
+}
+
+/// A `boolean` column: bit `row` is the value of row `row`.
+impl<'a> ColumnView<'a> for Bitmap<'a> {
+    type Item = bool;
+
+    #[inline(always)]
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    #[inline(always)]
+    fn value(&self, row: usize) -> bool {
+        self.is_set(row)
+    }
 }
 
 impl fmt::Debug for Bitmap<'_> {

@@ -8,6 +8,7 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use arrow::array::{Array, AsArray, RecordBatch};
+use arrow::buffer::BooleanBuffer;
 use arrow::datatypes::{DataType, Float64Type, Int64Type, TimestampMicrosecondType};
 use lockstep::datagen::generate;
 use lockstep::model::Digest;
@@ -18,6 +19,10 @@ use lockstep_tests::{first_party, load};
 const BATCH_ROWS: usize = 8192;
 const MEASURE_FOR: Duration = Duration::from_secs(3);
 const LATENCY_CALLS: usize = 50_000;
+/// Goals of wasm over native throughput, with the sandbox fully on (fuel, NaN
+/// canonicalisation, a fresh instance per call).
+const NUMERIC_GOAL: f64 = 0.8;
+const UTF8_GOAL: f64 = 0.7;
 
 fn main() {
     let runtime = Runtime::new(RuntimeConfig::default()).expect("runtime");
@@ -27,12 +32,14 @@ fn main() {
         &runtime,
         "numeric (movie_watch_features: 2 int64 + 1 float64? -> 2 float64 + 1 bool?)",
         "movie-watch",
+        NUMERIC_GOAL,
         |batch| lockstep_sdk::run_rows(batch, movie_watch::watch_features),
     );
     compare(
         &runtime,
         "utf8 (fraud_transaction_features: 2 utf8 in, 1 utf8 out)",
         "fraud-txn",
+        UTF8_GOAL,
         |batch| lockstep_sdk::run_rows(batch, fraud_txn::transaction_features),
     );
 
@@ -54,6 +61,10 @@ fn main() {
         at(0.5),
         at(0.99)
     );
+    println!(
+        "  (goal: as close to a warm call on a reused instance, 2-3 µs, as instantiating \
+         afresh for every call allows)"
+    );
 }
 
 /// Runs one first-party transform over the same batch as wasm and natively (`native` is
@@ -62,6 +73,7 @@ fn compare(
     runtime: &Runtime,
     what: &str,
     package: &str,
+    goal: f64,
     native: impl Fn(&sdk::Batch) -> Result<sdk::Batch, sdk::TransformError>,
 ) -> Digest {
     let digest = load(runtime, first_party().get(package));
@@ -69,7 +81,7 @@ fn compare(
     let native_input = to_sdk(&input);
     let wasm = rows_per_sec(|| black_box(runtime.call(&digest, &input).unwrap()).num_rows() as u32);
     let native = rows_per_sec(|| black_box(native(&native_input).unwrap()).num_rows);
-    report(what, wasm, native);
+    report(what, wasm, native, goal);
     digest
 }
 
@@ -86,11 +98,11 @@ fn rows_per_sec(mut run: impl FnMut() -> u32) -> f64 {
     rows as f64 / started.elapsed().as_secs_f64()
 }
 
-fn report(what: &str, wasm: f64, native: f64) {
+fn report(what: &str, wasm: f64, native: f64, goal: f64) {
     println!("{what}");
     println!("  wasm   {:>8.2} M rows/s", wasm / 1e6);
     println!("  native {:>8.2} M rows/s", native / 1e6);
-    println!("  ratio  {:>8.2} (goal >= 0.7)\n", wasm / native);
+    println!("  ratio  {:>8.2} (goal >= {goal})\n", wasm / native);
 }
 
 /// A record batch as the SDK's (guest-side) batch: the native baseline's input.
@@ -108,9 +120,7 @@ fn to_sdk(batch: &RecordBatch) -> sdk::Batch {
                 DataType::Float64 => {
                     sdk::Values::Float64(array.as_primitive::<Float64Type>().values().to_vec())
                 }
-                DataType::Boolean => {
-                    sdk::Values::Boolean(array.as_boolean().values().iter().collect())
-                }
+                DataType::Boolean => sdk::Values::Boolean(bitmap(array.as_boolean().values())),
                 DataType::Timestamp(..) => sdk::Values::Timestamp(
                     array
                         .as_primitive::<TimestampMicrosecondType>()
@@ -126,15 +136,7 @@ fn to_sdk(batch: &RecordBatch) -> sdk::Batch {
                 }
                 other => panic!("no SDK column type for {other}"),
             };
-            let validity = array.logical_nulls().map(|nulls| {
-                let mut bits = vec![0u8; array.len().div_ceil(8)];
-                for (row, valid) in nulls.iter().enumerate() {
-                    if valid {
-                        bits[row / 8] |= 1 << (row % 8);
-                    }
-                }
-                bits
-            });
+            let validity = array.logical_nulls().map(|nulls| bitmap(nulls.inner()));
             sdk::Column {
                 name: field.name().clone(),
                 values,
@@ -146,4 +148,13 @@ fn to_sdk(batch: &RecordBatch) -> sdk::Batch {
         num_rows: batch.num_rows() as u32,
         columns,
     }
+}
+
+/// Bits packed Arrow-style from offset 0, as the contract carries booleans and validity.
+fn bitmap(bits: &BooleanBuffer) -> Vec<u8> {
+    let mut bytes = vec![0u8; bits.len().div_ceil(8)];
+    for (i, bit) in bits.iter().enumerate() {
+        bytes[i / 8] |= u8::from(bit) << (i % 8);
+    }
+    bytes
 }

@@ -191,6 +191,48 @@ fn wasi_imports_are_forbidden() {
     );
 }
 
+/// What a component built by the 0.1.0 SDK imports: the contract's interfaces at 0.1.0.
+const CONTRACT_0_1_0_IMPORTS: &str = r#"
+    (import "lockstep:transform/types@0.1.0" (instance))
+    (import "lockstep:transform/host@0.1.0" (instance
+        (export "report-panic" (func (param "message" string)))))"#;
+
+#[test]
+fn components_of_an_older_contract_must_be_rebuilt() {
+    let bytes = wat::parse_str(format!("(component {CONTRACT_0_1_0_IMPORTS})")).unwrap();
+    let error = load_error(&bytes);
+    assert_eq!(
+        error,
+        LoadError::OutdatedContract {
+            found: "0.1.0".into(),
+            expected: "0.2.0",
+        }
+    );
+    assert_eq!(error.code(), "outdated_contract");
+    assert!(error.is_deterministic());
+    let message = error.to_string();
+    assert!(
+        message.contains("older SDK") && message.contains("rebuild"),
+        "{message}"
+    );
+}
+
+#[test]
+fn components_of_a_newer_contract_are_named_as_such() {
+    let bytes =
+        wat::parse_str(r#"(component (import "lockstep:transform/types@0.10.0" (instance)))"#)
+            .unwrap();
+    let error = load_error(&bytes);
+    assert_eq!(
+        error,
+        LoadError::NewerContract {
+            found: "0.10.0".into(),
+            expected: "0.2.0",
+        }
+    );
+    assert_eq!(error.code(), "newer_contract");
+}
+
 #[test]
 fn core_modules_are_not_components() {
     let bytes = wat::parse_str(r#"(module (func (export "transform")))"#).unwrap();

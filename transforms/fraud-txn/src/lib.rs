@@ -281,7 +281,7 @@ mod tests {
                 .collect(),
         };
         let out = run_rows(&batch, transaction_features).unwrap();
-        assert_eq!(out.columns[1].values, Values::Boolean(vec![false, true]));
+        assert_eq!(out.columns[1].values, Values::Boolean(vec![0b10]));
         assert_eq!(out.columns[2].values, Values::Int64(vec![0, 23]));
         assert_eq!(out.columns[3].values, strings(&["10-50", "1000+"]));
     }

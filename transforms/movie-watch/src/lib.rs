@@ -119,10 +119,7 @@ mod tests {
         assert_eq!(out.num_rows, 3);
         assert_eq!(out.columns[0].values, Values::Float64(vec![90.0, 1.0, 0.0]));
         assert_eq!(out.columns[1].values, Values::Float64(vec![1.0, 0.0, 0.0]));
-        assert_eq!(
-            out.columns[2].values,
-            Values::Boolean(vec![true, false, false])
-        );
+        assert_eq!(out.columns[2].values, Values::Boolean(vec![0b001]));
         assert_eq!(out.columns[2].validity, Some(vec![0b101]));
     }
 }
