@@ -1,15 +1,16 @@
 //! Test fixtures: the movie-recommendation example file and a catalog holding its transforms.
 
-use super::{Catalog, ColumnType, Definitions, Resolved, parse, resolve};
+use super::{Catalog, ColumnType, Parsed, Resolved, parse, resolve};
 use crate::model::{Digest, FieldSpec, TransformVersion};
 
 /// `examples/movie-recommendation/lockstep.toml`, which must stay valid.
 pub(crate) const MOVIES: &str =
     include_str!("../../../../examples/movie-recommendation/lockstep.toml");
 
-/// Fields written `name type, name type?`.
+/// Fields written `name type, name type?`; none when `text` is blank.
 pub(crate) fn fields(text: &str) -> Vec<FieldSpec> {
     text.split(',')
+        .filter(|field| !field.trim().is_empty())
         .map(|field| {
             let (name, column) = field.trim().split_once(' ').expect("`name type`");
             column
@@ -61,7 +62,7 @@ pub(crate) fn catalog() -> Catalog {
 }
 
 /// The example file, parsed.
-pub(crate) fn movies() -> Definitions {
+pub(crate) fn movies() -> Parsed {
     parse(MOVIES).expect("the example parses")
 }
 

@@ -87,46 +87,49 @@
 //!
 //! # Flow
 //!
-//! [`parse`] reports TOML syntax and shape errors with line numbers. [`resolve`] pins every
-//! transform reference through a [`Catalog`] of uploaded versions and checks every rule,
-//! collecting all errors; [`locate`] gives those errors line numbers ([`resolve_text`] does
-//! all three). The registry stores a [`Resolved`] as one [`StoredObject`] per object and
-//! rebuilds it with [`Resolved::from_objects`]; [`plan`] diffs two of them.
+//! [`parse`] reports TOML syntax and shape errors with line numbers and keeps the
+//! [`Positions`] of every key. [`resolve`] pins every transform reference through a
+//! [`Catalog`] of uploaded versions and checks every rule, collecting all errors, each with
+//! its line from those positions ([`resolve_text`] does both). The registry stores a
+//! [`Resolved`] as one [`StoredObject`] per object, in its own versioned stored form
+//! (`stored`), and rebuilds it with [`Resolved::from_objects`]; [`plan`] diffs two of them.
+//! `tests/definitions/` holds files with the errors or resolved result each must give.
 
 mod catalog;
 mod objects;
+mod parse;
 mod plan;
+mod positions;
 mod resolve;
+mod resolved;
+mod stored;
 
+#[cfg(test)]
+mod check;
 #[cfg(test)]
 mod fixtures;
 
 pub use catalog::Catalog;
 pub use objects::{ObjectKind, StoredObject};
+pub use parse::{Parsed, parse};
 pub use plan::{Action, Change, Plan, plan};
-pub use resolve::{
+pub use positions::Positions;
+pub use resolve::{format_ttl, parse_ttl, resolve};
+pub use resolved::{
     InputBinding, Provider, Resolved, ResolvedFeatureService, ResolvedFeatureView,
-    ResolvedOnDemandView, TransformPin, format_ttl, parse_ttl, resolve,
+    ResolvedOnDemandView, TransformPin,
 };
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::ops::Range;
 use std::str::FromStr;
 
-use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
-use toml::Spanned;
-use toml::de::{DeTable, DeValue, ValueDeserializer};
 
 use super::{FieldSpec, ValueType};
 
 /// The project of a file that names none.
 pub const DEFAULT_PROJECT: &str = "default";
-
-/// The top-level keys of a definitions file.
-const TOP_LEVEL_KEYS: &str =
-    "project, entities, sources, feature_views, on_demand_views, feature_services";
 
 /// A definitions file as written, before any checks across objects.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -416,7 +419,7 @@ impl PartialEq for SampleRate {
 
 impl Eq for SampleRate {}
 
-/// One problem in a definitions file: where (a dotted path and, once known, a line) and what.
+/// One problem in a definitions file: where (a dotted path and, for a file, a line) and what.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DefinitionError {
     /// Dotted path to the offending value, `feature_views.user_watch.transform`, with `[i]`
@@ -452,239 +455,23 @@ impl fmt::Display for DefinitionError {
 
 impl std::error::Error for DefinitionError {}
 
-/// Parses a definitions file, reporting every syntax error or else every shape error
-/// (unknown key, missing key, wrong type) with its line.
-pub fn parse(text: &str) -> Result<Definitions, Vec<DefinitionError>> {
-    let (root, syntax_errors) = DeTable::parse_recoverable(text);
-    if !syntax_errors.is_empty() {
-        return Err(syntax_errors
-            .iter()
-            .map(|error| DefinitionError {
-                path: String::new(),
-                line: error.span().map(|span| line_of(text, span.start)),
-                message: error.message().to_owned(),
-            })
-            .collect());
-    }
-    let mut definitions = Definitions::default();
-    let mut errors = Vec::new();
-    for (key, value) in root.into_inner() {
-        let line = Some(line_of(text, key.span().start));
-        match key.get_ref().as_ref() {
-            "project" => match value.get_ref().as_str() {
-                Some(project) => project.clone_into(&mut definitions.project),
-                None => errors.push(DefinitionError {
-                    path: "project".to_owned(),
-                    line,
-                    message: format!("expected a string, found {}", value.get_ref().type_str()),
-                }),
-            },
-            "entities" => parse_section(
-                text,
-                "entities",
-                value,
-                &mut definitions.entities,
-                &mut errors,
-            ),
-            "sources" => parse_section(
-                text,
-                "sources",
-                value,
-                &mut definitions.sources,
-                &mut errors,
-            ),
-            "feature_views" => parse_section(
-                text,
-                "feature_views",
-                value,
-                &mut definitions.feature_views,
-                &mut errors,
-            ),
-            "on_demand_views" => parse_section(
-                text,
-                "on_demand_views",
-                value,
-                &mut definitions.on_demand_views,
-                &mut errors,
-            ),
-            "feature_services" => parse_section(
-                text,
-                "feature_services",
-                value,
-                &mut definitions.feature_services,
-                &mut errors,
-            ),
-            other => errors.push(DefinitionError {
-                path: other.to_owned(),
-                line,
-                message: format!("unknown key `{other}`, expected one of {TOP_LEVEL_KEYS}"),
-            }),
-        }
-    }
-    if errors.is_empty() {
-        Ok(definitions)
-    } else {
-        errors.sort_by_key(|error| error.line);
-        Err(errors)
-    }
-}
-
-/// Deserializes each object of one `[section.name]` group on its own, so that one bad
-/// object does not hide the errors of the next.
-fn parse_section<T: DeserializeOwned>(
-    text: &str,
-    section: &str,
-    value: Spanned<DeValue<'_>>,
-    out: &mut BTreeMap<String, T>,
-    errors: &mut Vec<DefinitionError>,
-) {
-    let section_line = Some(line_of(text, value.span().start));
-    let DeValue::Table(objects) = value.into_inner() else {
-        errors.push(DefinitionError {
-            path: section.to_owned(),
-            line: section_line,
-            message: format!("expected tables named `[{section}.<name>]`"),
-        });
-        return;
-    };
-    for (name, body) in objects {
-        let path = format!("{section}.{}", name.get_ref());
-        let name_line = line_of(text, name.span().start);
-        let Some(fields) = body.get_ref().as_table() else {
-            errors.push(DefinitionError {
-                path,
-                line: Some(name_line),
-                message: format!("expected a table, found {}", body.get_ref().type_str()),
-            });
-            continue;
-        };
-        match T::deserialize(ValueDeserializer::from(body.clone())) {
-            Ok(object) => {
-                out.insert(name.into_inner().into_owned(), object);
-            }
-            Err(error) => {
-                let (suffix, line) = match error.span() {
-                    Some(span) => (path_to_span(fields, &span), line_of(text, span.start)),
-                    None => (String::new(), name_line),
-                };
-                errors.push(DefinitionError {
-                    path: path + &suffix,
-                    line: Some(line),
-                    message: error.message().to_owned(),
-                });
-            }
-        }
-    }
-}
-
-/// The `.key.key[i]` path, inside `table`, of the innermost key or value containing `span`.
-fn path_to_span(table: &DeTable<'_>, span: &Range<usize>) -> String {
-    let contains = |outer: Range<usize>| outer.start <= span.start && span.end <= outer.end;
-    let mut path = String::new();
-    let mut value: Option<&DeValue<'_>> = None;
-    let mut current = Some(table);
-    while let Some(table) = current.take() {
-        for (key, item) in table {
-            if contains(key.span()) {
-                path.push('.');
-                path.push_str(key.get_ref());
-                break;
-            }
-            if contains(item.span()) {
-                path.push('.');
-                path.push_str(key.get_ref());
-                value = Some(item.get_ref());
-                break;
-            }
-        }
-        while let Some(DeValue::Array(items)) = value {
-            value = None;
-            if let Some((index, item)) = items
-                .iter()
-                .enumerate()
-                .find(|(_, item)| contains(item.span()))
-            {
-                path.push_str(&format!("[{index}]"));
-                value = Some(item.get_ref());
-            }
-        }
-        current = value.take().and_then(DeValue::as_table);
-    }
-    path
-}
-
-/// Fills the `line` of errors that have none (those of [`resolve`]) by following each
-/// error's path through the file: the line of the deepest key found (the key itself, its
-/// `[kind.name]` header, or the list element).
-pub fn locate(text: &str, errors: &mut [DefinitionError]) {
-    let Ok(root) = DeTable::parse(text) else {
-        return;
-    };
-    for error in errors.iter_mut().filter(|error| error.line.is_none()) {
-        error.line =
-            offset_of_path(root.get_ref(), &error.path).map(|offset| line_of(text, offset));
-    }
-}
-
-/// The offset of the deepest key or list element of `path` present in `root`.
-fn offset_of_path(root: &DeTable<'_>, path: &str) -> Option<usize> {
-    let mut found = None;
-    let mut current = Some(root);
-    for segment in path.split('.') {
-        let (key, indices) = match segment.split_once('[') {
-            Some((key, rest)) => (key, rest),
-            None => (segment, ""),
-        };
-        let Some((found_key, mut value)) = current
-            .take()
-            .and_then(|table| table.iter().find(|(name, _)| name.get_ref() == key))
-        else {
-            break;
-        };
-        found = Some(found_key.span().start);
-        for index in indices.split('[') {
-            let Some(index) = index
-                .strip_suffix(']')
-                .and_then(|i| i.parse::<usize>().ok())
-            else {
-                continue;
-            };
-            match value
-                .get_ref()
-                .as_array()
-                .and_then(|items| items.get(index))
-            {
-                Some(item) => {
-                    found = Some(item.span().start);
-                    value = item;
-                }
-                None => break,
-            }
-        }
-        current = value.get_ref().as_table();
-    }
-    found
-}
-
-/// The 1-based line holding byte `offset` of `text`.
-fn line_of(text: &str, offset: usize) -> usize {
-    let end = offset.min(text.len());
-    text.as_bytes()[..end]
-        .iter()
-        .filter(|&&b| b == b'\n')
-        .count()
-        + 1
-}
-
-/// Parses, resolves and locates in one go: what `lockstep apply` and `POST /definitions` do.
-/// Errors come sorted by line.
+/// Parses and resolves in one go: what `lockstep apply` and `POST /definitions` do. Errors
+/// come sorted by line.
 pub fn resolve_text(text: &str, catalog: &Catalog) -> Result<Resolved, Vec<DefinitionError>> {
-    let definitions = parse(text)?;
-    resolve(&definitions, catalog).map_err(|mut errors| {
-        locate(text, &mut errors);
+    let parsed = parse(text)?;
+    resolve(&parsed, catalog).map_err(|mut errors| {
         errors.sort_by_key(|error| error.line.unwrap_or(usize::MAX));
         errors
     })
+}
+
+/// The names of `fields`, comma-separated.
+fn names(fields: &[FieldSpec]) -> String {
+    fields
+        .iter()
+        .map(|field| field.name.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Whether `name` is an identifier: `[A-Za-z_][A-Za-z0-9_]*`.
@@ -701,17 +488,9 @@ mod tests {
     use super::fixtures::{self, MOVIES, catalog};
     use super::*;
 
-    fn errors_of(text: &str) -> Vec<String> {
-        parse(text)
-            .expect_err("the text has errors")
-            .iter()
-            .map(ToString::to_string)
-            .collect()
-    }
-
     #[test]
     fn the_movie_example_parses() {
-        let definitions = parse(MOVIES).unwrap();
+        let definitions = parse(MOVIES).unwrap().definitions;
         assert_eq!(definitions.project, "movies");
         assert_eq!(
             definitions.entities.keys().collect::<Vec<_>>(),
@@ -792,110 +571,10 @@ mod tests {
 
     #[test]
     fn an_empty_file_is_an_empty_default_project() {
-        assert_eq!(parse("").unwrap(), Definitions::default());
-        assert_eq!(parse("# nothing\n").unwrap().project, DEFAULT_PROJECT);
-    }
-
-    #[test]
-    fn syntax_errors_carry_their_line() {
-        let text =
-            "project = \"movies\"\n\n[entities.user]\njoin_key = \"user_id\ntype = \"int64\"\n";
-        let errors = parse(text).unwrap_err();
-        assert!(!errors.is_empty());
-        assert_eq!(errors[0].line, Some(4), "{errors:?}");
-        assert_eq!(errors[0].path, "");
-        assert!(
-            errors[0].to_string().starts_with("line 4: "),
-            "{}",
-            errors[0]
-        );
-    }
-
-    #[test]
-    fn unknown_keys_are_errors_with_path_and_line() {
-        let text = "\
-project = \"p\"
-color = \"blue\"
-
-[entities.user]
-join_key = \"user_id\"
-type = \"int64\"
-colour = \"red\"
-";
-        let errors = errors_of(text);
-        assert_eq!(errors.len(), 2, "{errors:?}");
+        assert_eq!(parse("").unwrap().definitions, Definitions::default());
         assert_eq!(
-            errors[0],
-            "line 2: color: unknown key `color`, expected one of project, entities, sources, \
-             feature_views, on_demand_views, feature_services"
-        );
-        assert!(
-            errors[1].starts_with("line 7: entities.user.colour: unknown field `colour`"),
-            "{}",
-            errors[1]
-        );
-    }
-
-    #[test]
-    fn every_bad_object_is_reported_not_just_the_first() {
-        let text = "\
-[entities.user]
-join_key = \"user_id\"
-type = \"int65\"
-
-[sources.events]
-kind = \"parquet\"
-path = \"x.parquet\"
-timestamp_field = \"ts\"
-schema = { ts = \"timestamp\", rating = \"float64??\" }
-
-[feature_views.v]
-entities = [\"user\", 3]
-source = \"events\"
-
-[feature_services.s]
-";
-        let errors = errors_of(text);
-        assert_eq!(errors.len(), 4, "{errors:?}");
-        assert!(
-            errors[0].starts_with("line 3: entities.user.type: unknown type `int65`"),
-            "{}",
-            errors[0]
-        );
-        assert!(
-            errors[1].starts_with(
-                "line 9: sources.events.schema.rating: unknown column type `float64??`"
-            ),
-            "{}",
-            errors[1]
-        );
-        assert!(
-            errors[2].starts_with("line 12: feature_views.v.entities[1]: invalid type: integer"),
-            "{}",
-            errors[2]
-        );
-        assert_eq!(
-            errors[3],
-            "line 15: feature_services.s: missing field `features`"
-        );
-    }
-
-    #[test]
-    fn shape_errors_outside_objects() {
-        assert_eq!(
-            errors_of("project = 3\nentities = 4\n"),
-            [
-                "line 1: project: expected a string, found integer",
-                "line 2: entities: expected tables named `[entities.<name>]`",
-            ]
-        );
-        assert_eq!(
-            errors_of("[sources]\nevents = \"x\"\n"),
-            ["line 2: sources.events: expected a table, found string"]
-        );
-        assert!(
-            errors_of("[sources.s]\nkind = \"kafka\"\nschema = {}\n")[0]
-                .starts_with("line 2: sources.s.kind: unknown variant `kafka`"),
+            parse("# nothing\n").unwrap().definitions.project,
+            DEFAULT_PROJECT
         );
     }
 
@@ -940,32 +619,6 @@ source = \"events\"
             error.to_string(),
             "line 12: feature_views.user_watch.transform: unknown transform `foo` (known: a, b)"
         );
-    }
-
-    #[test]
-    fn locate_finds_keys_headers_and_list_elements() {
-        let text = "\
-[feature_views.v]
-entities = [
-  \"user\",
-  \"movie\",
-]
-source = \"events\"
-
-[on_demand_views.o]
-transform = \"t\"
-";
-        let mut errors = vec![
-            DefinitionError::new("feature_views.v.source", "a"),
-            DefinitionError::new("feature_views.v.entities[1]", "b"),
-            DefinitionError::new("feature_views.v.ttl", "c"),
-            DefinitionError::new("on_demand_views.o.transform", "d"),
-            DefinitionError::new("on_demand_views.missing.transform", "e"),
-            DefinitionError::new("feature_services.s", "f"),
-        ];
-        locate(text, &mut errors);
-        let lines: Vec<_> = errors.iter().map(|error| error.line).collect();
-        assert_eq!(lines, [Some(6), Some(4), Some(1), Some(9), Some(8), None]);
     }
 
     #[test]

@@ -1,13 +1,14 @@
-//! Resolved definitions as a flat list of named, kinded JSON objects: the registry stores
-//! each as a versioned row and rebuilds [`Resolved`] from them.
+//! Resolved definitions as a flat list of named, kinded JSON objects in their stored form
+//! ([`super::stored`]): the registry stores each as a versioned row and rebuilds
+//! [`Resolved`] from them.
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 
-use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+use super::stored::{self, Stored};
 use super::{DEFAULT_PROJECT, Resolved};
 
 /// The kinds of definition objects, in dependency order (an object only refers to kinds
@@ -65,8 +66,8 @@ impl FromStr for ObjectKind {
     }
 }
 
-/// One definition object as the registry stores it. `spec` is the resolved object's JSON
-/// (an [`super::Entity`], [`super::Source`], [`super::ResolvedFeatureView`],
+/// One definition object as the registry stores it. `spec` is the stored form of the
+/// resolved object (an [`super::Entity`], [`super::Source`], [`super::ResolvedFeatureView`],
 /// [`super::ResolvedOnDemandView`] or [`super::ResolvedFeatureService`]) plus a `project`
 /// key naming its project.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -96,26 +97,19 @@ impl Resolved {
         objects
     }
 
-    fn push_objects<T: Serialize>(
+    fn push_objects<T: Stored>(
         &self,
         kind: ObjectKind,
         map: &BTreeMap<String, T>,
         out: &mut Vec<StoredObject>,
     ) {
         for (name, object) in map {
-            let mut spec = match serde_json::to_value(object) {
-                Ok(spec @ serde_json::Value::Object(_)) => spec,
-                // Every object type is a struct of strings, numbers, lists and string-keyed
-                // maps, which always serializes to a JSON object.
-                other => unreachable!("{kind} `{name}` serialized to {other:?}"),
-            };
-            if let serde_json::Value::Object(fields) = &mut spec {
-                fields.insert("project".to_owned(), self.project.clone().into());
-            }
+            let mut spec = stored::encode(object);
+            spec.insert("project".to_owned(), self.project.clone().into());
             out.push(StoredObject {
                 kind,
                 name: name.clone(),
-                spec,
+                spec: serde_json::Value::Object(spec),
             });
         }
     }
@@ -146,6 +140,8 @@ impl Resolved {
                 Some(_) => {}
                 None => project = Some(object_project),
             }
+            stored::take_format(&mut fields)
+                .map_err(|error| format!("{kind} `{name}`: {error}"))?;
             let spec = serde_json::Value::Object(fields);
             match kind {
                 ObjectKind::Entity => insert(kind, name, spec, &mut resolved.entities)?,
@@ -166,13 +162,13 @@ impl Resolved {
     }
 }
 
-fn insert<T: DeserializeOwned>(
+fn insert<T: Stored>(
     kind: ObjectKind,
     name: String,
     spec: serde_json::Value,
     map: &mut BTreeMap<String, T>,
 ) -> Result<(), String> {
-    let object = serde_json::from_value(spec)
+    let object = stored::decode(spec)
         .map_err(|error| format!("{kind} `{name}`: invalid stored spec: {error}"))?;
     if map.contains_key(&name) {
         return Err(format!("{kind} `{name}` is stored twice"));
@@ -183,7 +179,10 @@ fn insert<T: DeserializeOwned>(
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeSet;
+
     use super::super::fixtures::resolved_movies;
+    use super::super::{check, resolve_text};
     use super::*;
 
     #[test]
@@ -291,6 +290,54 @@ mod tests {
         assert_eq!(
             Resolved::from_objects(not_object),
             Err("entity `movie`: the stored spec is not a JSON object".to_owned())
+        );
+    }
+
+    /// Format 1 as the first versions wrote it, captured from them: it must stay readable, and
+    /// this build must still write it byte for byte (the registry compares stored specs to
+    /// find what changed).
+    #[test]
+    fn format_1_objects_read_and_write_as_captured() {
+        let directory = check::directory().join("stored");
+        let text = std::fs::read_to_string(directory.join("v1.toml")).unwrap();
+        let captured = std::fs::read_to_string(directory.join("v1.json")).unwrap();
+        let objects: Vec<StoredObject> = serde_json::from_str(&captured).unwrap();
+        let resolved = resolve_text(&text, &check::catalog_of(&text)).unwrap();
+        assert_eq!(
+            Resolved::from_objects(objects.clone()),
+            Ok(resolved.clone())
+        );
+        assert_eq!(resolved.objects(), objects);
+        assert_eq!(
+            serde_json::to_string_pretty(&resolved.objects()).unwrap() + "\n",
+            captured
+        );
+        let kinds: BTreeSet<ObjectKind> = objects.iter().map(|object| object.kind).collect();
+        assert_eq!(kinds.len(), ObjectKind::ALL.len());
+    }
+
+    #[test]
+    fn the_format_key_says_which_format_a_spec_is_in() {
+        let resolved = resolved_movies();
+        let mut objects = resolved.objects();
+        for object in &mut objects {
+            object.spec["format"] = 1.into();
+        }
+        assert_eq!(Resolved::from_objects(objects.clone()), Ok(resolved));
+        objects[3].spec["format"] = 2.into();
+        assert_eq!(
+            Resolved::from_objects(objects.clone()),
+            Err(
+                "source `movie_request`: stored format 2: this build reads format 1 (a newer \
+                 Lockstep may have written it)"
+                    .to_owned()
+            )
+        );
+        objects[3].spec["format"] = "1".into();
+        assert!(
+            Resolved::from_objects(objects)
+                .unwrap_err()
+                .starts_with("source `movie_request`: stored format \"1\"")
         );
     }
 

@@ -7,6 +7,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::stored;
 use super::{ObjectKind, Resolved, TransformPin, format_ttl};
 
 /// What applying some definitions would change.
@@ -109,7 +110,7 @@ fn details(old: &Value, new: &Value) -> Vec<String> {
 
 /// `transform x@1 (sha256:…) -> @2 (sha256:…)`, naming the transform again when it changed.
 fn transform_change(old: &Value, new: &Value) -> String {
-    let pin = |value: &Value| serde_json::from_value::<TransformPin>(value.clone()).ok();
+    let pin = |value: &Value| stored::decode::<TransformPin>(value.clone()).ok();
     match (pin(old), pin(new)) {
         (Some(a), Some(b))
             if a.name == b.name && a.version == b.version && a.digest == b.digest =>
@@ -385,14 +386,15 @@ mod tests {
 
     #[test]
     fn transform_changes_read_naturally() {
-        let mut definitions = movies();
+        let mut parsed = movies();
+        let definitions = &mut parsed.definitions;
         let view = definitions
             .feature_views
             .get_mut("user_movie_interaction_features")
             .unwrap();
         view.transform = Some("movie_watch_features@latest".into());
         let current = resolved_movies();
-        let same_version = resolve(&definitions, &catalog()).unwrap();
+        let same_version = resolve(&parsed, &catalog()).unwrap();
         assert_eq!(
             plan(&current, &same_version).to_string(),
             "~ feature_view user_movie_interaction_features: transform reference \
@@ -408,7 +410,8 @@ mod tests {
         );
 
         // Dropping the transform: the view now serves source columns.
-        let mut definitions = movies();
+        let mut parsed = movies();
+        let definitions = &mut parsed.definitions;
         let view = definitions
             .feature_views
             .get_mut("user_movie_interaction_features")
@@ -418,7 +421,7 @@ mod tests {
         definitions
             .feature_services
             .remove("movie_interaction_service");
-        let untransformed = resolve(&definitions, &catalog()).unwrap();
+        let untransformed = resolve(&parsed, &catalog()).unwrap();
         let text = plan(&current, &untransformed).to_string();
         let (text, rest) = text.split_once('\n').unwrap();
         assert_eq!(rest, "- feature_service movie_interaction_service");
