@@ -13,8 +13,8 @@ use utoipa::ToSchema;
 
 use super::error::ApiError;
 use super::feast::{FeastErrorBody, GetOnlineFeaturesBody};
-use super::request_error::RequestError;
 use super::json::{JsonColumn, JsonColumns, JsonTimestamps};
+use super::request_error::RequestError;
 use super::{Shared, json_body};
 use crate::model::parse_timestamp;
 use crate::pipeline::{MaterializeRequest, OnlineFeatures, OnlineRequest, PushTarget, Status};
