@@ -13,8 +13,10 @@ const WORKERS: usize = 2;
 const SLOW_REQUESTS: usize = 4;
 /// How long a slow guest runs: until the call's wall-clock deadline (fuel is plentiful).
 const GUEST_MS: u64 = 2_000;
+/// The input the `slow` test guest spins on.
+const SPIN: i64 = 424_242_424_242;
 
-/// `x: int64 -> y: int64` by the spinning test guest, served as the feature service `spin`.
+/// `x: int64 -> y: int64` by the `slow` test guest, served as the feature service `spin`.
 fn definitions(project: &str) -> String {
     format!(
         r#"
@@ -72,7 +74,7 @@ fn a_slow_guest_does_not_delay_health_on_the_same_server() {
     client_runtime.block_on(async {
         let lockstep = Lockstep::open(&config).await.unwrap();
         lockstep
-            .upload("spin", test_guests().get("infinite-loop").to_vec())
+            .upload("spin", test_guests().get("slow").to_vec())
             .await
             .unwrap();
         lockstep.apply(&definitions(&project)).await.unwrap();
@@ -85,7 +87,7 @@ fn a_slow_guest_does_not_delay_health_on_the_same_server() {
         let request = json!({
             "feature_service": "spin",
             "project": project,
-            "entities": {"x": [1]},
+            "entities": {"x": [SPIN]},
         });
         let started = Instant::now();
         let slow: Vec<_> = (0..SLOW_REQUESTS)
