@@ -53,6 +53,8 @@ pub enum BuildError {
     },
     #[error("cannot read cargo metadata: {0}")]
     Metadata(String),
+    #[error("`rustup target add {GUEST_TARGET}` failed ({0}); install the target and build again")]
+    TargetInstall(std::process::ExitStatus),
     #[error(
         "{path}: no `cdylib` library crate to build (add `crate-type = [\"cdylib\", \"rlib\"]`)"
     )]
@@ -148,6 +150,7 @@ pub fn build(path: &Path, options: &BuildOptions) -> Result<Vec<BuiltComponent>,
         .target_dir
         .clone()
         .unwrap_or_else(|| metadata.target_directory.clone());
+    ensure_target(path)?;
     let mut cargo = cargo_command(path);
     cargo
         .env("CARGO_ENCODED_RUSTFLAGS", rustflags(&metadata, &target_dir))
@@ -259,6 +262,33 @@ fn rustflags(metadata: &Metadata, target_dir: &Path) -> String {
         flags.push(format!("--remap-path-prefix={}={to}", from.display()));
     }
     flags.join("\x1f")
+}
+
+/// Installs [`GUEST_TARGET`] with rustup when the toolchain that builds in `dir` lacks it:
+/// rustup installs a `rust-toolchain.toml`'s targets only along with the toolchain itself,
+/// so a machine whose toolchain came first would fail the first build. Without rustup the
+/// build goes ahead, and its error says what to install.
+fn ensure_target(dir: &Path) -> Result<(), BuildError> {
+    let libdir = Command::new("rustc")
+        .current_dir(dir)
+        .args(["--print", "target-libdir", "--target", GUEST_TARGET])
+        .output();
+    let installed = libdir.is_ok_and(|output| {
+        output.status.success()
+            && Path::new(String::from_utf8_lossy(&output.stdout).trim()).is_dir()
+    });
+    if installed {
+        return Ok(());
+    }
+    eprintln!("lockstep: installing the {GUEST_TARGET} target: rustup target add {GUEST_TARGET}");
+    match Command::new("rustup")
+        .current_dir(dir)
+        .args(["target", "add", GUEST_TARGET])
+        .status()
+    {
+        Ok(status) if !status.success() => Err(BuildError::TargetInstall(status)),
+        _ => Ok(()),
+    }
 }
 
 /// A cargo command run in `dir`, so the guest workspace's `.cargo/config.toml` applies.

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use lockstep_model::Digest;
+use lockstep_model::{Classify, Digest, ErrorKind};
 
 /// Why a component was not accepted. All of these are the uploader's fault: never retry.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -52,24 +52,6 @@ pub enum LoadError {
 }
 
 impl LoadError {
-    /// Stable snake_case code for wire errors and metrics.
-    pub fn code(&self) -> &'static str {
-        match self {
-            Self::TooLarge { .. } => "component_too_large",
-            Self::NotWasm => "not_wasm",
-            Self::CoreModule => "not_a_component",
-            Self::Invalid(_) => "invalid_component",
-            Self::ForbiddenImport { .. } => "forbidden_import",
-            Self::OutdatedContract { .. } => "outdated_contract",
-            Self::NewerContract { .. } => "newer_contract",
-            Self::WrongWorld(_) => "wrong_world",
-            Self::InvalidSignature(_) => "invalid_signature",
-            Self::SignatureCall(run) | Self::SmokeRun(run) => run.code(),
-            Self::NotRowWise { .. } => "transform_not_row_wise",
-            Self::Internal(_) => "internal",
-        }
-    }
-
     /// The error for a component of contract version `found`, not `expected`: older or
     /// newer, compared number by number.
     pub fn other_contract(found: &str, expected: &'static str) -> Self {
@@ -158,30 +140,6 @@ pub enum RunError {
 }
 
 impl RunError {
-    /// Stable snake_case code for wire errors and metrics.
-    pub fn code(&self) -> &'static str {
-        match self {
-            Self::NotLoaded(_) => "transform_not_loaded",
-            Self::BadInput(_) | Self::InputColumns(_) => "transform_bad_input",
-            Self::InputTooLarge { .. } => "transform_input_too_large",
-            Self::OutOfFuel { .. } => "transform_out_of_fuel",
-            Self::Timeout(_) => "transform_timeout",
-            Self::ResourceLimit { .. } => "transform_memory_limit",
-            Self::StackOverflow => "transform_stack_overflow",
-            Self::Panic(_) => "transform_panic",
-            Self::Trap(_) => "transform_trap",
-            Self::GuestInvalidInput(_) => "transform_invalid_input",
-            Self::GuestRows(_) => "transform_row_errors",
-            Self::GuestFailed(_) => "transform_failed",
-            Self::BadOutput(_) => "transform_bad_output",
-            Self::OutputTooLarge { .. } => "transform_output_too_large",
-            Self::NotRowWise { .. } => "transform_not_row_wise",
-            Self::Unsafe(_) => "transform_unsafe",
-            Self::Busy(_) => "runtime_busy",
-            Self::Internal(_) => "internal",
-        }
-    }
-
     /// Deterministic errors repeat on retry (bad data, guest fault); the others may not
     /// (a deadline under load, the instance pool exhausted, a transform not yet loaded).
     pub fn is_deterministic(&self) -> bool {
@@ -208,34 +166,64 @@ pub fn truncate(mut message: String, max: usize) -> String {
     message
 }
 
-// The error taxonomy's view of the runtime's errors (`lockstep_model::Classify`): the codes
-// above, and a kind each edge maps in one place.
+// The error taxonomy's view of the runtime's errors (`lockstep_model::Classify`): each one's
+// stable snake_case code (for wire errors and metrics), and a kind each edge maps in one place.
 
-impl lockstep_model::Classify for LoadError {
+impl Classify for LoadError {
     fn code(&self) -> &'static str {
-        LoadError::code(self)
+        match self {
+            Self::TooLarge { .. } => "component_too_large",
+            Self::NotWasm => "not_wasm",
+            Self::CoreModule => "not_a_component",
+            Self::Invalid(_) => "invalid_component",
+            Self::ForbiddenImport { .. } => "forbidden_import",
+            Self::OutdatedContract { .. } => "outdated_contract",
+            Self::NewerContract { .. } => "newer_contract",
+            Self::WrongWorld(_) => "wrong_world",
+            Self::InvalidSignature(_) => "invalid_signature",
+            Self::SignatureCall(run) | Self::SmokeRun(run) => run.code(),
+            Self::NotRowWise { .. } => "transform_not_row_wise",
+            Self::Internal(_) => "internal",
+        }
     }
 
-    fn kind(&self) -> lockstep_model::ErrorKind {
-        use lockstep_model::ErrorKind;
+    fn kind(&self) -> ErrorKind {
         match self {
             Self::TooLarge { .. } => ErrorKind::TooLarge,
-            Self::SignatureCall(run) | Self::SmokeRun(run) => lockstep_model::Classify::kind(run),
+            Self::SignatureCall(run) | Self::SmokeRun(run) => run.kind(),
             Self::Internal(_) => ErrorKind::Internal,
             _ => ErrorKind::Refused,
         }
     }
 }
 
-impl lockstep_model::Classify for RunError {
+impl Classify for RunError {
     fn code(&self) -> &'static str {
-        RunError::code(self)
+        match self {
+            Self::NotLoaded(_) => "transform_not_loaded",
+            Self::BadInput(_) | Self::InputColumns(_) => "transform_bad_input",
+            Self::InputTooLarge { .. } => "transform_input_too_large",
+            Self::OutOfFuel { .. } => "transform_out_of_fuel",
+            Self::Timeout(_) => "transform_timeout",
+            Self::ResourceLimit { .. } => "transform_memory_limit",
+            Self::StackOverflow => "transform_stack_overflow",
+            Self::Panic(_) => "transform_panic",
+            Self::Trap(_) => "transform_trap",
+            Self::GuestInvalidInput(_) => "transform_invalid_input",
+            Self::GuestRows(_) => "transform_row_errors",
+            Self::GuestFailed(_) => "transform_failed",
+            Self::BadOutput(_) => "transform_bad_output",
+            Self::OutputTooLarge { .. } => "transform_output_too_large",
+            Self::NotRowWise { .. } => "transform_not_row_wise",
+            Self::Unsafe(_) => "transform_unsafe",
+            Self::Busy(_) => "runtime_busy",
+            Self::Internal(_) => "internal",
+        }
     }
 
     /// A guest's fault or bad data is refused (never retry); a busy or slow runtime, or a
     /// transform not loaded yet, is unavailable (retry later); a runtime failure is a bug.
-    fn kind(&self) -> lockstep_model::ErrorKind {
-        use lockstep_model::ErrorKind;
+    fn kind(&self) -> ErrorKind {
         match self {
             Self::NotLoaded(_) | Self::Timeout(_) | Self::Busy(_) => ErrorKind::Unavailable,
             Self::Internal(_) => ErrorKind::Internal,
@@ -244,12 +232,12 @@ impl lockstep_model::Classify for RunError {
     }
 }
 
-impl lockstep_model::Classify for super::StartError {
+impl Classify for super::StartError {
     fn code(&self) -> &'static str {
         "runtime_start_failed"
     }
 
-    fn kind(&self) -> lockstep_model::ErrorKind {
-        lockstep_model::ErrorKind::Internal
+    fn kind(&self) -> ErrorKind {
+        ErrorKind::Internal
     }
 }

@@ -147,6 +147,8 @@ pub async fn serve_until(
     use hyper_util::service::TowerToHyperService;
 
     let header_timeout = Duration::from_millis(state.server.header_timeout_ms);
+    // Applies made through other servers sharing the registry are served at once.
+    let _following = state.lockstep.follow_registry();
     let service = TowerToHyperService::new(app(Arc::clone(&state)));
     let graceful = GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
@@ -286,8 +288,6 @@ fn access_method(method: &axum::http::Method) -> &'static str {
     tag = "server",
     responses(
         (status = 200, description = "The Prometheus text exposition", content_type = "text/plain", body = String),
-        (status = "4XX", description = "Refused: the error's code says why", body = ErrorResponse),
-        (status = "5XX", description = "Unavailable (503, retry later) or a bug (500)", body = ErrorResponse),
     )
 )]
 async fn metrics(State(state): Shared) -> Response {
@@ -420,8 +420,6 @@ async fn method_not_allowed(request: Request) -> ApiError {
     tag = "transforms",
     responses(
         (status = 200, description = "`{\"transforms\": [...]}`: every transform's versions, digests, signatures and aliases", body = Object),
-        (status = "4XX", description = "Refused: the error's code says why", body = ErrorResponse),
-        (status = "5XX", description = "Unavailable (503, retry later) or a bug (500)", body = ErrorResponse),
     )
 )]
 async fn list_transforms(State(state): Shared) -> Result<impl IntoResponse, ApiError> {
@@ -437,8 +435,6 @@ async fn list_transforms(State(state): Shared) -> Result<impl IntoResponse, ApiE
     params(("name" = String, Path, description = "The transform's name")),
     responses(
         (status = 200, description = "The transform's versions, digests, signatures and aliases", body = Object),
-        (status = "4XX", description = "Refused: the error's code says why", body = ErrorResponse),
-        (status = "5XX", description = "Unavailable (503, retry later) or a bug (500)", body = ErrorResponse),
     )
 )]
 async fn show_transform(
@@ -460,8 +456,6 @@ async fn show_transform(
     responses(
         (status = 201, description = "A new version", body = Object),
         (status = 200, description = "The same bytes as an existing version", body = Object),
-        (status = "4XX", description = "Refused: the error's code says why", body = ErrorResponse),
-        (status = "5XX", description = "Unavailable (503, retry later) or a bug (500)", body = ErrorResponse),
     )
 )]
 async fn upload_transform(
@@ -498,8 +492,6 @@ struct AliasBody {
     request_body = AliasBody,
     responses(
         (status = 200, description = "`{\"name\", \"alias\", \"version\"}`", body = Object),
-        (status = "4XX", description = "Refused: the error's code says why", body = ErrorResponse),
-        (status = "5XX", description = "Unavailable (503, retry later) or a bug (500)", body = ErrorResponse),
     )
 )]
 async fn set_alias(
@@ -526,8 +518,6 @@ async fn set_alias(
     request_body(content = String, content_type = "application/toml", description = "The definitions file"),
     responses(
         (status = 200, description = "What an apply would change", body = Object),
-        (status = "4XX", description = "Refused: the error's code says why", body = ErrorResponse),
-        (status = "5XX", description = "Unavailable (503, retry later) or a bug (500)", body = ErrorResponse),
     )
 )]
 async fn plan(
@@ -545,8 +535,6 @@ async fn plan(
     request_body(content = String, content_type = "application/toml", description = "The definitions file"),
     responses(
         (status = 200, description = "What changed, each object with its new version", body = Object),
-        (status = "4XX", description = "Refused: the error's code says why", body = ErrorResponse),
-        (status = "5XX", description = "Unavailable (503, retry later) or a bug (500)", body = ErrorResponse),
     )
 )]
 async fn apply(
@@ -570,8 +558,6 @@ struct ProjectQuery {
     params(("project" = Option<String>, Query, description = "The project; by default the configured one, else the only one (`ambiguous_project` among several)")),
     responses(
         (status = 200, description = "The applied definitions, resolved", body = Object),
-        (status = "4XX", description = "Refused: the error's code says why", body = ErrorResponse),
-        (status = "5XX", description = "Unavailable (503, retry later) or a bug (500)", body = ErrorResponse),
     )
 )]
 async fn definitions(
@@ -592,8 +578,6 @@ async fn definitions(
     tag = "definitions",
     responses(
         (status = 200, description = "`{\"projects\": [{\"name\", \"entities\", \"sources\", \"feature_views\", \"on_demand_views\", \"feature_services\"}], \"default\"}`", body = Object),
-        (status = "4XX", description = "Refused: the error's code says why", body = ErrorResponse),
-        (status = "5XX", description = "Unavailable (503, retry later) or a bug (500)", body = ErrorResponse),
     )
 )]
 async fn projects(State(state): Shared) -> Result<impl IntoResponse, ApiError> {
@@ -611,7 +595,6 @@ async fn projects(State(state): Shared) -> Result<impl IntoResponse, ApiError> {
     responses(
         (status = 200, description = "`{\"project\", \"report\"}`: the definitions deleted", body = Object),
         (status = "4XX", description = "Refused: `unknown_project` names the projects there are", body = ErrorResponse),
-        (status = "5XX", description = "Unavailable (503, retry later) or a bug (500)", body = ErrorResponse),
     )
 )]
 async fn delete_project(

@@ -15,7 +15,7 @@ use serde::Deserialize;
 use serde_json::json;
 use utoipa::ToSchema;
 
-use super::error::{ApiError, ErrorResponse};
+use super::error::ApiError;
 use super::extract::Path;
 use super::extract::Query;
 use super::json::{JsonColumn, from_json, infer_json_type};
@@ -59,8 +59,6 @@ struct BackfillBody {
     request_body = BackfillBody,
     responses(
         (status = 202, description = "`{\"job\": ...}`: the job, running in the background", body = Object),
-        (status = "4XX", description = "Refused: the error's code says why", body = ErrorResponse),
-        (status = "5XX", description = "Unavailable (503, retry later) or a bug (500)", body = ErrorResponse),
     )
 )]
 pub async fn start_backfill(
@@ -110,8 +108,6 @@ pub async fn start_backfill(
     tag = "offline",
     responses(
         (status = 200, description = "`{\"jobs\": [...]}`: chunks done, running and total, rows in, out and rejected, the last error", body = Object),
-        (status = "4XX", description = "Refused: the error's code says why", body = ErrorResponse),
-        (status = "5XX", description = "Unavailable (503, retry later) or a bug (500)", body = ErrorResponse),
     )
 )]
 pub async fn list_backfills(State(state): Shared) -> Result<impl IntoResponse, ApiError> {
@@ -128,8 +124,6 @@ pub async fn list_backfills(State(state): Shared) -> Result<impl IntoResponse, A
     params(("id" = i64, Path, description = "The job's id")),
     responses(
         (status = 200, description = "The job", body = Object),
-        (status = "4XX", description = "Refused: the error's code says why", body = ErrorResponse),
-        (status = "5XX", description = "Unavailable (503, retry later) or a bug (500)", body = ErrorResponse),
     )
 )]
 pub async fn show_backfill(
@@ -221,8 +215,6 @@ impl From<TrainingSetQuery> for TrainingSetRequest {
     ),
     responses(
         (status = 200, description = "`{\"rows\", \"columns\": {\"column\": [values]}, \"seconds\"}`, or a Parquet file with `Accept: application/vnd.apache.parquet`", body = Object),
-        (status = "4XX", description = "Refused: the error's code says why", body = ErrorResponse),
-        (status = "5XX", description = "Unavailable (503, retry later) or a bug (500)", body = ErrorResponse),
     )
 )]
 pub async fn training_set(

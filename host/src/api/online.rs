@@ -12,7 +12,7 @@ use serde_json::json;
 use utoipa::ToSchema;
 
 use super::error::ApiError;
-use super::feast::{FeastErrorBody, GetOnlineFeaturesBody};
+use super::feast::GetOnlineFeaturesBody;
 use super::json::{JsonColumn, JsonColumns, JsonTimestamps};
 use super::request_error::RequestError;
 use super::{Shared, json_body};
@@ -74,8 +74,6 @@ impl<'a> OnlineResponse<'a> {
     request_body = GetOnlineFeaturesBody,
     responses(
         (status = 200, description = "Feast's column-oriented answer", body = OnlineResponse),
-        (status = "4XX", description = "Refused: Feast's error shape, with Lockstep's code", body = FeastErrorBody),
-        (status = "5XX", description = "Unavailable (503, retry later) or a bug (500), in Feast's error shape", body = FeastErrorBody),
     )
 )]
 pub async fn get_online_features(
@@ -123,8 +121,6 @@ struct PushBody {
     request_body = PushBody,
     responses(
         (status = 200, description = "`{\"views\": [...]}`: rows computed and written per view", body = Object),
-        (status = "4XX", description = "Refused: Feast's error shape, with Lockstep's code", body = FeastErrorBody),
-        (status = "5XX", description = "Unavailable (503, retry later) or a bug (500), in Feast's error shape", body = FeastErrorBody),
     )
 )]
 pub async fn push(
@@ -171,8 +167,6 @@ struct WriteBody {
     request_body = WriteBody,
     responses(
         (status = 200, description = "`{\"view\": ...}`: the rows written", body = Object),
-        (status = "4XX", description = "Refused: Feast's error shape, with Lockstep's code", body = FeastErrorBody),
-        (status = "5XX", description = "Unavailable (503, retry later) or a bug (500), in Feast's error shape", body = FeastErrorBody),
     )
 )]
 pub async fn write_to_online_store(
@@ -253,8 +247,6 @@ async fn materialize_with(
     request_body = MaterializeBody,
     responses(
         (status = 200, description = "`{\"views\": [...]}`: rows materialized per view", body = Object),
-        (status = "4XX", description = "Refused: Feast's error shape, with Lockstep's code", body = FeastErrorBody),
-        (status = "5XX", description = "Unavailable (503, retry later) or a bug (500), in Feast's error shape", body = FeastErrorBody),
     )
 )]
 pub async fn materialize(
@@ -272,8 +264,6 @@ pub async fn materialize(
     request_body = MaterializeBody,
     responses(
         (status = 200, description = "`{\"views\": [...]}`: rows materialized per view", body = Object),
-        (status = "4XX", description = "Refused: Feast's error shape, with Lockstep's code", body = FeastErrorBody),
-        (status = "5XX", description = "Unavailable (503, retry later) or a bug (500), in Feast's error shape", body = FeastErrorBody),
     )
 )]
 pub async fn materialize_incremental(

@@ -9,10 +9,13 @@ use axum::Extension;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
-use utoipa::{Modify, OpenApi};
+use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder, Schema};
+use utoipa::{Modify, OpenApi, ToSchema};
 use utoipa_axum::router::UtoipaMethodRouter;
 
 use super::auth::Scope;
+use super::error::ErrorResponse;
+use super::feast::{self, FeastErrorBody};
 
 /// The parts of the description no handler carries: title, summary, the bearer scheme.
 #[derive(OpenApi)]
@@ -47,10 +50,21 @@ impl Modify for BearerTokens {
     }
 }
 
-/// Documents that every operation of `route` needs a bearer token with `scope`: called by
-/// the guard that enforces it, so the description cannot disagree with the server.
+/// Documents that every operation of `route` needs a bearer token with `scope`, and so can
+/// be refused (4XX) or fail (5XX) with an error answer: an [`ErrorResponse`], or on Feast's
+/// routes ([`feast::ROUTES`], the same list the reshaping middleware reads) a
+/// [`FeastErrorBody`]. Called by the guard that enforces it, so the description cannot
+/// disagree with the server; an answer a handler documents itself is kept.
 pub fn require<S>(mut route: UtoipaMethodRouter<S>, scope: Scope) -> UtoipaMethodRouter<S> {
-    for item in route.1.paths.values_mut() {
+    let mut schemas = Vec::new();
+    for (path, item) in route.1.paths.iter_mut() {
+        let answers = if feast::ROUTES.contains(&path.as_str()) {
+            schema::<FeastErrorBody>(&mut schemas);
+            error_answers::<FeastErrorBody>(FEAST_ERROR_ANSWERS)
+        } else {
+            schema::<ErrorResponse>(&mut schemas);
+            error_answers::<ErrorResponse>(ERROR_ANSWERS)
+        };
         let operations = [
             &mut item.get,
             &mut item.put,
@@ -60,9 +74,57 @@ pub fn require<S>(mut route: UtoipaMethodRouter<S>, scope: Scope) -> UtoipaMetho
         ];
         for operation in operations.into_iter().flatten() {
             operation.security = Some(vec![SecurityRequirement::new(TOKEN, [scope.name()])]);
+            for (status, answer) in &answers {
+                operation
+                    .responses
+                    .responses
+                    .entry((*status).to_owned())
+                    .or_insert_with(|| answer.clone());
+            }
         }
     }
+    route.0.extend(schemas);
     route
+}
+
+/// The error answers of a guarded route, by status range.
+const ERROR_ANSWERS: [(&str, &str); 2] = [
+    ("4XX", "Refused: the error's code says why"),
+    ("5XX", "Unavailable (503, retry later) or a bug (500)"),
+];
+const FEAST_ERROR_ANSWERS: [(&str, &str); 2] = [
+    ("4XX", "Refused: Feast's error shape, with Lockstep's code"),
+    (
+        "5XX",
+        "Unavailable (503, retry later) or a bug (500), in Feast's error shape",
+    ),
+];
+
+/// Adds `T`'s schema (and those it refers to) to a route's schemas.
+fn schema<T: ToSchema>(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+    schemas.push((T::name().into_owned(), T::schema()));
+    T::schemas(schemas);
+}
+
+/// JSON answers whose body is `T`, one per (status, description).
+fn error_answers<T: ToSchema>(
+    answers: [(&'static str, &str); 2],
+) -> Vec<(&'static str, RefOr<utoipa::openapi::Response>)> {
+    answers
+        .into_iter()
+        .map(|(status, description)| {
+            let answer = ResponseBuilder::new()
+                .description(description)
+                .content(
+                    "application/json",
+                    ContentBuilder::new()
+                        .schema(Some(Ref::from_schema_name(T::name())))
+                        .build(),
+                )
+                .build();
+            (status, answer.into())
+        })
+        .collect()
 }
 
 /// The description, serialized once when the router is built.

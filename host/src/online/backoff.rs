@@ -11,6 +11,8 @@ use tokio::time::Instant;
 /// quarter of the budget, if less).
 const FIRST: Duration = Duration::from_millis(1);
 const LONGEST: Duration = Duration::from_millis(50);
+/// Tokio's timers fire on millisecond ticks: a sleep may end up to this much late.
+const TIMER_RESOLUTION: Duration = Duration::from_millis(1);
 
 /// Retries of one read-modify-write until `deadline`.
 #[derive(Debug)]
@@ -37,7 +39,7 @@ impl Backoff {
         let bound = FIRST.saturating_mul(1 << self.round.min(16)).min(self.cap);
         self.round += 1;
         let pause = bound.mul_f64(unit_random());
-        if Instant::now() + pause >= self.deadline {
+        if Instant::now() + pause + TIMER_RESOLUTION >= self.deadline {
             return false;
         }
         tokio::time::sleep(pause).await;
