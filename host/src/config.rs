@@ -260,7 +260,9 @@ impl Config {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct OnlineConfig {
-    /// `redis://…`; when absent, the embedded SQLite file below is used.
+    /// `redis://…` for one server, `redis+cluster://host:port,host:port…` for a Redis
+    /// Cluster (any of its nodes; `rediss+…` with TLS); when absent, the embedded SQLite
+    /// file below is used.
     pub redis_url: Option<String>,
     /// Prefix of every key (`{namespace}:…`), so several deployments can share a server.
     pub namespace: String,
@@ -269,7 +271,9 @@ pub struct OnlineConfig {
     /// Longest a Redis round trip (connecting included) may take, in milliseconds.
     pub timeout_ms: u64,
     /// How long a server reuses definitions for online requests before reading them again,
-    /// in milliseconds: how soon an `apply` from another process is served.
+    /// in milliseconds. On a Postgres registry every server hears of an `apply` (or an
+    /// alias move) through any of them at once; this is the fallback while it cannot, and
+    /// how soon an embedded registry's server sees another process's apply.
     pub definitions_refresh_ms: u64,
     /// Every how many on-demand evaluations one is re-checked row-wise, off the request path
     /// (its sampled rows re-run alone and compared bit for bit); 1 checks every one.

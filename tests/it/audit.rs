@@ -65,7 +65,7 @@ async fn serve(
 /// The `lockstep audit` command against the fixture's stores: exit code and output.
 fn audit_process(fixture: &Fixture) -> (Option<i32>, String, String) {
     let mut config = fixture.backend.config();
-    config.sources.base_dir = fixture.dir.clone();
+    config.sources.base_dir = fixture.dir.to_path_buf();
     let file = fixture.dir.join("lockstep.toml");
     write_config(&config, &file);
     let output = Command::new(env!("CARGO_BIN_EXE_lockstep-cli"))

@@ -14,7 +14,9 @@ use lockstep::datagen::movies::{MovieDataSpec, write_movie_data};
 use lockstep::model::Classify;
 use lockstep::offline::{JobState, ViewTable, checksum};
 use lockstep::pipeline::{BackfillEvent, BackfillRequest, Lockstep};
-use lockstep_tests::{TestBackend, TestServer, apply_movie_example, unique_name, write_config};
+use lockstep_tests::{
+    TestBackend, TestServer, apply_movie_example, test_dir, unique_name, write_config,
+};
 use serde_json::{Value, json};
 
 const VIEW: &str = "user_movie_interaction_features";
@@ -61,7 +63,7 @@ fn backfill_process(config_file: &Path, extra: &[&str]) -> Command {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_backfill_resumes_to_the_same_table_and_a_rerun_changes_nothing() {
-    let dir = std::env::temp_dir().join(unique_name("lockstep-kill"));
+    let dir = test_dir("lockstep-kill");
     movie_data(&dir, 240_000);
 
     // The reference: a clean, uninterrupted run in its own schemas.
@@ -161,7 +163,7 @@ async fn a_killed_backfill_resumes_to_the_same_table_and_a_rerun_changes_nothing
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn backfills_run_as_http_jobs_with_status() {
-    let dir = std::env::temp_dir().join(unique_name("lockstep-http-backfill"));
+    let dir = test_dir("lockstep-http-backfill");
     movie_data(&dir, 20_000);
     let backend = TestBackend::sqlite();
     let config = config_for(&backend, &dir);
@@ -309,7 +311,7 @@ async fn backfills_run_as_http_jobs_with_status() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn missing_and_corrupt_sources_are_named() {
-    let dir = std::env::temp_dir().join(unique_name("lockstep-bad-source"));
+    let dir = test_dir("lockstep-bad-source");
     movie_data(&dir, 5_000);
     let backend = TestBackend::sqlite();
     let lockstep = Lockstep::open(&config_for(&backend, &dir)).await.unwrap();
@@ -380,7 +382,7 @@ async fn signal_after(lockstep: &Lockstep, child: &std::process::Child, chunks: 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_interrupts_a_fresh_backfill_and_reruns_resume_it_even_after_sigkill() {
-    let dir = std::env::temp_dir().join(unique_name("lockstep-sigterm"));
+    let dir = test_dir("lockstep-sigterm");
     movie_data(&dir, 240_000);
     let backend = TestBackend::postgres();
     let mut config = config_for(&backend, &dir);
@@ -509,7 +511,7 @@ async fn sigterm_interrupts_a_fresh_backfill_and_reruns_resume_it_even_after_sig
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_backfill_says_what_it_waits_for_and_takes_dead_local_leases_over() {
-    let dir = std::env::temp_dir().join(unique_name("lockstep-wait"));
+    let dir = test_dir("lockstep-wait");
     movie_data(&dir, 20_000);
     let backend = TestBackend::sqlite();
     let mut config = config_for(&backend, &dir);
@@ -652,8 +654,7 @@ async fn job_tables_from_before_job_states_are_migrated_on_both_backends() {
     .unwrap();
 
     // SQLite: the same tables in the embedded dialect.
-    let dir = std::env::temp_dir().join(unique_name("lockstep-old-jobs"));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = test_dir("lockstep-old-jobs");
     let path = dir.join("offline.db");
     let sqlite_pool = sqlx::SqlitePool::connect(&format!("sqlite://{}?mode=rwc", path.display()))
         .await

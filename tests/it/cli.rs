@@ -4,11 +4,11 @@
 //! stdout ending quietly, shell completions, and the server's access log (text and JSON,
 //! `RUST_LOG` and `LOCKSTEP_LOG`).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use lockstep_tests::unique_name;
+use lockstep_tests::test_dir;
 
 /// The CLI in `dir`, with no store, log or config variable inherited from the test's
 /// environment.
@@ -23,12 +23,6 @@ fn lockstep(dir: &Path) -> Command {
         }
     }
     command
-}
-
-fn temp_dir(prefix: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(unique_name(prefix));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
 }
 
 fn text(output: &Output) -> (String, String) {
@@ -48,7 +42,7 @@ fn closed_port() -> u16 {
 
 #[test]
 fn without_urls_every_store_command_says_it_uses_embedded_stores_here() {
-    let dir = temp_dir("lockstep-cli-notice");
+    let dir = test_dir("lockstep-cli-notice");
     let output = lockstep(&dir).arg("transforms").output().unwrap();
     let (stdout, stderr) = text(&output);
     assert!(output.status.success(), "{stderr}");
@@ -72,7 +66,7 @@ fn without_urls_every_store_command_says_it_uses_embedded_stores_here() {
 
 #[test]
 fn connection_errors_name_the_store_the_address_and_why_never_the_password() {
-    let dir = temp_dir("lockstep-cli-connect");
+    let dir = test_dir("lockstep-cli-connect");
     let port = closed_port();
     let cases = [
         // A closed port: refused at once, not a pool timeout naming no host.
@@ -112,7 +106,7 @@ fn connection_errors_name_the_store_the_address_and_why_never_the_password() {
 
 #[test]
 fn a_server_that_never_answers_is_a_timeout() {
-    let dir = temp_dir("lockstep-cli-timeout");
+    let dir = test_dir("lockstep-cli-timeout");
     // Accepts connections (the kernel's backlog) and never says a word.
     let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = silent.local_addr().unwrap().port();
@@ -138,7 +132,7 @@ fn a_server_that_never_answers_is_a_timeout() {
 
 #[test]
 fn redis_down_is_an_online_store_error_for_commands_that_need_it() {
-    let dir = temp_dir("lockstep-cli-redis");
+    let dir = test_dir("lockstep-cli-redis");
     let port = closed_port();
     let output = lockstep(&dir)
         .args(["materialize", "--from", "2026-01-01"])
@@ -179,7 +173,7 @@ fn redis_down_is_an_online_store_error_for_commands_that_need_it() {
 
 #[test]
 fn a_closed_stdout_ends_quietly_with_success() {
-    let dir = temp_dir("lockstep-cli-pipe");
+    let dir = test_dir("lockstep-cli-pipe");
     for args in [&["completions", "bash"][..], &["backfills"][..]] {
         // A pipe whose reader is gone before anything is written: every write is EPIPE.
         let (reader, writer) = std::io::pipe().unwrap();
@@ -200,7 +194,7 @@ fn a_closed_stdout_ends_quietly_with_success() {
 
 #[test]
 fn completions_cover_every_shell_and_subcommand() {
-    let dir = temp_dir("lockstep-cli-completions");
+    let dir = test_dir("lockstep-cli-completions");
     for shell in ["bash", "zsh", "fish", "elvish", "powershell"] {
         let output = lockstep(&dir)
             .args(["completions", shell])
@@ -280,7 +274,7 @@ fn get(address: &str, path: &str) {
 
 #[test]
 fn the_server_logs_one_access_line_per_request_and_honours_the_log_variables() {
-    let dir = temp_dir("lockstep-cli-access");
+    let dir = test_dir("lockstep-cli-access");
     // Default: info for a server, text lines.
     let stderr = serve_and_request(&dir, &[], &[]);
     let access: Vec<&str> = stderr

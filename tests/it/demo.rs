@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use lockstep::cli::demo::{Components, DemoOptions, DemoSummary, demo_data, run};
-use lockstep_tests::{TestBackend, first_party, unique_name};
+use lockstep_tests::{TestBackend, first_party, test_dir};
 
 fn options(backend: &TestBackend, dir: &std::path::Path) -> DemoOptions {
     let components: BTreeMap<String, Vec<u8>> = first_party()
@@ -74,7 +74,7 @@ fn check(summary: &DemoSummary) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_demo_runs_on_postgres_and_redis() {
     let backend = TestBackend::postgres();
-    let dir = std::env::temp_dir().join(unique_name("lockstep-demo"));
+    let dir = test_dir("lockstep-demo");
     let summary = run(options(&backend, &dir)).await.expect("the demo runs");
     check(&summary);
     assert!(summary.stores.iter().any(|s| s.contains("Postgres schema")));

@@ -9,8 +9,8 @@ use std::process::Command;
 
 use lockstep::pipeline::Lockstep;
 use lockstep_tests::{
-    TestBackend, apply_movie_example, lockstep_exe, repo_root, test_database_url, test_redis_url,
-    unique_name,
+    TestBackend, apply_movie_example, lockstep_exe, repo_root, test_database_url, test_dir,
+    test_redis_url,
 };
 
 /// The `sh` blocks of a Markdown file, in order.
@@ -65,7 +65,7 @@ async fn the_fraud_readme_runs_unchanged_beside_the_movie_example() {
     let lockstep = Lockstep::open(&config).await.unwrap();
     apply_movie_example(&lockstep).await;
 
-    let base = std::env::temp_dir().join(unique_name("lockstep-readme"));
+    let base = test_dir("lockstep-readme");
     let example = checkout(&base);
     let readme = std::fs::read_to_string(example.join("README.md")).unwrap();
     let port = free_port();

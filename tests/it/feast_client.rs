@@ -9,7 +9,7 @@ use std::path::Path;
 
 use lockstep::model::format_timestamp;
 use lockstep_tests::feast::{FEAST_VERSION, FeastClient, feast_client, feast_dir};
-use lockstep_tests::{TestBackend, TestServer, api_error, unique_name};
+use lockstep_tests::{TestBackend, TestServer, api_error, test_dir};
 use serde_json::{Map, Value, json};
 
 use crate::online::{Fixture, SERVICE, post, push_profiles};
@@ -206,7 +206,7 @@ async fn feasts_own_client_gets_lockstep_answers() {
     let backend = TestBackend::postgres();
     let fixture = Fixture::new(backend.clone()).await;
     let mut config = backend.config();
-    config.sources.base_dir = fixture.dir.clone();
+    config.sources.base_dir = fixture.dir.to_path_buf();
     let server = TestServer::start_with(config, None).await;
     let client = client.await.expect("the Feast virtualenv");
 
@@ -224,11 +224,11 @@ async fn feasts_own_client_gets_lockstep_answers() {
         assert_eq!(status, 200, "{body}");
     }
 
-    let dir = std::env::temp_dir().join(unique_name("lockstep-feast"));
+    let dir = test_dir("lockstep-feast");
     let url = server.url.clone();
     let cases = cases();
     let answers = {
-        let (client, dir, cases) = (client.clone(), dir.clone(), cases.clone());
+        let (client, dir, cases) = (client.clone(), dir.to_path_buf(), cases.clone());
         tokio::task::spawn_blocking(move || {
             apply_feast_repo(&client, &dir, &url);
             ask_feast(&client, &dir, &url, &cases)

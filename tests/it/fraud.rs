@@ -17,7 +17,7 @@ use lockstep::pipeline::{
     TrainingSetRequest,
 };
 use lockstep_tests::JsonRows;
-use lockstep_tests::{TestBackend, apply_fraud_example, unique_name};
+use lockstep_tests::{TestBackend, apply_fraud_example, test_dir};
 use serde_json::json;
 
 use crate::parity::assert_parity;
@@ -57,12 +57,21 @@ fn candidates(users: i64, at: i64) -> RecordBatch {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_fraud_example_runs_end_to_end_on_postgres_and_redis() {
+    end_to_end(None).await;
+}
+
+/// The fraud example on Postgres, online on the shared Redis or on the Redis at
+/// `online_url`.
+pub(crate) async fn end_to_end(online_url: Option<String>) {
     let backend = TestBackend::postgres();
-    let dir = std::env::temp_dir().join(unique_name("lockstep-fraud"));
+    let dir = test_dir("lockstep-fraud");
     let spec = FraudDataSpec::small();
     let files = write_fraud_data(&dir.join("data"), &spec).unwrap();
     let mut config = backend.config();
-    config.sources.base_dir = dir.clone();
+    config.sources.base_dir = dir.to_path_buf();
+    if let Some(url) = online_url {
+        config.online.redis_url = Some(url);
+    }
     let lockstep = Lockstep::open(&config).await.unwrap();
     apply_fraud_example(&lockstep).await;
 

@@ -1,5 +1,6 @@
 //! Hostile guests: each must fail with its typed error, and the runtime must go on serving.
 
+use lockstep::model::Classify;
 use std::sync::Arc;
 
 use arrow::array::{ArrayRef, Float64Array, RecordBatch};

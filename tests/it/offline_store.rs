@@ -11,7 +11,7 @@ use lockstep::offline::{
     JobPlan, JobState, LogRecord, MIGRATIONS_TABLE, OfflineLocation, OfflineStore,
 };
 use lockstep::registry::RegistryLocation;
-use lockstep_tests::{test_database_url, unique_name};
+use lockstep_tests::{test_database_url, test_dir, unique_name};
 
 /// The previous version's bookkeeping tables.
 const POSTGRES_BEFORE: &str = include_str!("fixtures/offline_before_migrations/postgres.sql");
@@ -133,8 +133,7 @@ async fn a_store_made_before_migrations_opens_with_its_data_on_both_backends() {
     assert_eq!(applied, vec![1]);
 
     // SQLite: the same in the embedded dialect.
-    let dir = std::env::temp_dir().join(unique_name("lockstep-offline-before"));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = test_dir("lockstep-offline-before");
     let path = dir.join("offline.db");
     let now = lockstep::model::now_micros().to_string();
     run_sqlite(
@@ -167,7 +166,7 @@ async fn run_sqlite(path: &Path, sql: &str) {
 async fn the_registry_and_the_offline_store_share_a_schema_or_a_file() {
     let url = test_database_url();
     let schema = unique_name("lockstep_shared");
-    let dir = std::env::temp_dir().join(unique_name("lockstep-shared"));
+    let dir = test_dir("lockstep-shared");
     let path = dir.join("lockstep.db");
     let locations = [
         (

@@ -4,7 +4,6 @@
 //! give Feast's statuses in order; the HTTP endpoints speak Feast's shapes; a killed Redis
 //! gives fast 503s and recovery, and rehydrate rebuilds it from the offline store.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -18,7 +17,7 @@ use lockstep::pipeline::{
 };
 use lockstep_tests::JsonRows;
 use lockstep_tests::{
-    OwnRedis, TestBackend, TestServer, api_error, apply_movie_example, unique_name,
+    OwnRedis, TestBackend, TestDir, TestServer, api_error, apply_movie_example, test_dir,
 };
 use serde_json::{Value, json};
 
@@ -28,7 +27,7 @@ pub(crate) const SERVICE: &str = "movie_recommendation_service";
 /// Movie data backfilled into every view and materialized as of `t`.
 pub(crate) struct Fixture {
     pub(crate) backend: TestBackend,
-    pub(crate) dir: PathBuf,
+    pub(crate) dir: TestDir,
     pub(crate) lockstep: Lockstep,
     pub(crate) spec: MovieDataSpec,
     /// The time online answers are judged at: 12 hours before the data ends.
@@ -44,10 +43,10 @@ impl Fixture {
         mut config: lockstep::config::Config,
         backend: TestBackend,
     ) -> Self {
-        let dir = std::env::temp_dir().join(unique_name("lockstep-online"));
+        let dir = test_dir("lockstep-online");
         let spec = MovieDataSpec::small();
         write_movie_data(&dir.join("data"), &spec).expect("generate movie data");
-        config.sources.base_dir = dir.clone();
+        config.sources.base_dir = dir.to_path_buf();
         let lockstep = Lockstep::open(&config).await.unwrap();
         apply_movie_example(&lockstep).await;
         for view in [
@@ -131,8 +130,10 @@ impl Fixture {
     }
 }
 
-async fn parity(backend: TestBackend) {
-    let fixture = Fixture::new(backend).await;
+/// Online equals the training set, bit for bit, on `config`'s stores (`backend`'s, or
+/// another online store).
+pub(crate) async fn parity(config: lockstep::config::Config, backend: TestBackend) {
+    let fixture = Fixture::with_config(config, backend).await;
     let service = TrainingSetRequest {
         feature_service: Some(SERVICE.into()),
         ..TrainingSetRequest::default()
@@ -184,12 +185,14 @@ async fn parity(backend: TestBackend) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn online_values_equal_the_training_set_on_redis() {
-    parity(TestBackend::postgres()).await;
+    let backend = TestBackend::postgres();
+    parity(backend.config(), backend).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn online_values_equal_the_training_set_embedded() {
-    parity(TestBackend::sqlite()).await;
+    let backend = TestBackend::sqlite();
+    parity(backend.config(), backend).await;
 }
 
 fn interaction_request(users: &[i64], movies: &[i64]) -> OnlineRequest {
@@ -384,7 +387,7 @@ async fn feast_shaped_http_endpoints() {
     let backend = TestBackend::postgres();
     let fixture = Fixture::new(backend.clone()).await;
     let mut config = backend.config();
-    config.sources.base_dir = fixture.dir.clone();
+    config.sources.base_dir = fixture.dir.to_path_buf();
     let server = TestServer::start_with(config, None).await;
     let now = lockstep::model::now_micros();
 
@@ -554,7 +557,7 @@ async fn a_killed_redis_gives_fast_503s_then_recovers_and_rehydrates() {
     config.online.redis_url = Some(redis.url());
     config.online.timeout_ms = 200;
     let fixture = Fixture::with_config(config.clone(), backend).await;
-    config.sources.base_dir = fixture.dir.clone();
+    config.sources.base_dir = fixture.dir.to_path_buf();
     let server = TestServer::start_with(config, None).await;
     let now = lockstep::model::now_micros();
     let users: Vec<i64> = (1..=20).collect();

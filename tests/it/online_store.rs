@@ -23,7 +23,8 @@ use lockstep::model::{
 };
 use lockstep::model::{Classify, arrow_schema};
 use lockstep::online::*;
-use lockstep_tests::{OwnRedis, test_redis_url, unique_name};
+use lockstep_tests::cluster::OwnCluster;
+use lockstep_tests::{OwnRedis, test_dir, test_redis_url, unique_name};
 
 /// Generous: the shared server runs beside benchmarks.
 const TIMEOUT: Duration = Duration::from_secs(2);
@@ -31,14 +32,15 @@ const TIMEOUT: Duration = Duration::from_secs(2);
 /// 2026-01-01T00:00:00Z in µs.
 const BASE: i64 = 1_767_225_600_000_000;
 
-/// Runs `test` on an embedded store in a fresh file, then on Redis in a fresh namespace,
-/// which is cleared whatever the outcome.
+/// Runs `test` on an embedded store in a fresh file, then on Redis and on a Redis Cluster
+/// (where this machine can run one) in a fresh namespace, which is cleared whatever the
+/// outcome.
 async fn on_every_backend<F, Fut>(test: F)
 where
     F: Fn(Arc<dyn OnlineStore>) -> Fut,
     Fut: Future<Output = ()>,
 {
-    let dir = std::env::temp_dir().join(unique_name("lockstep-online"));
+    let dir = test_dir("lockstep-online");
     let embedded = OnlineLocation::Embedded {
         path: dir.join("nested").join("online.db"),
         namespace: "test".into(),
@@ -50,16 +52,20 @@ where
     test(store).await;
     std::fs::remove_dir_all(&dir).expect("remove the temp dir");
 
-    let redis = OnlineLocation::Redis {
-        url: test_redis_url(),
-        namespace: unique_name("lockstep-test"),
-    };
-    let store = open(&redis, TIMEOUT).await.expect("open Redis");
-    assert_eq!(store.backend(), "redis");
-    let outcome = AssertUnwindSafe(test(store.clone())).catch_unwind().await;
-    store.clear(b"").await.expect("clear the test namespace");
-    if let Err(panic) = outcome {
-        std::panic::resume_unwind(panic);
+    let cluster = OwnCluster::shared();
+    let urls = std::iter::once(test_redis_url()).chain(cluster.as_ref().map(|c| c.url()));
+    for url in urls {
+        let redis = OnlineLocation::Redis {
+            url,
+            namespace: unique_name("lockstep-test"),
+        };
+        let store = open(&redis, TIMEOUT).await.expect("open Redis");
+        assert_eq!(store.backend(), "redis");
+        let outcome = AssertUnwindSafe(test(store.clone())).catch_unwind().await;
+        store.clear(b"").await.expect("clear the test namespace");
+        if let Err(panic) = outcome {
+            std::panic::resume_unwind(panic);
+        }
     }
 }
 
@@ -358,7 +364,7 @@ async fn rows_round_trip_and_reads_take_one_round_trip() {
 
 #[tokio::test]
 async fn bad_rows_are_input_errors() {
-    let dir = std::env::temp_dir().join(unique_name("lockstep-online"));
+    let dir = test_dir("lockstep-online");
     let location = OnlineLocation::Embedded {
         path: dir.join("online.db"),
         namespace: "test".into(),
@@ -597,7 +603,7 @@ impl OnlineStore for Contended {
 #[tokio::test]
 async fn contention_is_retried_until_a_deadline_then_a_conflict() {
     use lockstep::model::aggregation::{Aggregate, AggregateFunction, AggregationSpec};
-    let dir = std::env::temp_dir().join(unique_name("lockstep-online"));
+    let dir = test_dir("lockstep-online");
     let table = ViewTable::new(
         "test",
         "counts",

@@ -14,7 +14,7 @@ use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 use lockstep::columnar::to_json;
 use lockstep::datagen::SplitMix64;
 use lockstep::pipeline::{BackfillRequest, Lockstep, TrainingSetRequest};
-use lockstep_tests::{TestBackend, unique_name};
+use lockstep_tests::{TestBackend, test_dir};
 use serde_json::Value;
 
 const BASE: i64 = 1_767_225_600_000_000; // 2026-01-01T00:00:00Z
@@ -246,7 +246,7 @@ fn oracle(events: &[Event], keys: &[i64], t: i64, ttl: Option<i64>, width: usize
 }
 
 async fn check(backend: TestBackend, seed: u64) {
-    let dir = std::env::temp_dir().join(unique_name("lockstep-pit"));
+    let dir = test_dir("lockstep-pit");
     let mut rng = SplitMix64(seed);
     let histories = histories(&mut rng, 600);
     write_sources(&dir, &histories);
@@ -255,7 +255,7 @@ async fn check(backend: TestBackend, seed: u64) {
     config.backfill.chunk_rows = 40;
     config.backfill.workers = 3;
     // The definitions name the files by absolute path: their directory must be allowed.
-    config.sources.data_dirs = vec![dir.clone()];
+    config.sources.data_dirs = vec![dir.to_path_buf()];
     let lockstep = Lockstep::open(&config).await.unwrap();
     lockstep.apply(&definitions(&dir)).await.unwrap();
     for view in ["user_stats", "item_stats", "pair_stats"] {

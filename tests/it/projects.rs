@@ -5,7 +5,7 @@
 use lockstep::model::Classify;
 use lockstep::pipeline::{BackfillRequest, Lockstep, ProjectError};
 use lockstep_tests::{
-    TestBackend, TestServer, api_error, apply_fraud_example, apply_movie_example,
+    TestBackend, TestServer, api_error, apply_fraud_example, apply_movie_example, test_dir,
 };
 use serde_json::{Value, json};
 
@@ -122,8 +122,7 @@ async fn the_cli_lists_projects_and_takes_the_default_from_flag_or_environment()
     let lockstep = Lockstep::open(&backend.config()).await.unwrap();
     apply_movie_example(&lockstep).await;
     apply_fraud_example(&lockstep).await;
-    let dir = std::env::temp_dir().join(lockstep_tests::unique_name("lockstep-projects"));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = test_dir("lockstep-projects");
     let config_path = dir.join("lockstep.toml");
     lockstep_tests::write_config(&backend.config(), &config_path);
     let cli = |args: &[&str], project_env: Option<&str>| {

@@ -46,7 +46,7 @@ async fn online_reads_survive_a_registry_outage_and_agree_with_offline_after() {
     config.registry.database_url = Some(postgres.url());
     config.online.definitions_refresh_ms = REFRESH_MS;
     let fixture = Fixture::with_config(config.clone(), backend).await;
-    config.sources.base_dir = fixture.dir.clone();
+    config.sources.base_dir = fixture.dir.to_path_buf();
     let server = TestServer::start_with(config, None).await;
 
     let now = lockstep::model::now_micros();

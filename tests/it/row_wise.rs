@@ -5,6 +5,7 @@
 use arrow::array::RecordBatch;
 use lockstep::columnar::first_difference;
 use lockstep::datagen::generate;
+use lockstep::model::Classify;
 use lockstep::runtime::{LoadError, RunError, Runtime, RuntimeConfig, SmokeReport};
 use lockstep_tests::{first_party, ints, load, test_guests, test_runtime, xs};
 

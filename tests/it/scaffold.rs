@@ -2,11 +2,12 @@
 //! crate scaffolded in two directories builds to the same bytes, so to the same digest;
 //! the component loads, passes the upload checks and has the scaffold's signature.
 
+use lockstep::model::Classify;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use lockstep::toolchain::{self, BuildOptions};
-use lockstep_tests::{first_party, lockstep_exe, repo_root, test_runtime, unique_name};
+use lockstep_tests::{first_party, lockstep_exe, repo_root, test_dir, test_runtime};
 
 fn scaffold(dir: &Path, name: &str, on_demand: bool) -> PathBuf {
     let mut command = Command::new(lockstep_exe());
@@ -25,7 +26,7 @@ fn scaffold(dir: &Path, name: &str, on_demand: bool) -> PathBuf {
 
 #[test]
 fn a_scaffolded_transform_builds_anywhere_to_the_same_digest() {
-    let base = std::env::temp_dir().join(unique_name("lockstep-scaffold"));
+    let base = test_dir("lockstep-scaffold");
     let first = scaffold(&base.join("laptop/src"), "order-features", false);
     let second = scaffold(&base.join("ci/checkout/deeper"), "order-features", false);
     let on_demand = scaffold(&base.join("laptop/src"), "order-scorer", true);
@@ -69,7 +70,7 @@ fn a_scaffolded_transform_builds_anywhere_to_the_same_digest() {
 /// second checkout of this repository builds them to the same digests.
 #[test]
 fn the_first_party_transforms_build_the_same_in_another_checkout() {
-    let copy = std::env::temp_dir().join(unique_name("lockstep-checkout"));
+    let copy = test_dir("lockstep-checkout");
     let root = repo_root();
     // Only what the transforms' build reads: their workspace (links kept) and the SDK.
     std::fs::create_dir_all(copy.join("transforms")).unwrap();
@@ -84,7 +85,7 @@ fn the_first_party_transforms_build_the_same_in_another_checkout() {
         let into = if source.starts_with(root.join("transforms")) {
             copy.join("transforms")
         } else {
-            copy.clone()
+            copy.to_path_buf()
         };
         let status = Command::new("cp")
             .arg("-a")

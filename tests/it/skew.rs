@@ -16,7 +16,7 @@ use lockstep::pipeline::{
     Status, TrainingSetRequest,
 };
 use lockstep_tests::JsonRows;
-use lockstep_tests::{TestBackend, TestServer, test_guests, unique_name};
+use lockstep_tests::{TestBackend, TestDir, TestServer, test_dir, test_guests, unique_name};
 use serde_json::{Value, json};
 
 /// 2026-01-01T00:00:00Z in µs.
@@ -66,10 +66,14 @@ logging = {{ sample_rate = 1.0 }}
 }
 
 /// A pipeline on `backend` whose CSV source holds `rows` things, with the test guest
-/// `guest` uploaded as `guest` and the definitions applied; its project and config.
-async fn pipeline(backend: &TestBackend, guest: &str, rows: i64) -> (Lockstep, String, Config) {
-    let dir = std::env::temp_dir().join(unique_name("lockstep-skew"));
-    std::fs::create_dir_all(&dir).unwrap();
+/// `guest` uploaded as `guest` and the definitions applied; its project, config and
+/// directory (removed when dropped).
+async fn pipeline(
+    backend: &TestBackend,
+    guest: &str,
+    rows: i64,
+) -> (Lockstep, String, Config, TestDir) {
+    let dir = test_dir("lockstep-skew");
     let mut csv = String::from("thing_id,x,name,score,event_timestamp\n");
     for id in 0..rows {
         csv.push_str(&format!(
@@ -79,7 +83,7 @@ async fn pipeline(backend: &TestBackend, guest: &str, rows: i64) -> (Lockstep, S
     }
     std::fs::write(dir.join("things.csv"), csv).unwrap();
     let mut config = backend.config();
-    config.sources.base_dir = dir;
+    config.sources.base_dir = dir.to_path_buf();
     let lockstep = Lockstep::open(&config).await.unwrap();
     lockstep
         .upload("guest", test_guests().get(guest).to_vec())
@@ -87,7 +91,7 @@ async fn pipeline(backend: &TestBackend, guest: &str, rows: i64) -> (Lockstep, S
         .unwrap_or_else(|e| panic!("upload {guest}: {e}"));
     let project = unique_name("skew");
     lockstep.apply(&definitions(&project)).await.unwrap();
-    (lockstep, project, config)
+    (lockstep, project, config, dir)
 }
 
 /// An online request of the `scored` service for request rows `xs`.
@@ -184,7 +188,7 @@ async fn guests_whose_output_depends_on_the_batch_are_refused_at_upload() {
 async fn call_history_and_leaks_never_reach_a_served_value() {
     let backend = TestBackend::sqlite();
     for guest in ["stateful", "leaky"] {
-        let (lockstep, project, _) = pipeline(&backend, guest, 0).await;
+        let (lockstep, project, _, _dir) = pipeline(&backend, guest, 0).await;
         let offline = scored_offline(&lockstep, &project, &[5]).await.unwrap();
         assert_eq!(offline, [Some(6)], "{guest}");
         // 300 identical requests: on a reused instance `stateful` would drift and `leaky`
@@ -207,7 +211,7 @@ async fn call_history_and_leaks_never_reach_a_served_value() {
 async fn a_backfill_that_catches_a_transform_fails_closed_and_marks_it_unsafe() {
     let backend = TestBackend::sqlite();
     // Uploaded (and smoke-run) by a host with the default 16 384-row batches…
-    let (uploader, project, mut config) = pipeline(&backend, "sneaky", 45).await;
+    let (uploader, project, mut config, _dir) = pipeline(&backend, "sneaky", 45).await;
     // …backfilled by one reading 20-row batches, a size `sneaky` misbehaves at.
     config.backfill.batch_rows = 20;
     let backfiller = Lockstep::open(&config).await.unwrap();
@@ -253,7 +257,7 @@ async fn a_backfill_that_catches_a_transform_fails_closed_and_marks_it_unsafe() 
 #[tokio::test]
 async fn an_online_call_that_catches_a_transform_quarantines_it_for_both_paths() {
     let backend = TestBackend::sqlite();
-    let (lockstep, project, _) = pipeline(&backend, "sneaky", 0).await;
+    let (lockstep, project, _, _dir) = pipeline(&backend, "sneaky", 0).await;
     let xs: Vec<i64> = (0..10).collect();
     // The first on-demand evaluation is re-checked off the request path.
     let first = lockstep.get_online_features(&scored(&project, &xs)).await;
@@ -331,7 +335,7 @@ async fn stored(lockstep: &Lockstep, project: &str, ids: &[i64]) -> (Vec<Status>
 #[tokio::test]
 async fn a_push_with_a_value_no_store_may_hold_writes_nothing_anywhere() {
     let backend = TestBackend::postgres();
-    let (lockstep, project, _) = pipeline(&backend, "row-errors", 0).await;
+    let (lockstep, project, _, _dir) = pipeline(&backend, "row-errors", 0).await;
     let ids = [1, 2, 3];
     let push = |name: Value, score: Value, time: Value| {
         let columns = serde_json::from_value(json!({

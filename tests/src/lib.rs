@@ -1,6 +1,7 @@
 //! Fixtures shared by Lockstep's integration tests and benchmarks: guest components built
 //! once per process with the same code as `lockstep build`.
 
+pub mod cluster;
 pub mod feast;
 pub mod load;
 
@@ -102,7 +103,7 @@ pub fn ints(batch: &RecordBatch, index: usize) -> Vec<i64> {
 pub fn load(runtime: &Runtime, bytes: &[u8]) -> Digest {
     match runtime.load(bytes) {
         Ok(info) => info.digest,
-        Err(e) => panic!("load failed: [{}] {e}", e.code()),
+        Err(e) => panic!("load failed: [{}] {e}", lockstep::model::Classify::code(&e)),
     }
 }
 
@@ -128,6 +129,34 @@ pub fn test_database_url() -> String {
 /// Redis for tests: `LOCKSTEP_TEST_REDIS_URL`, or the local server.
 pub fn test_redis_url() -> String {
     std::env::var("LOCKSTEP_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
+}
+
+/// A fresh directory for one test's files, named after `prefix`, removed when dropped.
+/// Derefs to its path.
+pub fn test_dir(prefix: &str) -> TestDir {
+    TestDir(
+        tempfile::Builder::new()
+            .prefix(&format!("{prefix}-"))
+            .tempdir()
+            .expect("create a test directory"),
+    )
+}
+
+/// See [`test_dir`].
+pub struct TestDir(tempfile::TempDir);
+
+impl std::ops::Deref for TestDir {
+    type Target = Path;
+
+    fn deref(&self) -> &Path {
+        self.0.path()
+    }
+}
+
+impl AsRef<Path> for TestDir {
+    fn as_ref(&self) -> &Path {
+        self.0.path()
+    }
 }
 
 /// A name no other test (or earlier run) uses: for schemas, files and key prefixes.
@@ -384,27 +413,31 @@ impl OwnRedis {
             .spawn()
             .expect("redis-server is on the PATH");
         self.child = Some(child);
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        loop {
-            use std::io::{Read as _, Write as _};
-            let answered = std::net::TcpStream::connect(("127.0.0.1", self.port))
-                .and_then(|mut stream| {
-                    stream.write_all(b"PING\r\n")?;
-                    let mut reply = [0u8; 7];
-                    stream.read_exact(&mut reply)?;
-                    Ok(&reply == b"+PONG\r\n")
-                })
-                .unwrap_or(false);
-            if answered {
-                return;
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "redis-server on port {} never answered",
-                self.port
-            );
-            std::thread::sleep(std::time::Duration::from_millis(20));
+        wait_for_redis(self.port);
+    }
+}
+
+/// Waits until the Redis on loopback `port` answers `PING`.
+pub(crate) fn wait_for_redis(port: u16) {
+    use std::io::{Read as _, Write as _};
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let answered = std::net::TcpStream::connect(("127.0.0.1", port))
+            .and_then(|mut stream| {
+                stream.write_all(b"PING\r\n")?;
+                let mut reply = [0u8; 7];
+                stream.read_exact(&mut reply)?;
+                Ok(&reply == b"+PONG\r\n")
+            })
+            .unwrap_or(false);
+        if answered {
+            return;
         }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "redis-server on port {port} never answered"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }
 

@@ -810,19 +810,6 @@ mod tests {
 
     use super::*;
 
-    fn scratch(name: &str) -> PathBuf {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|elapsed| elapsed.as_nanos())
-            .unwrap_or(0);
-        let dir = std::env::temp_dir().join(format!(
-            "lockstep-datagen-{name}-{}-{nanos}",
-            std::process::id()
-        ));
-        fs::create_dir_all(&dir).unwrap();
-        dir
-    }
-
     fn read_parquet(path: &Path) -> (SchemaRef, Vec<RecordBatch>, usize) {
         let builder = ParquetRecordBatchReaderBuilder::try_new(File::open(path).unwrap()).unwrap();
         let schema = builder.schema().clone();
@@ -906,9 +893,10 @@ mod tests {
 
     #[test]
     fn small_spec_writes_consistent_files() {
-        let dir = scratch("small");
+        let scratch = tempfile::tempdir().unwrap();
+        let dir = scratch.path();
         let spec = MovieDataSpec::small();
-        let written = write_movie_data(&dir, &spec).unwrap();
+        let written = write_movie_data(dir, &spec).unwrap();
         assert_eq!(written.watch_event_files.len(), 4);
         assert_eq!(written.rows.watch_events, spec.events);
         assert!(written.bytes > 0);
@@ -1079,13 +1067,12 @@ mod tests {
         }
         // Popular movies show up in the events with the metadata's runtime.
         assert!(runtime_of.len() > 20);
-
-        fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
     fn same_seed_same_bytes() {
-        let dir = scratch("determinism");
+        let scratch = tempfile::tempdir().unwrap();
+        let dir = scratch.path();
         let spec = tiny();
         let a = write_movie_data(&dir.join("a"), &spec).unwrap();
         let b = write_movie_data(&dir.join("b"), &spec).unwrap();
@@ -1117,13 +1104,12 @@ mod tests {
         let again = write_movie_data(&dir.join("a"), &smaller).unwrap();
         assert_eq!(again.watch_event_files.len(), 1);
         assert_eq!(fs::read_dir(dir.join("a/watch_events")).unwrap().count(), 1);
-
-        fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
     fn entity_rows_include_ids_and_times_without_history() {
-        let dir = scratch("entities");
+        let scratch = tempfile::tempdir().unwrap();
+        let dir = scratch.path();
         let spec = tiny();
         let path = dir.join("entities.parquet");
         assert_eq!(write_entity_rows(&path, &spec, 2_500, 11).unwrap(), 2_500);
@@ -1172,7 +1158,6 @@ mod tests {
         assert!(early > 50 && early < 250, "{early}");
         assert!(unsorted > 500, "rows should not be in time order");
         assert!(null_requests > 500 && null_requests < 1_000);
-        fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -5,7 +5,6 @@
 //! bit patterns, and a table made when floats were stored as REAL.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
@@ -30,16 +29,6 @@ struct Row {
     created_ts: i64,
     x: Option<f64>,
     y: f64,
-}
-
-fn temp_dir() -> PathBuf {
-    use std::sync::atomic::{AtomicU32, Ordering};
-    static NEXT: AtomicU32 = AtomicU32::new(0);
-    std::env::temp_dir().join(format!(
-        "lockstep-offline-bits-{}-{}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    ))
 }
 
 fn table() -> ViewTable {
@@ -166,7 +155,8 @@ async fn collect(mut stream: BatchStream) -> Vec<RecordBatch> {
 
 #[tokio::test]
 async fn every_float_bit_pattern_round_trips_through_the_embedded_stores() {
-    let dir = temp_dir();
+    let scratch = tempfile::tempdir().unwrap();
+    let dir = scratch.path();
     let store = SqliteStore::open(&dir.join("offline.db")).await.unwrap();
     let table = table();
     store.ensure_table(&table).await.unwrap();
@@ -366,12 +356,12 @@ async fn every_float_bit_pattern_round_trips_through_the_embedded_stores() {
             row.user
         );
     }
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[tokio::test]
 async fn a_table_made_with_real_columns_reads_its_floats_and_keeps_new_bits() {
-    let dir = temp_dir();
+    let scratch = tempfile::tempdir().unwrap();
+    let dir = scratch.path();
     let path = dir.join("offline.db");
     let table = table();
     let store = SqliteStore::open(&path).await.unwrap();
@@ -414,5 +404,4 @@ async fn a_table_made_with_real_columns_reads_its_floats_and_keeps_new_bits() {
             (2, BASE, bits(Some(payload)), Some((-0.0f64).to_bits())),
         ]
     );
-    std::fs::remove_dir_all(&dir).unwrap();
 }

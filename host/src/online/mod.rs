@@ -31,7 +31,8 @@ const PUT_BATCH: usize = 1000;
 /// Where the online store lives.
 #[derive(Debug, Clone)]
 pub enum OnlineLocation {
-    /// `redis://…` (or `rediss://…`), every key under `{namespace}:`.
+    /// `redis://…` (or `rediss://…`), or a cluster's `redis+cluster://host:port,…`, every
+    /// key under `{namespace}:`.
     Redis { url: String, namespace: String },
     /// An embedded SQLite file, every key under `{namespace}:` as on Redis.
     Embedded { path: PathBuf, namespace: String },

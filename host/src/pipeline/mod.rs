@@ -40,6 +40,7 @@ pub use online_answer::{OnlineColumn, OnlineFeatures, Status};
 pub use online_plan::EntityFields;
 pub use parity::{ParityDifference, ParityReport};
 pub use push::{PushTarget, PushedView};
+pub use served::Following;
 pub use serving::{EntityRows, OnlineRequest};
 pub use training_set::{TrainingSet, TrainingSetEvent, TrainingSetRequest};
 pub use transforms::{AliasError, TransformSummary, UploadError};

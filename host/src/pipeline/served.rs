@@ -32,6 +32,15 @@ pub(crate) struct ServedDefinitions {
     pub online_plans: PlanCache,
 }
 
+/// Registry changes being followed ([`Lockstep::follow_registry`]); stops when dropped.
+pub struct Following(tokio::task::JoinHandle<()>);
+
+impl Drop for Following {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// Which project a cached copy is for: the one a request named (`None`: the default).
 type Key = Option<String>;
 
@@ -302,6 +311,26 @@ impl Lockstep {
             }
             Lookup::Missing => self.served_definitions(project).await,
         }
+    }
+
+    /// Follows the registry's changes, committed by this or any other server sharing it,
+    /// until the returned guard drops: each one forgets the served definitions, so the next
+    /// request reads the new ones (the refresh interval stays the fallback, e.g. while the
+    /// registry cannot be listened to). `None` where the registry cannot tell (embedded:
+    /// one process). Must be called within a tokio runtime.
+    pub fn follow_registry(&self) -> Option<Following> {
+        let mut feed = self.registry.watch()?;
+        let served = Arc::downgrade(&self.served);
+        let task = tokio::spawn(async move {
+            while let Some(change) = feed.next().await {
+                let Some(served) = served.upgrade() else {
+                    return;
+                };
+                tracing::debug!(?change, "the registry changed: definitions are read again");
+                served.clear();
+            }
+        });
+        Some(Following(task))
     }
 
     /// Each project whose definitions are cached, and how old the oldest copy served is.

@@ -2,6 +2,7 @@
 //! transform name, aliases, and every applied version of every definition object. Postgres
 //! when a database URL is configured, an embedded SQLite file otherwise, behind one trait.
 
+mod notify;
 mod sql;
 
 use std::collections::BTreeMap;
@@ -13,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::{Classify, Digest, ErrorKind, FieldSpec, TransformVersion};
 
+pub use notify::{Change, ChangeFeed};
 pub use sql::SqlRegistry;
 
 /// A component to record under a name, after the runtime accepted it.
@@ -195,6 +197,13 @@ pub trait Registry: Send + Sync {
 
     /// Succeeds when the database answers.
     async fn ping(&self) -> Result<(), RegistryError>;
+
+    /// The changes that alter what is served (applies, aliases, unsafe marks), as every
+    /// process sharing the registry commits them; `None` where the backend cannot tell
+    /// (one process owns an embedded registry). Must be called within a tokio runtime.
+    fn watch(&self) -> Option<ChangeFeed> {
+        None
+    }
 }
 
 /// A `transform_versions` row as both backends select it.

@@ -10,6 +10,7 @@ use async_trait::async_trait;
 use sqlx::{Any, AnyPool, Transaction};
 use tokio::sync::{Mutex, MutexGuard};
 
+use super::notify::{self, Change, ChangeFeed};
 use super::{
     Alias, ApplyReport, LATEST_OBJECTS_SQL, NewTransform, ObjectRecord, ObjectRow, ObjectWrite,
     PutOutcome, Registry, RegistryError, VERSION_COLUMNS, VersionRow, live_objects, now_micros,
@@ -30,8 +31,8 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Which database is behind the pool.
 enum Backend {
     /// Postgres; the schema names advisory-lock keys so registries in other schemas of the
-    /// same database never wait on each other.
-    Postgres { schema: String },
+    /// same database never wait on each other, and the notifications of its changes.
+    Postgres { url: String, schema: String },
     /// SQLite: writes take this lock, so transactions never race to upgrade to writers.
     Sqlite { writer: Mutex<()> },
 }
@@ -51,6 +52,7 @@ impl SqlRegistry {
         Self::migrated(
             postgres_pool(Store::Registry, &url, 8, ACQUIRE_TIMEOUT).await?,
             Backend::Postgres {
+                url,
                 schema: schema.to_owned(),
             },
         )
@@ -85,7 +87,7 @@ impl SqlRegistry {
     /// missing) and wraps the pool.
     async fn migrated(pool: AnyPool, backend: Backend) -> Result<Self, RegistryError> {
         let target = match &backend {
-            Backend::Postgres { schema } => Target::Postgres { schema },
+            Backend::Postgres { schema, .. } => Target::Postgres { schema },
             Backend::Sqlite { .. } => Target::Sqlite,
         };
         let mut conn = pool.acquire().await?;
@@ -99,7 +101,7 @@ impl SqlRegistry {
     /// Begins a write transaction holding the backend's lock for `key` until it ends.
     async fn begin_write(&self, key: &str) -> Result<WriteTx<'_>, RegistryError> {
         match &self.backend {
-            Backend::Postgres { schema } => {
+            Backend::Postgres { schema, .. } => {
                 let mut tx = self.pool.begin().await?;
                 sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
                     .bind(format!("lockstep:{schema}:{key}"))
@@ -125,6 +127,22 @@ impl SqlRegistry {
 struct WriteTx<'a> {
     tx: Transaction<'static, Any>,
     _guard: Option<MutexGuard<'a, ()>>,
+}
+
+impl SqlRegistry {
+    /// Tells every process sharing this registry about `change` when `connection`'s
+    /// transaction commits (at once outside one). Only Postgres can: an embedded registry
+    /// has one process, whose own writes clear its caches.
+    async fn notify(
+        &self,
+        connection: &mut sqlx::AnyConnection,
+        change: Change,
+    ) -> Result<(), RegistryError> {
+        if let Backend::Postgres { schema, .. } = &self.backend {
+            notify::notify(connection, schema, change).await?;
+        }
+        Ok(())
+    }
 }
 
 impl WriteTx<'_> {
@@ -269,6 +287,7 @@ impl Registry for SqlRegistry {
         .bind(now_micros())
         .execute(&mut *tx.tx)
         .await?;
+        self.notify(&mut tx.tx, Change::Transforms).await?;
         tx.commit().await
     }
 
@@ -319,6 +338,10 @@ impl Registry for SqlRegistry {
             .execute(&mut *tx.tx)
             .await?;
         }
+        let change = Change::Definitions {
+            project: project.to_owned(),
+        };
+        self.notify(&mut tx.tx, change).await?;
         tx.commit().await?;
         Ok(report)
     }
@@ -333,7 +356,8 @@ impl Registry for SqlRegistry {
         .bind(now_micros())
         .execute(&self.pool)
         .await?;
-        Ok(())
+        let mut connection = self.pool.acquire().await?;
+        self.notify(&mut connection, Change::Transforms).await
     }
 
     async fn unsafe_transforms(&self) -> Result<BTreeMap<Digest, String>, RegistryError> {
@@ -354,5 +378,14 @@ impl Registry for SqlRegistry {
     async fn ping(&self) -> Result<(), RegistryError> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
+    }
+
+    fn watch(&self) -> Option<ChangeFeed> {
+        match &self.backend {
+            Backend::Postgres { url, schema } => {
+                Some(ChangeFeed::listen(url.clone(), schema.clone()))
+            }
+            Backend::Sqlite { .. } => None,
+        }
     }
 }

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use lockstep::config::Config;
 use lockstep::pipeline::{BackfillRequest, Lockstep};
-use lockstep_tests::{TestBackend, TestServer, api_error, first_party, unique_name};
+use lockstep_tests::{TestBackend, TestServer, api_error, first_party, test_dir, unique_name};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -43,13 +43,6 @@ source = "events"
 features = ["scores:score"]
 "#
     )
-}
-
-/// A temporary directory for a test's files, made the server's `sources.base_dir`.
-fn temp_dir(prefix: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(unique_name(prefix));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
 }
 
 fn config_in(backend: &TestBackend, dir: &Path) -> Config {
@@ -90,9 +83,9 @@ fn assert_error(answer: &(StatusCode, String, Value), status: StatusCode, code: 
 
 /// An in-process server on SQLite whose `sources.base_dir` holds `events.csv`, with
 /// [`definitions`] of project `sec` applied.
-async fn applied_server(prefix: &str) -> (TestServer, TestBackend, std::path::PathBuf) {
+async fn applied_server(prefix: &str) -> (TestServer, TestBackend, lockstep_tests::TestDir) {
     let backend = TestBackend::sqlite();
-    let dir = temp_dir(prefix);
+    let dir = test_dir(prefix);
     std::fs::write(
         dir.join("events.csv"),
         "user_id,score,ts\n1,0.5,2026-01-01\n",

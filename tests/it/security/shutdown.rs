@@ -7,7 +7,7 @@ use super::*;
 struct ServeProcess {
     child: std::process::Child,
     address: String,
-    dir: std::path::PathBuf,
+    dir: lockstep_tests::TestDir,
 }
 
 impl ServeProcess {
@@ -17,7 +17,7 @@ impl ServeProcess {
             .unwrap()
             .port();
         config.server.listen = ([127, 0, 0, 1], port).into();
-        let dir = temp_dir("lockstep-sec-serve");
+        let dir = test_dir("lockstep-sec-serve");
         let file = dir.join("lockstep.toml");
         lockstep_tests::write_config(&config, &file);
         let child = std::process::Command::new(lockstep_tests::lockstep_exe())

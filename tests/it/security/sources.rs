@@ -25,7 +25,7 @@ async fn backfill_error(lockstep: &Lockstep) -> (String, String) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn file_sources_read_only_under_the_allowed_directories() {
     let backend = TestBackend::sqlite();
-    let dir = temp_dir("lockstep-sec-files");
+    let dir = test_dir("lockstep-sec-files");
     let base = dir.join("base");
     std::fs::create_dir_all(&base).unwrap();
     let secret = "user_id,score,ts,SECRET_TOKEN_abc123\n1,0.5,2026-01-01,x\n";

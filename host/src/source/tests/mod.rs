@@ -1,14 +1,13 @@
-//! Tests of the source module over real files in a temporary directory and a real Postgres.
+//! Tests of the source module over real files in a temporary directory (Postgres reads are
+//! in `tests/it/postgres_source.rs`: unit tests need no services).
 
 mod csv_reads;
 mod parquet_reads;
 mod planning;
-mod postgres_reads;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use arrow::array::RecordBatch;
 use arrow::compute::concat_batches;
@@ -25,30 +24,26 @@ const BASE: i64 = 1_767_225_600_000_000;
 const MINUTE: i64 = 60_000_000;
 
 /// A fresh directory under the system temp dir, removed on drop.
-struct TempDir(PathBuf);
+struct TempDir(tempfile::TempDir);
 
 impl TempDir {
     fn new(test: &str) -> Self {
-        static NEXT: AtomicU64 = AtomicU64::new(0);
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos());
-        let path = std::env::temp_dir().join(format!(
-            "lockstep-source-{test}-{}-{}-{nanos}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        ));
-        std::fs::create_dir_all(&path).expect("create temp dir");
-        Self(path)
+        let prefix = format!("lockstep-source-{test}-");
+        Self(
+            tempfile::Builder::new()
+                .prefix(&prefix)
+                .tempdir()
+                .expect("create temp dir"),
+        )
     }
 
     fn path(&self) -> &Path {
-        &self.0
+        self.0.path()
     }
 
     /// Writes `bytes` to `name` (relative), creating directories.
     fn write(&self, name: &str, bytes: &[u8]) -> PathBuf {
-        let path = self.0.join(name);
+        let path = self.path().join(name);
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent).expect("create dir");
         }
@@ -70,12 +65,6 @@ impl TempDir {
         }
         writer.close().expect("close parquet file");
         path
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 
