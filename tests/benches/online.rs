@@ -23,8 +23,12 @@ use lockstep_tests::{TestBackend, apply_movie_example, unique_name};
 use serde_json::{Value, json};
 
 const USERS: i64 = 1_000;
-const MOVIES: i64 = 200;
+const MOVIES: i64 = 1_000;
 const CANDIDATES: usize = 10;
+/// A ranking-size request: one user × this many candidates.
+const RANKING_CANDIDATES: usize = 500;
+/// Goal: the ranking request's p99 at most this many times the 10-candidate one's.
+const RANKING_P99_GOAL: f64 = 5.0;
 const GENRES: [&str; 5] = ["action", "comedy", "drama", "horror", "romance"];
 
 fn main() {
@@ -79,23 +83,23 @@ async fn load_features(lockstep: &Lockstep) {
     }
 }
 
-/// The 10 candidate movies after `seed`.
-fn candidates(seed: i64) -> Vec<i64> {
-    (0..CANDIDATES as i64)
+/// `count` distinct candidate movies after `seed`.
+fn candidates(seed: i64, count: usize) -> Vec<i64> {
+    (0..count as i64)
         .map(|i| 1 + (seed * 7 + i * 13) % MOVIES)
         .collect()
 }
 
-/// The request for `user` and 10 candidate movies after `seed`.
-fn request(user: i64, seed: i64) -> Value {
-    let movies = candidates(seed);
+/// The request for `user` and `count` candidate movies after `seed`.
+fn request(user: i64, seed: i64, count: usize) -> Value {
+    let movies = candidates(seed, count);
     json!({
         "feature_service": "movie_recommendation_service",
         "entities": {
-            "user_id": vec![user; CANDIDATES],
+            "user_id": vec![user; count],
             "movie_id": movies,
             "candidate_genre": movies.iter().map(|m| GENRES[*m as usize % 5]).collect::<Vec<_>>(),
-            "request_genre": vec![GENRES[user as usize % 5]; CANDIDATES],
+            "request_genre": vec![GENRES[user as usize % 5]; count],
         }
     })
 }
@@ -122,7 +126,7 @@ impl RequestKeys {
     }
 
     fn keys(&self, user: i64, seed: i64) -> Vec<Vec<u8>> {
-        let mut movies = candidates(seed);
+        let mut movies = candidates(seed, CANDIDATES);
         movies.sort();
         movies.dedup();
         let key = |table: &ViewTable, id: i64| {
@@ -183,7 +187,7 @@ async fn run(phase: Duration) {
     let client = reqwest::Client::new();
     let answer: Value = client
         .post(&url)
-        .json(&request(1, 0))
+        .json(&request(1, 0, CANDIDATES))
         .send()
         .await
         .unwrap()
@@ -209,7 +213,7 @@ async fn run(phase: Duration) {
     let entities = |i: i64| (1 + (i * 31) % USERS, i);
     let body = move |i: i64| {
         let (user, seed) = entities(i);
-        request(user, seed)
+        request(user, seed, CANDIDATES)
     };
     closed_loop(
         client.clone(),
@@ -267,6 +271,40 @@ async fn run(phase: Duration) {
         all.len(),
         percentile(&all, 0.50),
         percentile(&all, 0.99),
+    );
+
+    // Ranking size: one user × 500 candidates, the same service.
+    let ranking = move |i: i64| {
+        let (user, seed) = entities(i);
+        request(user, seed, RANKING_CANDIDATES)
+    };
+    closed_loop(
+        client.clone(),
+        url.clone(),
+        0,
+        Instant::now() + Duration::from_secs(1),
+        ranking,
+    )
+    .await;
+    let mut large = closed_loop(
+        client.clone(),
+        url.clone(),
+        0,
+        Instant::now() + phase,
+        ranking,
+    )
+    .await;
+    large.sort();
+    let large_p99 = percentile(&large, 0.99);
+    let until = Instant::now() + phase;
+    let (all, elapsed) = concurrent(32, &url, until, |worker| worker * 1_000, ranking).await;
+    println!(
+        "1 user × {RANKING_CANDIDATES} candidates: concurrency 1 p50 {:.3} ms, p99 {large_p99:.3} ms \
+         ({:.2}× the 10-candidate p99; goal <= {RANKING_P99_GOAL}×); concurrency 32: {:.0} \
+         requests/s",
+        percentile(&large, 0.50),
+        large_p99 / p99,
+        all.len() as f64 / elapsed,
     );
     drop(server);
     backend.cleanup().await;
