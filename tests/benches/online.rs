@@ -8,6 +8,9 @@
 //! concurrency 32, the load generator (this process), the server and Redis sharing the
 //! machine.
 //!
+//! Then a ranking-size request (1 user × 500 candidates), and the 10-candidate request with
+//! the online store on a 3-master Redis Cluster of its own (where `redis-server` can run one).
+//!
 //! `cargo bench -p lockstep-tests --bench online` (`LOCKSTEP_BENCH_SECONDS` per phase,
 //! default 5).
 
@@ -18,6 +21,7 @@ use arrow::array::{Int64Array, RecordBatch};
 use lockstep::model::{ViewTable, arrow_schema, format_timestamp, now_micros};
 use lockstep::pipeline::{Lockstep, PushTarget};
 use lockstep_tests::JsonRows;
+use lockstep_tests::cluster::OwnCluster;
 use lockstep_tests::load::{closed_loop, concurrent, percentile, start_server};
 use lockstep_tests::{TestBackend, apply_movie_example, unique_name};
 use serde_json::{Value, json};
@@ -265,6 +269,7 @@ async fn run(phase: Duration) {
     // Concurrency 32: one connection per worker.
     let until = Instant::now() + phase;
     let (all, elapsed) = concurrent(32, &url, until, |worker| worker * 1_000, body).await;
+    let single_throughput = all.len() as f64 / elapsed;
     println!(
         "concurrency 32: {:.0} requests/s ({} in {elapsed:.1}s), p50 {:.3} ms, p99 {:.3} ms",
         all.len() as f64 / elapsed,
@@ -307,6 +312,37 @@ async fn run(phase: Duration) {
         all.len() as f64 / elapsed,
     );
     drop(server);
+
+    // The same 10-candidate request with the online store on a 3-master Redis Cluster.
+    if let Some(cluster) = OwnCluster::start() {
+        let mut config = config.clone();
+        config.online.redis_url = Some(cluster.url());
+        let cluster_dir = dir.join("cluster");
+        std::fs::create_dir_all(&cluster_dir).unwrap();
+        load_features(&Lockstep::open(&config).await.unwrap()).await;
+        let (server, url) =
+            start_server(env!("CARGO_BIN_EXE_lockstep-cli"), &config, &cluster_dir).await;
+        let url = format!("{url}/get-online-features");
+        let warm_up = Instant::now() + Duration::from_secs(1);
+        closed_loop(client.clone(), url.clone(), 0, warm_up, body).await;
+        let mut on_cluster =
+            closed_loop(client.clone(), url.clone(), 0, Instant::now() + phase, body).await;
+        on_cluster.sort();
+        let until = Instant::now() + phase;
+        let (all, elapsed) = concurrent(32, &url, until, |worker| worker * 1_000, body).await;
+        let (cluster_p50, cluster_p99) =
+            (percentile(&on_cluster, 0.50), percentile(&on_cluster, 0.99));
+        println!(
+            "on a 3-master Redis Cluster: concurrency 1 p50 {cluster_p50:.3} ms, p99 \
+             {cluster_p99:.3} ms ({:.2}× / {:.2}× one server; goal <= 1.5×); concurrency 32: \
+             {:.0} requests/s ({:.2}× one server's)",
+            cluster_p50 / p50,
+            cluster_p99 / p99,
+            all.len() as f64 / elapsed,
+            (all.len() as f64 / elapsed) / single_throughput,
+        );
+        drop(server);
+    }
     backend.cleanup().await;
     let _ = std::fs::remove_dir_all(dir);
 }
