@@ -68,6 +68,10 @@ const CLUSTER_SCHEMES: [(&str, &str); 2] = [
     ("rediss+cluster://", "rediss://"),
 ];
 
+/// Attempts a cluster round trip gets within the store's deadline: each node answer is
+/// awaited for this fraction of it.
+const CLUSTER_ATTEMPTS_PER_DEADLINE: u32 = 3;
+
 /// Redirections (`MOVED`, `ASK`) and `TRYAGAIN`s a cluster request follows within its
 /// deadline; zero would hand redirections to the caller.
 const CLUSTER_RETRIES: u32 = 3;
@@ -279,7 +283,9 @@ impl RedisStore {
                 let (min_wait, max_wait) = CLUSTER_RETRY_WAIT_MS;
                 let client = ClusterClient::builder(nodes.clone())
                     .connection_timeout(timeout)
-                    .response_timeout(timeout)
+                    // Below the deadline: a node's answer that never comes (seen while a slot
+                    // moves) fails one attempt, and the store tries again within the deadline.
+                    .response_timeout(timeout / CLUSTER_ATTEMPTS_PER_DEADLINE)
                     .retries(CLUSTER_RETRIES)
                     .min_retry_wait(min_wait)
                     .max_retry_wait(max_wait)
